@@ -1,0 +1,125 @@
+/**
+ * edge-agent CLI.
+ *   run       [--config FILE]   run the agent until SIGTERM/SIGINT
+ *   validate  [--config FILE]   check the config; exit 0, or 78 (EX_CONFIG) with every problem
+ *   status    [--config FILE]   counts per kind, latest events and active trips from the store
+ */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Agent } from './agent.js';
+import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
+import type { AgentConfig } from './config/schema.js';
+import { createLogger } from './log.js';
+import { openDb } from './store/db.js';
+import { summarize } from './store/queries.js';
+
+export const EX_CONFIG = 78;
+const DEFAULT_CONFIG = process.env.EDGE_AGENT_CONFIG ?? 'agent.config.yaml';
+
+const USAGE = `usage: edge-agent <command> [--config FILE]
+
+commands:
+  run        run the agent until SIGTERM or SIGINT
+  validate   check the configuration; exit 0, or 78 with every problem found
+  status     show what the event store holds: counts, latest events, active trips
+`;
+
+async function loadOrExit(file: string): Promise<AgentConfig> {
+  const res: ConfigResult = await loadConfigFile(file);
+  if (res.ok) return res.config;
+  for (const e of res.errors) process.stderr.write(`${formatConfigError(e)}\n`);
+  process.stderr.write(`${res.errors.length} problem(s) in ${file}\n`);
+  process.exit(EX_CONFIG);
+}
+
+async function run(file: string): Promise<void> {
+  const config = await loadOrExit(file);
+  const logger = createLogger(config.log.level);
+  const agent = await Agent.create(config, { logger });
+  await agent.start();
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (signals++ > 0) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    agent.stop().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: Error) => {
+        logger.error({ err: err.message }, 'shutdown failed; events not yet written may be lost');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function validate(file: string): Promise<void> {
+  const config = await loadOrExit(file);
+  const sensors = config.assets.reduce((n, a) => n + a.sensors.length, 0);
+  process.stdout.write(
+    `${file}: OK (${config.sources.length} sources, ${config.assets.length} assets, ${sensors} sensors, ${config.detectors.length} detectors, ${config.actuators.length} actuators)\n`,
+  );
+}
+
+async function status(file: string): Promise<void> {
+  const config = await loadOrExit(file);
+  const path = config.store.path;
+  if (!existsSync(path)) {
+    process.stdout.write(`no event store at ${path} yet (has the agent run?)\n`);
+    return;
+  }
+  const db = openDb(path, 'NORMAL', true);
+  try {
+    const s = summarize(db);
+    const out: string[] = [`store: ${path}`, `last sequence: ${s.lastSeq}`, 'events by kind:'];
+    for (const [kind, n] of Object.entries(s.countsByKind)) out.push(`  ${kind.padEnd(10)} ${n}`);
+    out.push(s.activeTrips.length ? 'active trips:' : 'active trips: none');
+    for (const t of s.activeTrips) {
+      out.push(`  ${t.asset}  tripped by ${t.detector} at ${new Date(t.event_time).toISOString()} (seq ${t.seq})`);
+    }
+    out.push('latest events:');
+    for (const e of s.latest) {
+      out.push(`  #${e.seq} ${new Date(e.event_time).toISOString()} ${e.kind.padEnd(9)} ${e.key}  ${e.payload.slice(0, 140)}`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    db.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command] = positionals;
+  const file = values.config ?? DEFAULT_CONFIG;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  switch (command) {
+    case 'run':
+      return run(file);
+    case 'validate':
+      return validate(file);
+    case 'status':
+      return status(file);
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}`);
+      process.exit(64);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  process.stderr.write(`edge-agent: ${err.message}\n`);
+  process.exit(1);
+});

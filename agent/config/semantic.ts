@@ -1,0 +1,68 @@
+/** Checks that need the whole config: references between sections and duplicate ids. */
+import type { AgentConfig } from './schema.js';
+
+export interface SemanticProblem {
+  readonly path: (string | number)[];
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export function semanticChecks(config: AgentConfig): SemanticProblem[] {
+  const problems: SemanticProblem[] = [];
+  const dupes = (section: string, ids: readonly string[], prefix: (string | number)[] = []): Set<string> => {
+    const seen = new Set<string>();
+    ids.forEach((id, i) => {
+      if (seen.has(id)) problems.push({ path: [...prefix, section, i, 'id'], message: `duplicate id "${id}"` });
+      seen.add(id);
+    });
+    return seen;
+  };
+  const sources = dupes('sources', config.sources.map((s) => s.id));
+  const actuators = dupes('actuators', config.actuators.map((a) => a.id));
+  const assets = dupes('assets', config.assets.map((a) => a.id));
+  dupes('detectors', config.detectors.map((d) => d.id));
+
+  const sensorsOf = new Map<string, Set<string>>();
+  config.assets.forEach((asset, ai) => {
+    sensorsOf.set(asset.id, dupes('sensors', asset.sensors.map((s) => s.id), ['assets', ai]));
+    asset.sensors.forEach((sensor, si) => {
+      if (!sources.has(sensor.source)) {
+        problems.push({
+          path: ['assets', ai, 'sensors', si, 'source'],
+          message: `unknown source "${sensor.source}"`,
+          hint: `defined sources: ${[...sources].join(', ') || 'none'}`,
+        });
+      }
+      if (sensor.min !== undefined && sensor.max !== undefined && sensor.min >= sensor.max) {
+        problems.push({ path: ['assets', ai, 'sensors', si, 'min'], message: 'min must be below max' });
+      }
+    });
+  });
+
+  config.detectors.forEach((d, i) => {
+    const sensors = sensorsOf.get(d.asset);
+    if (!sensors) {
+      problems.push({ path: ['detectors', i, 'asset'], message: `unknown asset "${d.asset}"`, hint: `defined assets: ${[...assets].join(', ')}` });
+    } else if (!sensors.has(d.sensor)) {
+      problems.push({ path: ['detectors', i, 'sensor'], message: `asset "${d.asset}" has no sensor "${d.sensor}"`, hint: `its sensors: ${[...sensors].join(', ')}` });
+    }
+  });
+
+  const interlocked = new Set<string>();
+  config.interlocks.forEach((il, i) => {
+    if (!assets.has(il.asset)) problems.push({ path: ['interlocks', i, 'asset'], message: `unknown asset "${il.asset}"` });
+    if (interlocked.has(il.asset)) problems.push({ path: ['interlocks', i, 'asset'], message: `asset "${il.asset}" has two interlocks`, hint: 'list all its actions in one' });
+    interlocked.add(il.asset);
+    il.actions.forEach((a, j) => {
+      if (!actuators.has(a.actuator)) {
+        problems.push({ path: ['interlocks', i, 'actions', j, 'actuator'], message: `unknown actuator "${a.actuator}"`, hint: `defined actuators: ${[...actuators].join(', ') || 'none'}` });
+      }
+    });
+  });
+  config.detectors.forEach((d, i) => {
+    if (d.trip && !interlocked.has(d.asset)) {
+      problems.push({ path: ['detectors', i, 'trip'], message: `detector trips asset "${d.asset}", which has no interlock`, hint: 'add an interlock with a stop action for it, or set trip: false' });
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,95 @@
+/**
+ * The driver contract. Every sensor source and every actuator is a folder under drivers/ whose
+ * index.ts exports a `DriverModule`. The framework (agent/supervisor.ts) wraps drivers with retry,
+ * backoff, logging and counters so that drivers stay small.
+ */
+import type { z } from 'zod';
+import type { Logger } from './log.js';
+import type { Quality, Reading } from './types.js';
+import type { SensorConfig } from './config/schema.js';
+
+/** A sensor this source is responsible for, as declared under `assets[].sensors[]`. */
+export interface BoundSensor extends SensorConfig {
+  readonly asset: string;
+}
+
+export interface SourceContext {
+  readonly id: string;
+  readonly sensors: readonly BoundSensor[];
+  readonly logger: Logger;
+  /** Hands a batch of readings to the pipeline. Synchronous: returns once detection has run. */
+  emit(batch: readonly Reading[]): void;
+  /** Per-source counters, labelled by a bounded reason (never raw error text). */
+  count(counter: SourceCounter, n?: number): void;
+  /** Wall clock, ms. Injected so tests can control time. */
+  now(): number;
+}
+
+export type SourceCounter = 'readings' | 'errors' | 'malformed' | 'reconnects' | 'dropped';
+
+/**
+ * Lifecycle, in order:
+ * - constructor: assigns only.
+ * - `init()`: validates and precomputes (request plans, mappings); no I/O. Its errors are config errors.
+ * - `start()`: does I/O (connect, subscribe, start polling). Safe to retry; leaks nothing when it throws.
+ * - `stop()`: drains in-flight work; idempotent; safe after a failed or missing start.
+ */
+export interface SourceDriver {
+  init(): void | Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ActuatorCommand {
+  readonly asset: string;
+  readonly command: string;
+  /** Why: the detector and reading that tripped the asset. */
+  readonly reason: Readonly<Record<string, unknown>>;
+}
+
+export interface ActuatorResult {
+  readonly ok: boolean;
+  /** What the device answered (read-back value, broker ack), for the audit trail. */
+  readonly ack?: Readonly<Record<string, unknown>>;
+  readonly error?: string;
+}
+
+export interface ActuatorContext {
+  readonly id: string;
+  readonly logger: Logger;
+  now(): number;
+}
+
+/**
+ * Same lifecycle as `SourceDriver`. `execute()` is called synchronously on the hot path: it must issue
+ * the command before returning (the returned promise only reports the device's acknowledgement).
+ */
+export interface ActuatorDriver {
+  init(): void | Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  execute(cmd: ActuatorCommand): Promise<ActuatorResult>;
+}
+
+interface DriverModuleBase<S extends z.ZodType> {
+  readonly type: string;
+  readonly description: string;
+  /** Options of one instance, besides `id` and `type`. Must be a strict object schema. */
+  readonly schema: S;
+}
+
+export interface SourceModule<S extends z.ZodType = z.ZodType> extends DriverModuleBase<S> {
+  readonly role: 'source';
+  /** Schema of `assets[].sensors[].address` for sensors read by this driver. */
+  readonly addressSchema?: z.ZodType;
+  create(config: z.output<S> & { id: string }, ctx: SourceContext): Promise<SourceDriver>;
+}
+
+export interface ActuatorModule<S extends z.ZodType = z.ZodType> extends DriverModuleBase<S> {
+  readonly role: 'actuator';
+  create(config: z.output<S> & { id: string }, ctx: ActuatorContext): Promise<ActuatorDriver>;
+}
+
+export type DriverModule = SourceModule | ActuatorModule;
+
+export type { Quality };
