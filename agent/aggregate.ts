@@ -39,7 +39,19 @@ export class Aggregator {
       }
     }
     if (!acc) {
-      acc = { asset: r.asset, sensor: r.sensor, metric: r.metric, unit: r.unit, start, count: 0, good: 0, min: Infinity, max: -Infinity, sum: 0, last: 0 };
+      acc = {
+        asset: r.asset,
+        sensor: r.sensor,
+        metric: r.metric,
+        unit: r.unit,
+        start,
+        count: 0,
+        good: 0,
+        min: Infinity,
+        max: -Infinity,
+        sum: 0,
+        last: 0,
+      };
       this.accs.set(key, acc);
     }
     acc.count++;

@@ -4,9 +4,9 @@
  * backoff, logging and counters so that drivers stay small.
  */
 import type { z } from 'zod';
+import type { SensorConfig } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { Quality, Reading } from './types.js';
-import type { SensorConfig } from './config/schema.js';
 
 /** A sensor this source is responsible for, as declared under `assets[].sensors[]`. */
 export interface BoundSensor extends SensorConfig {

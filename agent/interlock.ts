@@ -3,8 +3,9 @@
  * synchronously, in the same tick as the reading that caused it. Acknowledgements from the devices
  * arrive later and are audited as their own events; nothing here waits for the store.
  */
-import type { ActuatorDriver } from './driver.js';
+
 import type { InterlockConfig } from './config/schema.js';
+import type { ActuatorDriver } from './driver.js';
 import type { Logger } from './log.js';
 import type { AgentEvent, Anomaly } from './types.js';
 
@@ -28,7 +29,8 @@ export class Interlocks {
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    for (const il of interlocks) this.latches.set(il.asset, { config: il, state: 'running', trippedAt: undefined, detector: undefined });
+    for (const il of interlocks)
+      this.latches.set(il.asset, { config: il, state: 'running', trippedAt: undefined, detector: undefined });
   }
 
   state(asset: string): MachineState {
@@ -58,7 +60,11 @@ export class Interlocks {
       const driver = this.actuators.get(action.actuator);
       if (!driver) continue;
       const sentAt = this.now();
-      const cmd = { asset: a.asset, command: action.command, reason: { detector: a.detector, value: a.value, event_time: a.eventTime } };
+      const cmd = {
+        asset: a.asset,
+        command: action.command,
+        reason: { detector: a.detector, value: a.value, event_time: a.eventTime },
+      };
       let result: ReturnType<ActuatorDriver['execute']>;
       try {
         result = driver.execute(cmd);
@@ -90,21 +96,40 @@ export class Interlocks {
     return true;
   }
 
-  private recordAck(a: Anomaly, actuator: string, command: string, sentAt: number, ok: boolean, ack: unknown, error: string | undefined): void {
+  private recordAck(
+    a: Anomaly,
+    actuator: string,
+    command: string,
+    sentAt: number,
+    ok: boolean,
+    ack: unknown,
+    error: string | undefined,
+  ): void {
     const at = this.now();
     this.emit({
       kind: 'action',
       key: a.asset,
       eventTime: a.eventTime,
-      payload: { type: 'command_result', asset: a.asset, actuator, command, ok, sent_at: sentAt, acked_at: at, ...(ack ? { ack } : {}), ...(error ? { error } : {}) },
+      payload: {
+        type: 'command_result',
+        asset: a.asset,
+        actuator,
+        command,
+        ok,
+        sent_at: sentAt,
+        acked_at: at,
+        ...(ack ? { ack } : {}),
+        ...(error ? { error } : {}),
+      },
     });
-    if (!ok) this.logger.error({ asset: a.asset, actuator, command, error }, 'stop command failed; a person must check the machine');
+    if (!ok)
+      this.logger.error({ asset: a.asset, actuator, command, error }, 'stop command failed; a person must check the machine');
   }
 
   /** Operator acknowledgement: unlatches the asset. Returns false when it was not tripped. */
   ack(asset: string, by: string): boolean {
     const latch = this.latches.get(asset);
-    if (!latch || latch.state !== 'tripped') return false;
+    if (latch?.state !== 'tripped') return false;
     latch.state = 'running';
     const at = this.now();
     this.emit({ kind: 'audit', key: asset, eventTime: at, payload: { type: 'ack', asset, by, at } });

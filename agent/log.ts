@@ -31,13 +31,7 @@ export class RateLimitedLog {
     private readonly now: () => number = Date.now,
   ) {}
 
-  log(
-    logger: Logger,
-    level: 'warn' | 'error' | 'info',
-    key: string,
-    obj: Record<string, unknown>,
-    msg: string,
-  ): void {
+  log(logger: Logger, level: 'warn' | 'error' | 'info', key: string, obj: Record<string, unknown>, msg: string): void {
     const t = this.now();
     const entry = this.last.get(key);
     if (entry && t - entry.at < this.intervalMs) {

@@ -13,7 +13,10 @@ export function makeReading(
   quality: Quality = 'good',
 ): Reading {
   let q = quality;
-  if (q === 'good' && (Number.isNaN(value) || (sensor.min !== undefined && value < sensor.min) || (sensor.max !== undefined && value > sensor.max))) {
+  if (
+    q === 'good' &&
+    (Number.isNaN(value) || (sensor.min !== undefined && value < sensor.min) || (sensor.max !== undefined && value > sensor.max))
+  ) {
     q = 'bad';
   }
   return Object.freeze({

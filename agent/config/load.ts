@@ -3,7 +3,7 @@
  * file:line:column, the key path and a hint, so a technician fixes the file in one pass.
  */
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit, type Document } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { DRIVER_TYPES, loadDriver } from '../../drivers/index.js';
 import { type AgentConfig, configSchema } from './schema.js';
@@ -50,27 +50,29 @@ export async function parseConfig(text: string, file: string, env: NodeJS.Proces
     errors.push({ file, line: pos.line, col: pos.col, path: formatPath(path), message, ...(hint ? { hint } : {}) });
   };
 
-  for (const e of [...doc.errors, ...doc.warnings]) at(e.pos[0], [], e.message.split('\n')[0] ?? e.message);
+  for (const e of [...doc.errors, ...doc.warnings])
+    at(e.pos[0], [], (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, ''));
   if (doc.errors.length > 0) return { ok: false, file, errors };
 
-  substituteEnv(doc, env, at);
+  const envErrorPaths = substituteEnv(doc, env, at);
   const raw = doc.toJS() ?? {};
 
   const locate = (path: PathSeg[]): number => nodeOffset(doc, path);
   const report = (issues: readonly z.core.$ZodIssue[], base: PathSeg[], schema: z.ZodType, data: unknown): void => {
     for (const issue of issues) {
       const path = [...base, ...(issue.path as PathSeg[])];
+      if (envErrorPaths.has(formatPath(path))) continue;
       if (issue.code === 'unrecognized_keys') {
         const valid = keysAt(schema, issue.path as PathSeg[], data);
         for (const key of issue.keys) {
           const near = closest(key, valid);
-          at(keyOffset(doc, path, key), [...path, key], 'unknown key', near ? `did you mean "${near}"?` : `valid keys: ${valid.join(', ')}`);
+          at(
+            keyOffset(doc, path, key),
+            [...path, key],
+            'unknown key',
+            near ? `did you mean "${near}"?` : `valid keys: ${valid.join(', ')}`,
+          );
         }
-        continue;
-      }
-      if (issue.code === 'invalid_union' && path.at(-2) === 'detectors') {
-        const t = (doc.getIn([...path, 'type']) as unknown) ?? undefined;
-        at(locate([...path, 'type']), [...path, 'type'], `unknown detector type ${JSON.stringify(t)}`, 'valid types: threshold, count_over');
         continue;
       }
       at(locate(path), path, issue.message);
@@ -78,40 +80,64 @@ export async function parseConfig(text: string, file: string, env: NodeJS.Proces
   };
 
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    report(parsed.error.issues, [], configSchema, raw);
-    return { ok: false, file, errors: sortErrors(errors) };
-  }
-  const config = parsed.data;
+  if (!parsed.success) report(parsed.error.issues, [], configSchema, raw);
 
-  // Second pass: each source and actuator against its own driver's schema.
+  // Second pass, even when the first failed, so every problem is reported at once: each source and
+  // actuator against its own driver's schema, and each sensor address against its source's.
+  const rawObj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const entries = (section: string): Array<Record<string, unknown>> => {
+    const v = rawObj[section];
+    return Array.isArray(v) ? v.map((e) => (e && typeof e === 'object' ? (e as Record<string, unknown>) : {})) : [];
+  };
+  const validated = new Map<string, unknown[]>();
   const addressSchemas = new Map<string, z.ZodType | undefined>();
   for (const section of ['sources', 'actuators'] as const) {
-    for (const [i, entry] of config[section].entries()) {
+    const role = section === 'sources' ? 'source' : 'actuator';
+    const out: unknown[] = [];
+    for (const [i, entry] of entries(section).entries()) {
       const { id, type, ...options } = entry;
+      if (typeof type !== 'string') continue;
       const mod = DRIVER_TYPES.includes(type) ? await loadDriver(type) : undefined;
-      const role = section === 'sources' ? 'source' : 'actuator';
       if (!mod || mod.role !== role) {
-        const valid = [];
+        const valid: string[] = [];
         for (const t of DRIVER_TYPES) if ((await loadDriver(t)).role === role) valid.push(t);
         const near = closest(type, valid);
-        at(locate([section, i, 'type']), [section, i, 'type'], `unknown ${role} type "${type}"`, `${near ? `did you mean "${near}"? ` : ''}valid types: ${valid.join(', ')}`);
+        at(
+          locate([section, i, 'type']),
+          [section, i, 'type'],
+          `unknown ${role} type "${type}"`,
+          `${near ? `did you mean "${near}"? ` : ''}valid types: ${valid.join(', ')}`,
+        );
         continue;
       }
       const res = mod.schema.safeParse(options);
       if (!res.success) report(res.error.issues, [section, i], mod.schema, options);
-      else (config[section] as unknown[])[i] = { ...(res.data as object), id, type };
-      if (mod.role === 'source') addressSchemas.set(id, mod.addressSchema);
+      else out[i] = { ...(res.data as object), id, type };
+      if (mod.role === 'source' && typeof id === 'string') addressSchemas.set(id, mod.addressSchema);
+    }
+    validated.set(section, out);
+  }
+  for (const [ai, asset] of entries('assets').entries()) {
+    const sensors = Array.isArray(asset.sensors) ? (asset.sensors as Array<Record<string, unknown>>) : [];
+    for (const [si, sensor] of sensors.entries()) {
+      const schema = typeof sensor?.source === 'string' ? addressSchemas.get(sensor.source) : undefined;
+      if (!schema) continue;
+      const address = sensor.address ?? {};
+      const res = schema.safeParse(address);
+      if (!res.success) report(res.error.issues, ['assets', ai, 'sensors', si, 'address'], schema, address);
     }
   }
-  for (const [ai, asset] of config.assets.entries()) {
-    for (const [si, sensor] of asset.sensors.entries()) {
+  if (!parsed.success || errors.length > 0) return { ok: false, file, errors: sortErrors(errors) };
+
+  const config = parsed.data;
+  for (const section of ['sources', 'actuators'] as const) {
+    const out = validated.get(section) ?? [];
+    config[section] = config[section].map((e, i) => (out[i] ?? e) as typeof e);
+  }
+  for (const asset of config.assets) {
+    for (const sensor of asset.sensors) {
       const schema = addressSchemas.get(sensor.source);
-      if (!schema) continue;
-      const res = schema.safeParse(sensor.address ?? {});
-      const path: PathSeg[] = ['assets', ai, 'sensors', si, 'address'];
-      if (!res.success) report(res.error.issues, path, schema, sensor.address ?? {});
-      else (sensor as { address?: unknown }).address = res.data;
+      if (schema) sensor.address = schema.parse(sensor.address ?? {}) as Record<string, unknown>;
     }
   }
 
@@ -128,7 +154,8 @@ function substituteEnv(
   doc: Document,
   env: NodeJS.ProcessEnv,
   at: (offset: number, path: PathSeg[], message: string, hint?: string) => void,
-): void {
+): Set<string> {
+  const failed = new Set<string>();
   visit(doc, {
     Scalar(_key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -136,11 +163,19 @@ function substituteEnv(
         const v = env[name];
         if (v !== undefined) return v;
         if (fallback !== undefined) return fallback;
-        at(node.range?.[0] ?? 0, pathOf(ancestors, node), `environment variable ${name} is not set`, `export ${name}=... or write \${${name}:-default}`);
+        const path = pathOf(ancestors, node);
+        failed.add(formatPath(path));
+        at(
+          node.range?.[0] ?? 0,
+          path,
+          `environment variable ${name} is not set`,
+          `export ${name}=... or write \${${name}:-default}`,
+        );
         return whole;
       });
     },
   });
+  return failed;
 }
 
 function pathOf(ancestors: readonly unknown[], leaf: unknown): PathSeg[] {

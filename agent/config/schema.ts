@@ -23,11 +23,9 @@ export const duration = z
   })
   .meta({ description: 'Duration: 500ms, 10s, 5m, 1h, or milliseconds as a number' });
 
-export const id = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
-    message: 'ids are 1-64 characters: letters, digits, "_", "-", "." (start with a letter or digit)',
-  });
+export const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
+  message: 'ids are 1-64 characters: letters, digits, "_", "-", "." (start with a letter or digit)',
+});
 
 export const severity = z.enum(['info', 'warning', 'critical']);
 
@@ -41,14 +39,11 @@ export const gatewaySchema = z
 export const storeSchema = z
   .strictObject({
     path: z.string().default('./data/agent.db').meta({ description: 'SQLite event store file' }),
-    synchronous: z
-      .enum(['FULL', 'NORMAL', 'OFF'])
-      .default('FULL')
-      .meta({
-        description:
-          'SQLite durability. FULL: an acknowledged batch survives power loss (gateway default). NORMAL: faster, the last batches may be lost on power loss. OFF: tests only.',
-      }),
-    flush_interval: duration.default(200).meta({ description: 'Longest an accepted event waits before it is written' }),
+    synchronous: z.enum(['FULL', 'NORMAL', 'OFF']).default('FULL').meta({
+      description:
+        'SQLite durability. FULL: an acknowledged batch survives power loss (gateway default). NORMAL: faster, the last batches may be lost on power loss. OFF: tests only.',
+    }),
+    flush_interval: duration.prefault('200ms').meta({ description: 'Longest an accepted event waits before it is written' }),
     batch_size: z.int().min(1).max(100_000).default(2000).meta({ description: 'Events per write transaction' }),
   })
   .prefault({});
@@ -62,7 +57,7 @@ export const logSchema = z
 export const aggregationSchema = z
   .strictObject({
     window: duration
-      .default(10_000)
+      .prefault('10s')
       .meta({ description: 'Tumbling event-time window of the routine per-sensor aggregates kept in the store' }),
   })
   .prefault({});

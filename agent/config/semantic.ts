@@ -17,14 +17,33 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     });
     return seen;
   };
-  const sources = dupes('sources', config.sources.map((s) => s.id));
-  const actuators = dupes('actuators', config.actuators.map((a) => a.id));
-  const assets = dupes('assets', config.assets.map((a) => a.id));
-  dupes('detectors', config.detectors.map((d) => d.id));
+  const sources = dupes(
+    'sources',
+    config.sources.map((s) => s.id),
+  );
+  const actuators = dupes(
+    'actuators',
+    config.actuators.map((a) => a.id),
+  );
+  const assets = dupes(
+    'assets',
+    config.assets.map((a) => a.id),
+  );
+  dupes(
+    'detectors',
+    config.detectors.map((d) => d.id),
+  );
 
   const sensorsOf = new Map<string, Set<string>>();
   config.assets.forEach((asset, ai) => {
-    sensorsOf.set(asset.id, dupes('sensors', asset.sensors.map((s) => s.id), ['assets', ai]));
+    sensorsOf.set(
+      asset.id,
+      dupes(
+        'sensors',
+        asset.sensors.map((s) => s.id),
+        ['assets', ai],
+      ),
+    );
     asset.sensors.forEach((sensor, si) => {
       if (!sources.has(sensor.source)) {
         problems.push({
@@ -42,26 +61,47 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
   config.detectors.forEach((d, i) => {
     const sensors = sensorsOf.get(d.asset);
     if (!sensors) {
-      problems.push({ path: ['detectors', i, 'asset'], message: `unknown asset "${d.asset}"`, hint: `defined assets: ${[...assets].join(', ')}` });
+      problems.push({
+        path: ['detectors', i, 'asset'],
+        message: `unknown asset "${d.asset}"`,
+        hint: `defined assets: ${[...assets].join(', ')}`,
+      });
     } else if (!sensors.has(d.sensor)) {
-      problems.push({ path: ['detectors', i, 'sensor'], message: `asset "${d.asset}" has no sensor "${d.sensor}"`, hint: `its sensors: ${[...sensors].join(', ')}` });
+      problems.push({
+        path: ['detectors', i, 'sensor'],
+        message: `asset "${d.asset}" has no sensor "${d.sensor}"`,
+        hint: `its sensors: ${[...sensors].join(', ')}`,
+      });
     }
   });
 
   const interlocked = new Set<string>();
   config.interlocks.forEach((il, i) => {
     if (!assets.has(il.asset)) problems.push({ path: ['interlocks', i, 'asset'], message: `unknown asset "${il.asset}"` });
-    if (interlocked.has(il.asset)) problems.push({ path: ['interlocks', i, 'asset'], message: `asset "${il.asset}" has two interlocks`, hint: 'list all its actions in one' });
+    if (interlocked.has(il.asset))
+      problems.push({
+        path: ['interlocks', i, 'asset'],
+        message: `asset "${il.asset}" has two interlocks`,
+        hint: 'list all its actions in one',
+      });
     interlocked.add(il.asset);
     il.actions.forEach((a, j) => {
       if (!actuators.has(a.actuator)) {
-        problems.push({ path: ['interlocks', i, 'actions', j, 'actuator'], message: `unknown actuator "${a.actuator}"`, hint: `defined actuators: ${[...actuators].join(', ') || 'none'}` });
+        problems.push({
+          path: ['interlocks', i, 'actions', j, 'actuator'],
+          message: `unknown actuator "${a.actuator}"`,
+          hint: `defined actuators: ${[...actuators].join(', ') || 'none'}`,
+        });
       }
     });
   });
   config.detectors.forEach((d, i) => {
     if (d.trip && !interlocked.has(d.asset)) {
-      problems.push({ path: ['detectors', i, 'trip'], message: `detector trips asset "${d.asset}", which has no interlock`, hint: 'add an interlock with a stop action for it, or set trip: false' });
+      problems.push({
+        path: ['detectors', i, 'trip'],
+        message: `detector trips asset "${d.asset}", which has no interlock`,
+        hint: 'add an interlock with a stop action for it, or set trip: false',
+      });
     }
   });
   return problems;

@@ -3,9 +3,10 @@
  * Sequence numbers come from an AUTOINCREMENT key, so they never go backwards and are never reused,
  * even after rows are evicted.
  */
-import Database from 'better-sqlite3';
+
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
 import { EVENT_PRIORITY, type EventKind } from '../types.js';
 
 export type Db = Database.Database;

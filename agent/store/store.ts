@@ -105,7 +105,8 @@ export class EventStore {
       const failed = this.inFlight.get(m.id);
       this.inFlight.delete(m.id);
       this.stats.writeErrors++;
-      if (this.stats.lastError !== m.message) this.opts.logger.error({ code: m.code, err: m.message }, 'event store write failed; events kept in memory and retried');
+      if (this.stats.lastError !== m.message)
+        this.opts.logger.error({ code: m.code, err: m.message }, 'event store write failed; events kept in memory and retried');
       this.stats.lastError = m.message;
       // Keep order: failed rows go back in front of anything queued since.
       if (failed) this.pending = [...failed, ...this.pending];
@@ -122,7 +123,13 @@ export class EventStore {
     this.flushPending();
     if (this.inFlight.size === 0 && this.pending.length === 0) return;
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`store flush timed out with ${this.backlog} events unwritten: ${this.stats.lastError ?? 'writer busy'}`)), timeoutMs);
+      const t = setTimeout(
+        () =>
+          reject(
+            new Error(`store flush timed out with ${this.backlog} events unwritten: ${this.stats.lastError ?? 'writer busy'}`),
+          ),
+        timeoutMs,
+      );
       const retry = setInterval(() => {
         this.retryAt = 0;
         this.flushPending();

@@ -36,7 +36,12 @@ try {
       }
     } catch (err) {
       const e = err as Error & { code?: string };
-      port.postMessage({ op: 'error', id: msg.id, message: e.message, ...(e.code ? { code: e.code } : {}) } satisfies WriterReply);
+      port.postMessage({
+        op: 'error',
+        id: msg.id,
+        message: e.message,
+        ...(e.code ? { code: e.code } : {}),
+      } satisfies WriterReply);
     }
   });
 } catch (err) {

@@ -11,23 +11,15 @@ export const faultSchema = z.strictObject({
       'overheat_ramp: +magnitude, ramping over the duration; pressure_drop: -magnitude within seconds; bearing_wear: vibration grows to (1+magnitude)x; stuck: value freezes; dropout: no readings',
   }),
   start: duration.meta({ description: 'Simulated time after start when the fault begins' }),
-  duration: duration.default(60_000),
+  duration: duration.prefault('60s'),
   magnitude: z.number().default(1),
 });
 
 export const simulatorSchema = z.strictObject({
   seed: z.int().default(1).meta({ description: 'Same seed, same signals' }),
-  rate: z
-    .number()
-    .positive()
-    .max(100_000)
-    .default(10)
-    .meta({ description: 'Readings per second per sensor' }),
-  tick: duration.default(50).meta({ description: 'How often a batch is emitted' }),
-  start_time: z
-    .string()
-    .optional()
-    .meta({ description: 'ISO time of the first reading (default: wall clock at start)' }),
+  rate: z.number().positive().max(100_000).default(10).meta({ description: 'Readings per second per sensor' }),
+  tick: duration.prefault('50ms').meta({ description: 'How often a batch is emitted' }),
+  start_time: z.string().optional().meta({ description: 'ISO time of the first reading (default: wall clock at start)' }),
   faults: z.array(faultSchema).default([]),
 });
 

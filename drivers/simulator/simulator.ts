@@ -61,7 +61,7 @@ export class SignalGenerator {
 
   constructor(
     sensors: readonly BoundSensor[],
-    private readonly config: Pick<SimulatorConfig, 'seed' | 'rate' | 'faults'>,
+    config: Pick<SimulatorConfig, 'seed' | 'rate' | 'faults'>,
     readonly t0: number,
   ) {
     this.period = 1000 / config.rate;
