@@ -48,7 +48,7 @@ export class Agent {
     });
     const emit = this.store.append.bind(this.store);
     this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
-    this.pipeline = new Pipeline(config, this.interlocks, emit);
+    this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
   }
 
   /** Builds and initialises every component (no I/O besides reading the trip state back). */

@@ -168,7 +168,9 @@ export class Pipeline {
       if (d.type === 'multivariate') {
         const det = new MultivariateDetector(d);
         this.detectors.set(d.id, det);
-        d.sensors.forEach((s, ch) => this.state(d.asset, s)?.mv.push({ det, ch }));
+        d.sensors.forEach((s, ch) => {
+          this.state(d.asset, s)?.mv.push({ det, ch });
+        });
         continue;
       }
       const st = this.state(d.asset, d.sensor);

@@ -146,9 +146,7 @@ export const windowSchema = z.discriminatedUnion('type', [
 ]);
 
 const windowedFields = {
-  window: windowSchema
-    .optional()
-    .meta({ description: 'Judge a feature of each closed window instead of each reading' }),
+  window: windowSchema.optional().meta({ description: 'Judge a feature of each closed window instead of each reading' }),
   feature: featureName.optional(),
 };
 
@@ -168,7 +166,8 @@ export const learnSchema = z
 export const timeSchema = z
   .strictObject({
     allowed_lateness: duration.prefault('2s').meta({
-      description: 'Watermark = latest event time seen from a source minus this; windows close when the watermark passes their end',
+      description:
+        'Watermark = latest event time seen from a source minus this; windows close when the watermark passes their end',
     }),
     late_policy: z
       .enum(['drop', 'emit'])
@@ -177,10 +176,9 @@ export const timeSchema = z
     max_clock_skew: duration
       .prefault('10s')
       .meta({ description: 'Readings stamped further ahead of the gateway clock are rejected and counted' }),
-    trusted_after: z.iso
-      .datetime({ offset: true })
-      .default('2024-01-01T00:00:00Z')
-      .meta({ description: 'Event times (and a gateway clock) before this are untrusted (no NTP yet): flagged, skew not checked' }),
+    trusted_after: z.iso.datetime({ offset: true }).default('2024-01-01T00:00:00Z').meta({
+      description: 'Event times (and a gateway clock) before this are untrusted (no NTP yet): flagged, skew not checked',
+    }),
   })
   .prefault({});
 
@@ -243,11 +241,7 @@ export const zscoreDetectorSchema = z.strictObject({
   type: z.literal('zscore'),
   smoothing: duration.prefault('0s').meta({ description: 'EWMA time constant applied before scoring (0 = raw values)' }),
   limit: z.number().positive().optional().meta({ description: 'Raise when |z| exceeds this' }),
-  limit_factor: z
-    .number()
-    .positive()
-    .optional()
-    .meta({ description: 'Or: limit = this × the largest |z| seen while learning' }),
+  limit_factor: z.number().positive().optional().meta({ description: 'Or: limit = this × the largest |z| seen while learning' }),
   clear_ratio: z.number().positive().max(1).default(1).meta({ description: 'Clear below limit × clear_ratio' }),
   persistence: z.int().min(1).default(1).meta({ description: 'Consecutive exceedances to raise (and non-exceedances to clear)' }),
   learn: learnSchema,

@@ -76,7 +76,13 @@ export class AssetCapture {
       const i = (this.head + k) % cap;
       const t = this.times[i] as number;
       if (t >= o.from && t <= o.until)
-        this.push(o, t, this.values[i] as number, this.sensors[i] as number, QUALITIES_BY_CODE[this.qualities[i] as number] as Quality);
+        this.push(
+          o,
+          t,
+          this.values[i] as number,
+          this.sensors[i] as number,
+          QUALITIES_BY_CODE[this.qualities[i] as number] as Quality,
+        );
     }
     this.open = o;
   }

@@ -140,7 +140,14 @@ export class CountOverDetector extends ScalarDetector<Cfg<'count_over'>> {
 
   evidence(): Record<string, unknown> {
     const c = this.cfg;
-    return { limit: c.limit, direction: c.direction, count: this.size, max_count: c.count, window_ms: c.window, score: this.size };
+    return {
+      limit: c.limit,
+      direction: c.direction,
+      count: this.size,
+      max_count: c.count,
+      window_ms: c.window,
+      score: this.size,
+    };
   }
 
   private push(t: number): void {
@@ -239,7 +246,8 @@ export class ZScoreDetector extends ScalarDetector<Cfg<'zscore'>> {
     }
     this.learned[this.nLearn++] = s;
     const { readings, duration } = this.cfg.learn;
-    const done = (readings !== undefined && this.nLearn >= readings) || (duration !== undefined && t - this.learnStart >= duration);
+    const done =
+      (readings !== undefined && this.nLearn >= readings) || (duration !== undefined && t - this.learnStart >= duration);
     if (!done || this.nLearn < 3) return;
     let sum = 0;
     for (let i = 0; i < this.nLearn; i++) sum += this.learned[i] as number;
@@ -404,7 +412,13 @@ export class OutOfRangeDetector extends ScalarDetector<Cfg<'out_of_range'>> {
     const max = Number.isFinite(this.max) ? this.max : null;
     const x = this.lastValue;
     const reason =
-      this.lastQuality !== 'good' ? `quality_${this.lastQuality}` : x < this.min ? 'below_min' : x > this.max ? 'above_max' : 'ok';
+      this.lastQuality !== 'good'
+        ? `quality_${this.lastQuality}`
+        : x < this.min
+          ? 'below_min'
+          : x > this.max
+            ? 'above_max'
+            : 'ok';
     return { min, max, limit: x < this.min ? min : max, quality: this.lastQuality, reason };
   }
 }

@@ -8,7 +8,11 @@ export function detectionChecks(config: AgentConfig): SemanticProblem[] {
     const win = 'window' in d && typeof d.window === 'object' ? d.window : undefined;
     if ('feature' in d && d.feature !== undefined) {
       if (!win) {
-        problems.push({ path: ['detectors', i, 'feature'], message: 'a feature needs a window', hint: 'add window: { type: tumbling, size: 10s }' });
+        problems.push({
+          path: ['detectors', i, 'feature'],
+          message: 'a feature needs a window',
+          hint: 'add window: { type: tumbling, size: 10s }',
+        });
       } else if (d.feature.startsWith('band.')) {
         const name = d.feature.slice(5);
         if (!win.bands?.some((b) => b.name === name)) {

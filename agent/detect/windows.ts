@@ -165,7 +165,7 @@ export class SensorSeries {
         if (i1 < this.tail) {
           const next = w.nextEnd + w.hop;
           const jump = firstEnd(this.times[i1] as number, w.size, w.hop);
-          w.nextEnd = jump > next ? jump : next;
+          w.nextEnd = Math.max(jump, next);
         } else {
           w.nextEnd = Number.NaN;
         }

@@ -222,8 +222,7 @@ export class StreamingDetector {
 
   /** Per monitored channel z-score of the current smoothed row (for evidence; writes into `out`). */
   channelZ(out: Float64Array): Float64Array {
-    for (let j = 0; j < this.dims; j++)
-      out[j] = ((this.smooth[j] as number) - (this.mu[j] as number)) / (this.sd[j] as number);
+    for (let j = 0; j < this.dims; j++) out[j] = ((this.smooth[j] as number) - (this.mu[j] as number)) / (this.sd[j] as number);
     return out;
   }
 
