@@ -162,10 +162,11 @@ export class SensorSeries {
           computeFeatures(this.times, this.values, this.good, i0, i1, w.layout, cw.features);
           for (let s = 0; s < w.sinks.length; s++) (w.sinks[s] as (x: ClosedWindow) => void)(cw);
         }
-        if (i1 < this.tail) {
-          const next = w.nextEnd + w.hop;
-          const jump = firstEnd(this.times[i1] as number, w.size, w.hop);
-          w.nextEnd = Math.max(jump, next);
+        const next = w.nextEnd + w.hop;
+        const first = this.lowerBound(next - w.size);
+        if (first < this.tail) {
+          // Jump over windows that hold no reading (gaps, a clock that jumped forward).
+          w.nextEnd = Math.max(next, firstEnd(this.times[first] as number, w.size, w.hop));
         } else {
           w.nextEnd = Number.NaN;
         }
