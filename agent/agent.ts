@@ -6,6 +6,9 @@
 import { existsSync } from 'node:fs';
 import { loadActuator, loadSource } from '../drivers/index.js';
 import type { AgentConfig } from './config/schema.js';
+import { ControlPlane } from './control/control.js';
+import { MqttControl } from './control/mqtt.js';
+import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
 import { Interlocks } from './interlock.js';
 import type { Logger } from './log.js';
@@ -25,6 +28,10 @@ export class Agent {
   readonly store: EventStore;
   readonly interlocks: Interlocks;
   readonly pipeline: Pipeline;
+  readonly control: ControlPlane;
+  private setpoints: SetpointStore | undefined;
+  /** The MQTT control topic, when configured (started by start()). */
+  controlTopic: MqttControl | undefined;
   readonly sourceCounters = new Map<string, Record<SourceCounter, number>>();
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
@@ -48,7 +55,8 @@ export class Agent {
     });
     const emit = this.store.append.bind(this.store);
     this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
-    this.pipeline = new Pipeline(config, this.interlocks, emit);
+    this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
+    this.control = new ControlPlane(config, this.pipeline, emit, logger.child({ component: 'control' }), this.now);
   }
 
   /** Builds and initialises every component (no I/O besides reading the trip state back). */
@@ -102,6 +110,19 @@ export class Agent {
       }
     }
     await this.store.open();
+    if (path !== ':memory:') {
+      this.setpoints = SetpointStore.open(path);
+      this.control.restore(this.setpoints);
+    }
+    if (this.config.control.mqtt) {
+      this.controlTopic = new MqttControl(
+        this.config.control.mqtt,
+        this.control,
+        this.logger.child({ component: 'control-mqtt' }),
+        this.config.gateway.id,
+      );
+      await this.controlTopic.start();
+    }
     for (const a of this.actuators.values()) await a.start();
     for (const s of this.sources) await s.start();
     this.logger.info(
@@ -116,10 +137,12 @@ export class Agent {
       for (const s of this.sources) {
         await s.stop().catch((err: Error) => this.logger.warn({ source: s.name, err: err.message }, 'source stop failed'));
       }
+      await this.controlTopic?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'control topic stop failed'));
       this.pipeline.flush();
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }
+      this.setpoints?.close();
       await this.store.close();
       this.logger.info({ readings: this.pipeline.counters.readings, events: this.store.stats.persisted }, 'agent stopped');
     })();

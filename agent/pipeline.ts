@@ -1,12 +1,28 @@
 /**
- * The hot path: readings in, detection, interlocks, and events queued for the store.
- * Everything here is synchronous; the store only queues.
+ * The hot path: readings in, event-time checks, detection, interlocks, and events queued for the
+ * store. Everything here is synchronous; the store only queues.
+ *
+ * Per reading, in order:
+ *  1. clock checks: a reading stamped more than `time.max_clock_skew` ahead of the gateway clock is
+ *     rejected and counted (so one bad clock cannot push the watermark ahead); one stamped before
+ *     `time.trusted_after` is flagged (counted, and its anomalies carry `clock_trusted: false`,
+ *     the boot id and the monotonic clock);
+ *  2. lateness: a reading older than its source's watermark (latest event time from that source
+ *     minus `time.allowed_lateness`) is dropped and counted, or emitted as a late event;
+ *  3. point detectors (decide in this tick, so a trip is issued before anything else happens);
+ *  4. multivariate rows of the asset;
+ *  5. capture ring, count windows, the sensor's event-time buffer;
+ *  6. the source's watermark advances; windows whose end it passed close: window detectors judge
+ *     their feature, and the routine per-sensor aggregate is emitted (telemetry reduction: the
+ *     store keeps aggregates, anomalies and captures, not every raw reading).
  */
-import { Aggregator } from './aggregate.js';
-import type { AgentConfig } from './config/schema.js';
-import { createDetector, type Detector } from './detect/detectors.js';
+import { readFileSync } from 'node:fs';
+import type { AgentConfig, DetectorConfig, WindowConfig } from './config/schema.js';
+import { AssetCapture } from './detect/capture.js';
+import { createDetector, type ScalarConfig, type ScalarDetector } from './detect/detectors.js';
+import { MultivariateDetector } from './detect/multivariate/asset.js';
+import { type ClosedWindow, CountWindow, F, SensorSeries, TimeWindow, type WindowSink } from './detect/windows.js';
 import type { Interlocks } from './interlock.js';
-import { sensorKey } from './reading.js';
 import { type AgentEvent, type Anomaly, QUALITIES, type Quality, type Reading } from './types.js';
 
 export interface PipelineCounters {
@@ -15,6 +31,53 @@ export interface PipelineCounters {
   unknownSensor: number;
   anomalies: number;
   trips: number;
+  /** Older than the watermark: dropped (late_policy drop) or emitted as late events (emit). */
+  late: number;
+  /** Stamped too far ahead of the gateway clock: rejected. */
+  future: number;
+  /** Stamped before the clock was trusted: flagged, processed. */
+  untrustedClock: number;
+  /** Accepted although older than an earlier reading of their source (within the lateness). */
+  outOfOrder: number;
+}
+
+export type PipelineConfig = Pick<AgentConfig, 'detectors' | 'assets' | 'aggregation' | 'time' | 'capture'>;
+
+interface SourceState {
+  readonly id: string;
+  maxTime: number;
+  watermark: number;
+  deadline: number;
+  readonly series: SensorSeries[];
+  late: number;
+  future: number;
+  untrusted: number;
+}
+
+interface SensorState {
+  readonly asset: string;
+  readonly sensor: string;
+  readonly index: number;
+  readonly source: SourceState;
+  readonly capture: AssetCapture | undefined;
+  readonly point: ScalarDetector[];
+  readonly series: SensorSeries;
+  readonly counts: CountWindow[];
+  readonly mv: Array<{ det: MultivariateDetector; ch: number }>;
+}
+
+export interface DetectorHandle {
+  readonly config: DetectorConfig;
+  readonly active: boolean;
+  readonly learning: boolean;
+}
+
+function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return `process-${process.pid}-${Date.now()}`;
+  }
 }
 
 export class Pipeline {
@@ -24,61 +87,333 @@ export class Pipeline {
     unknownSensor: 0,
     anomalies: 0,
     trips: 0,
+    late: 0,
+    future: 0,
+    untrustedClock: 0,
+    outOfOrder: 0,
   };
-  private readonly detectors = new Map<string, Detector[]>();
-  private readonly known = new Set<string>();
-  private readonly aggregator: Aggregator;
+  /** asset → sensor → state: two lookups, no key string built per reading. */
+  private readonly sensors = new Map<string, Map<string, SensorState>>();
+  private readonly sources = new Map<string, SourceState>();
+  private readonly captures = new Map<string, AssetCapture>();
+  private readonly detectors = new Map<string, ScalarDetector | MultivariateDetector>();
+  private readonly lateness: number;
+  private readonly emitLate: boolean;
+  private readonly maxSkew: number;
+  private readonly trustedAfter: number;
+  private readonly bootId = readBootId();
   /** Optional observer for anomalies (tests, API); called after the interlock acted. */
   onAnomaly: ((a: Anomaly) => void) | undefined;
 
   constructor(
-    config: Pick<AgentConfig, 'detectors' | 'assets' | 'aggregation'>,
+    config: PipelineConfig,
     private readonly interlocks: Interlocks,
     private readonly emit: (ev: AgentEvent) => void,
+    private readonly now: () => number = Date.now,
   ) {
-    for (const asset of config.assets) for (const s of asset.sensors) this.known.add(sensorKey(asset.id, s.id));
-    for (const d of config.detectors) {
-      const key = sensorKey(d.asset, d.sensor);
-      const list = this.detectors.get(key) ?? [];
-      list.push(createDetector(d));
-      this.detectors.set(key, list);
+    const t = config.time;
+    this.lateness = t.allowed_lateness;
+    this.emitLate = t.late_policy === 'emit';
+    this.maxSkew = t.max_clock_skew;
+    this.trustedAfter = Date.parse(t.trusted_after);
+    const aggWindow: WindowConfig = { type: 'tumbling', size: config.aggregation.window };
+
+    for (const asset of config.assets) {
+      const capture =
+        config.capture.max_readings > 0
+          ? new AssetCapture(
+              asset.id,
+              asset.sensors.map((s) => s.id),
+              config.capture,
+              emit,
+            )
+          : undefined;
+      if (capture) this.captures.set(asset.id, capture);
+      const byId = new Map<string, SensorState>();
+      this.sensors.set(asset.id, byId);
+      asset.sensors.forEach((s, index) => {
+        let source = this.sources.get(s.source);
+        if (!source) {
+          source = {
+            id: s.source,
+            maxTime: Number.NEGATIVE_INFINITY,
+            watermark: Number.NEGATIVE_INFINITY,
+            deadline: Number.NaN,
+            series: [],
+            late: 0,
+            future: 0,
+            untrusted: 0,
+          };
+          this.sources.set(s.source, source);
+        }
+        const st: SensorState = {
+          asset: asset.id,
+          sensor: s.id,
+          index,
+          source,
+          capture,
+          point: [],
+          series: new SensorSeries(),
+          counts: [],
+          mv: [],
+        };
+        source.series.push(st.series);
+        byId.set(s.id, st);
+        const agg = this.timeWindow(st, aggWindow) as TimeWindow;
+        agg.sinks.push(this.aggregateSink(st, s.metric, s.unit));
+      });
     }
-    this.aggregator = new Aggregator(config.aggregation.window, emit);
+
+    for (const d of config.detectors) {
+      if (d.type === 'multivariate') {
+        const det = new MultivariateDetector(d);
+        this.detectors.set(d.id, det);
+        d.sensors.forEach((s, ch) => {
+          this.state(d.asset, s)?.mv.push({ det, ch });
+        });
+        continue;
+      }
+      const st = this.state(d.asset, d.sensor);
+      if (!st) continue;
+      const sensorCfg = config.assets.find((a) => a.id === d.asset)?.sensors.find((s) => s.id === d.sensor);
+      const det = createDetector(d, sensorCfg);
+      this.detectors.set(d.id, det);
+      const win = 'window' in d && typeof d.window === 'object' ? d.window : undefined;
+      if (!win) {
+        st.point.push(det);
+        continue;
+      }
+      const w = this.timeWindow(st, win);
+      const feature = ('feature' in d && d.feature) || 'mean';
+      if (/^p\d/.test(feature)) w.layout.addPercentile(Number(feature.slice(1)));
+      w.sinks.push(this.windowSink(det, w.layout.indexOf(feature), feature));
+    }
+  }
+
+  private state(asset: string, sensor: string): SensorState | undefined {
+    return this.sensors.get(asset)?.get(sensor);
+  }
+
+  /** The window of this spec on this sensor, shared by every consumer with the same spec. */
+  private timeWindow(st: SensorState, spec: WindowConfig): TimeWindow | CountWindow {
+    const key = JSON.stringify(spec);
+    const keyed = st as SensorState & { keys?: Map<string, TimeWindow | CountWindow> };
+    keyed.keys ??= new Map();
+    let w = keyed.keys.get(key);
+    if (!w) {
+      if (spec.type === 'count') {
+        w = new CountWindow(spec);
+        st.counts.push(w);
+      } else {
+        w = new TimeWindow(spec);
+        st.series.windows.push(w);
+      }
+      keyed.keys.set(key, w);
+    }
+    return w;
+  }
+
+  private windowSink(det: ScalarDetector, index: number, feature: string): WindowSink {
+    return (w: ClosedWindow) => {
+      const x = w.features[index] as number;
+      const c = det.judge(w.end, x, 'good');
+      if (c === 0) return;
+      const features: Record<string, number | null> = {};
+      for (let i = 0; i < w.layout.size; i++) {
+        const v = w.features[i] as number;
+        features[w.layout.nameOf(i)] = Number.isFinite(v) ? v : null;
+      }
+      this.handle(
+        det.anomaly(c, w.end, x, {
+          window: { ...w.spec, start: w.start, end: w.end },
+          feature,
+          features,
+        }),
+      );
+    };
+  }
+
+  private aggregateSink(st: SensorState, metric: string, unit: string): WindowSink {
+    return (w: ClosedWindow) => {
+      const f = w.features;
+      const good = (f[F.good] as number) > 0;
+      const num = (i: number) => (good ? (f[i] as number) : null);
+      this.emit({
+        kind: 'aggregate',
+        key: st.asset,
+        eventTime: w.start,
+        payload: {
+          asset: st.asset,
+          sensor: st.sensor,
+          metric,
+          unit,
+          window_start: w.start,
+          window_end: w.end,
+          count: f[F.count],
+          good: f[F.good],
+          min: num(F.min),
+          max: num(F.max),
+          mean: num(F.mean),
+          std: num(F.std),
+          rms: num(F.rms),
+          slope: num(F.slope),
+          last: num(F.last),
+        },
+      });
+    };
   }
 
   /** Processes a batch in order. The caller may reuse the array afterwards. */
   ingest(batch: readonly Reading[]): void {
     const c = this.counters;
+    const now = this.now();
+    const clockTrusted = now >= this.trustedAfter;
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as Reading;
-      const key = sensorKey(r.asset, r.sensor);
-      if (!this.known.has(key)) {
+      const st = this.sensors.get(r.asset)?.get(r.sensor);
+      if (!st) {
         c.unknownSensor++;
+        continue;
+      }
+      const src = st.source;
+      const t = r.eventTime;
+      if (clockTrusted && t > now + this.maxSkew) {
+        c.future++;
+        src.future++;
+        continue;
+      }
+      if (t < this.trustedAfter) {
+        c.untrustedClock++;
+        src.untrusted++;
+      }
+      if (t < src.watermark) {
+        c.late++;
+        src.late++;
+        if (this.emitLate) this.emitLateReading(r, src);
         continue;
       }
       c.readings++;
       c.byQuality[r.quality]++;
-      const dets = this.detectors.get(key);
-      if (dets) {
-        for (let j = 0; j < dets.length; j++) {
-          const a = (dets[j] as Detector).update(r);
-          if (a) this.handle(a);
-        }
+      st.capture?.record(st.index, r);
+      const point = st.point;
+      for (let j = 0; j < point.length; j++) {
+        const det = point[j] as ScalarDetector;
+        const change = det.judge(t, r.value, r.quality);
+        if (change !== 0) this.handle(det.anomaly(change, t, r.value, undefined));
       }
-      this.aggregator.add(r, key);
+      const mv = st.mv;
+      for (let j = 0; j < mv.length; j++) {
+        const m = mv[j] as { det: MultivariateDetector; ch: number };
+        const change = m.det.add(m.ch, t, r.value, r.quality);
+        if (change !== 0) this.handle(m.det.anomaly(change));
+      }
+      const good = r.quality === 'good';
+      const counts = st.counts;
+      for (let j = 0; j < counts.length; j++) (counts[j] as CountWindow).add(t, r.value, good);
+      st.series.add(t, r.value, good);
+      const d = st.series.deadline();
+      if (!(d >= src.deadline)) src.deadline = d;
+      if (t > src.maxTime) {
+        src.maxTime = t;
+        src.watermark = t - this.lateness;
+        if (src.watermark >= src.deadline) this.advance(src);
+      } else if (t < src.maxTime) {
+        c.outOfOrder++;
+      }
     }
+  }
+
+  private advance(src: SourceState): void {
+    let deadline = Number.NaN;
+    for (let i = 0; i < src.series.length; i++) {
+      const s = src.series[i] as SensorSeries;
+      s.advance(src.watermark);
+      const d = s.deadline();
+      if (!(d >= deadline)) deadline = d;
+    }
+    src.deadline = deadline;
+  }
+
+  private emitLateReading(r: Reading, src: SourceState): void {
+    this.emit({
+      kind: 'aggregate',
+      key: r.asset,
+      eventTime: r.eventTime,
+      payload: {
+        type: 'late_reading',
+        asset: r.asset,
+        sensor: r.sensor,
+        metric: r.metric,
+        unit: r.unit,
+        value: r.value,
+        quality: r.quality,
+        event_time: r.eventTime,
+        source: src.id,
+        watermark: src.watermark,
+      },
+    });
   }
 
   private handle(a: Anomaly): void {
     this.counters.anomalies++;
     // Act first, record second: the stop command must not wait for bookkeeping.
     if (this.interlocks.onAnomaly(a)) this.counters.trips++;
-    this.emit({ kind: 'anomaly', key: a.asset, eventTime: a.eventTime, payload: { ...a } });
+    const payload: Record<string, unknown> = { ...a };
+    if (a.eventTime < this.trustedAfter) {
+      payload.clock_trusted = false;
+      payload.boot_id = this.bootId;
+      payload.monotonic_ms = Number(process.hrtime.bigint() / 1_000_000n);
+    }
+    this.emit({ kind: 'anomaly', key: a.asset, eventTime: a.eventTime, payload });
+    if (a.state === 'raised') this.captures.get(a.asset)?.trigger(a);
     this.onAnomaly?.(a);
   }
 
-  /** Closes all open windows (shutdown). */
+  /** A detector's current configuration and state (control plane, status). */
+  detector(id: string): DetectorHandle | undefined {
+    const d = this.detectors.get(id);
+    if (!d) return undefined;
+    return { config: d.cfg, active: d.active, learning: d.learning() };
+  }
+
+  /** Replaces a detector's parameters (validated by the caller); keeps its learned and alarm state. */
+  reconfigure(id: string, cfg: DetectorConfig): void {
+    const d = this.detectors.get(id);
+    if (!d) throw new Error(`unknown detector "${id}"`);
+    if (d instanceof MultivariateDetector) {
+      if (cfg.type !== 'multivariate') throw new Error('detector type cannot change');
+      d.reconfigure(cfg);
+    } else {
+      if (cfg.type === 'multivariate' || cfg.type !== d.cfg.type) throw new Error('detector type cannot change');
+      (d as ScalarDetector<ScalarConfig>).reconfigure(cfg);
+    }
+  }
+
+  /** Starts a new learning phase (detectors that learn a baseline). Returns false for others. */
+  relearn(id: string): boolean {
+    const d = this.detectors.get(id);
+    if (!d || (d.cfg.type !== 'zscore' && d.cfg.type !== 'multivariate')) return false;
+    d.relearn();
+    return true;
+  }
+
+  /** Watermark and late/future/untrusted counts per source (status, tests). */
+  sourceStats(): Array<{ source: string; watermark: number; late: number; future: number; untrusted: number }> {
+    return [...this.sources.values()].map((s) => ({
+      source: s.id,
+      watermark: s.watermark,
+      late: s.late,
+      future: s.future,
+      untrusted: s.untrusted,
+    }));
+  }
+
+  /** Closes all open windows and captures (shutdown, end of a replay). */
   flush(): void {
-    this.aggregator.flush();
+    for (const src of this.sources.values()) {
+      for (const s of src.series) s.flush();
+      src.deadline = Number.NaN;
+    }
+    for (const c of this.captures.values()) c.close();
   }
 }

@@ -87,6 +87,124 @@ export const driverEntrySchema = z.looseObject({
   type: z.string().meta({ description: 'Driver name, e.g. simulator, modbus, mqtt' }),
 });
 
+// --- Event time and windows (detection engine) ---
+
+export const FEATURES = [
+  'count',
+  'good',
+  'min',
+  'max',
+  'mean',
+  'std',
+  'rms',
+  'slope',
+  'peak',
+  'crest',
+  'kurtosis',
+  'last',
+] as const;
+
+/** A window feature: one of FEATURES, a percentile `p50`..`p99.9`, or a configured FFT band `band.<name>`. */
+export const featureName = z
+  .string()
+  .regex(new RegExp(`^(${FEATURES.join('|')}|p\\d{1,2}(\\.\\d+)?|band\\.[A-Za-z0-9_-]+)$`), {
+    message: `expected a feature: ${FEATURES.join(', ')}, a percentile such as p95, or band.<name>`,
+  })
+  .meta({ description: 'Window feature judged by the detector (default mean)' });
+
+const fftBandSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  low: z.number().nonnegative().meta({ description: 'Lower band edge, Hz (inclusive)' }),
+  high: z.number().positive().meta({ description: 'Upper band edge, Hz (exclusive)' }),
+});
+
+const windowExtras = {
+  bands: z
+    .array(fftBandSchema)
+    .optional()
+    .meta({ description: 'FFT band energies (mean-square power per band) for high-rate streams; feature band.<name>' }),
+};
+
+export const windowSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('tumbling'),
+    size: duration.meta({ description: 'Event-time window length; windows are aligned to the epoch' }),
+    ...windowExtras,
+  }),
+  z.strictObject({
+    type: z.literal('sliding'),
+    size: duration.meta({ description: 'Event-time window length' }),
+    hop: duration.meta({ description: 'A window closes every hop (hopping windows)' }),
+    ...windowExtras,
+  }),
+  z.strictObject({
+    type: z.literal('count'),
+    count: z.int().min(2).max(1_000_000).meta({ description: 'Readings per window (arrival order)' }),
+    hop: z.int().min(1).optional().meta({ description: 'Readings between windows (default: count, i.e. tumbling)' }),
+    ...windowExtras,
+  }),
+]);
+
+const windowedFields = {
+  window: windowSchema.optional().meta({ description: 'Judge a feature of each closed window instead of each reading' }),
+  feature: featureName.optional(),
+};
+
+export const learnSchema = z
+  .strictObject({
+    readings: z
+      .int()
+      .min(3)
+      .max(1_000_000)
+      .optional()
+      .meta({ description: 'Learn the baseline from this many readings (rows for multivariate)' }),
+    duration: duration.optional().meta({ description: 'Or learn for this long (event time)' }),
+  })
+  .prefault({ readings: 400 })
+  .meta({ description: 'Learning phase after commissioning (first data) or a relearn command; no alarms meanwhile' });
+
+export const timeSchema = z
+  .strictObject({
+    allowed_lateness: duration.prefault('2s').meta({
+      description:
+        'Watermark = latest event time seen from a source minus this; windows close when the watermark passes their end',
+    }),
+    late_policy: z
+      .enum(['drop', 'emit'])
+      .default('drop')
+      .meta({ description: 'Readings older than the watermark: drop (and count) or emit them as late events' }),
+    max_clock_skew: duration
+      .prefault('10s')
+      .meta({ description: 'Readings stamped further ahead of the gateway clock are rejected and counted' }),
+    trusted_after: z.iso.datetime({ offset: true }).default('2024-01-01T00:00:00Z').meta({
+      description: 'Event times (and a gateway clock) before this are untrusted (no NTP yet): flagged, skew not checked',
+    }),
+  })
+  .prefault({});
+
+export const captureSchema = z
+  .strictObject({
+    before: duration.prefault('10s').meta({ description: 'Raw readings kept from before an anomaly is raised' }),
+    after: duration.prefault('5s').meta({ description: 'Raw readings kept after it' }),
+    max_readings: z.int().min(0).max(1_000_000).default(20_000).meta({ description: 'Per asset ring size; 0 disables capture' }),
+  })
+  .prefault({});
+
+export const controlSchema = z
+  .strictObject({
+    mqtt: z
+      .strictObject({
+        url: z.string().meta({ description: 'Broker URL, e.g. mqtt://127.0.0.1:1883' }),
+        topic: z.string().min(1).meta({ description: 'Control messages arrive here (QoS 1)' }),
+        reply_topic: z.string().optional().meta({ description: 'Each message is answered here with {id, ok, error}' }),
+        client_id: z.string().optional(),
+        username: z.string().optional(),
+        password: z.string().optional(),
+      })
+      .optional(),
+  })
+  .prefault({});
+
 const detectorBase = {
   id,
   asset: id,
@@ -106,6 +224,7 @@ export const thresholdDetectorSchema = z.strictObject({
     .nonnegative()
     .default(0)
     .meta({ description: 'Clear when the value is back past setpoint - delta_down (hysteresis)' }),
+  ...windowedFields,
 });
 
 export const countOverDetectorSchema = z.strictObject({
@@ -117,7 +236,73 @@ export const countOverDetectorSchema = z.strictObject({
   window: duration,
 });
 
-export const detectorSchema = z.discriminatedUnion('type', [thresholdDetectorSchema, countOverDetectorSchema]);
+export const zscoreDetectorSchema = z.strictObject({
+  ...detectorBase,
+  type: z.literal('zscore'),
+  smoothing: duration.prefault('0s').meta({ description: 'EWMA time constant applied before scoring (0 = raw values)' }),
+  limit: z.number().positive().optional().meta({ description: 'Raise when |z| exceeds this' }),
+  limit_factor: z.number().positive().optional().meta({ description: 'Or: limit = this × the largest |z| seen while learning' }),
+  clear_ratio: z.number().positive().max(1).default(1).meta({ description: 'Clear below limit × clear_ratio' }),
+  persistence: z.int().min(1).default(1).meta({ description: 'Consecutive exceedances to raise (and non-exceedances to clear)' }),
+  learn: learnSchema,
+  ...windowedFields,
+});
+
+export const rateOfChangeDetectorSchema = z.strictObject({
+  ...detectorBase,
+  type: z.literal('rate_of_change'),
+  limit: z.number().positive().meta({ description: 'Units per second' }),
+  direction: z.enum(['rise', 'fall', 'both']).default('both'),
+  clear_limit: z.number().nonnegative().optional().meta({ description: 'Clear at or below this rate (default: limit)' }),
+  ...windowedFields,
+});
+
+export const flatlineDetectorSchema = z.strictObject({
+  ...detectorBase,
+  type: z.literal('flatline'),
+  duration: duration.meta({ description: 'Raise when the value has not moved for this long (stuck sensor)' }),
+  tolerance: z.number().nonnegative().default(0).meta({ description: 'Changes up to this count as "not moved"' }),
+});
+
+export const outOfRangeDetectorSchema = z.strictObject({
+  ...detectorBase,
+  type: z.literal('out_of_range'),
+  min: z.number().optional().meta({ description: "Lowest valid value (default: the sensor's min)" }),
+  max: z.number().optional().meta({ description: "Highest valid value (default: the sensor's max)" }),
+  faults: z
+    .array(z.enum(['bad', 'comm_error', 'stale']))
+    .default(['bad', 'comm_error'])
+    .meta({ description: 'Reading qualities that count as a sensor fault' }),
+  persistence: z.int().min(1).default(1).meta({ description: 'Consecutive faulty readings to raise (and good ones to clear)' }),
+});
+
+export const multivariateDetectorSchema = z.strictObject({
+  id,
+  asset: id,
+  sensors: z.array(id).min(1).meta({ description: 'Sensors of the asset that form one row' }),
+  severity: severity.default('warning'),
+  trip: z.boolean().default(false).meta({ description: "A raised anomaly trips the asset's interlock" }),
+  type: z.literal('multivariate'),
+  statistic: z
+    .enum(['max_abs_z', 'rms_z', 't2', 'q', 't2q'])
+    .default('max_abs_z')
+    .meta({ description: 'max |z| over sensors, RMS z, PCA Hotelling T², PCA Q (SPE), or max of both normalised' }),
+  smoothing: duration.prefault('8s').meta({ description: 'Per-sensor EWMA time constant before scoring' }),
+  limit_factor: z.number().positive().default(1.4).meta({ description: 'Limit = this × the largest statistic while learning' }),
+  on_count: z.int().min(1).default(5).meta({ description: 'Consecutive rows over the limit to raise' }),
+  off_count: z.int().min(1).default(5).meta({ description: 'Consecutive rows under it to clear' }),
+  learn: learnSchema,
+});
+
+export const detectorSchema = z.discriminatedUnion('type', [
+  thresholdDetectorSchema,
+  countOverDetectorSchema,
+  zscoreDetectorSchema,
+  rateOfChangeDetectorSchema,
+  flatlineDetectorSchema,
+  outOfRangeDetectorSchema,
+  multivariateDetectorSchema,
+]);
 
 export const interlockSchema = z.strictObject({
   asset: id,
@@ -137,6 +322,9 @@ export const configSchema = z.strictObject({
   store: storeSchema,
   log: logSchema,
   aggregation: aggregationSchema,
+  time: timeSchema,
+  capture: captureSchema,
+  control: controlSchema,
   sources: z.array(driverEntrySchema).min(1),
   assets: z.array(assetSchema).min(1),
   detectors: z.array(detectorSchema).default([]),
@@ -148,5 +336,8 @@ export type AgentConfig = z.output<typeof configSchema>;
 export type SensorConfig = z.output<typeof sensorSchema>;
 export type AssetConfig = z.output<typeof assetSchema>;
 export type DetectorConfig = z.output<typeof detectorSchema>;
+export type WindowConfig = z.output<typeof windowSchema>;
+export type TimeConfig = z.output<typeof timeSchema>;
+export type CaptureConfig = z.output<typeof captureSchema>;
 export type InterlockConfig = z.output<typeof interlockSchema>;
 export type DriverEntry = z.output<typeof driverEntrySchema>;

@@ -1,4 +1,5 @@
 /** Checks that need the whole config: references between sections and duplicate ids. */
+import { detectionChecks } from '../detect/semantic.js';
 import type { AgentConfig } from './schema.js';
 
 export interface SemanticProblem {
@@ -66,14 +67,21 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
         message: `unknown asset "${d.asset}"`,
         hint: `defined assets: ${[...assets].join(', ')}`,
       });
-    } else if (!sensors.has(d.sensor)) {
-      problems.push({
-        path: ['detectors', i, 'sensor'],
-        message: `asset "${d.asset}" has no sensor "${d.sensor}"`,
-        hint: `its sensors: ${[...sensors].join(', ')}`,
-      });
+    } else {
+      const refs: Array<[string, (string | number)[]]> =
+        d.type === 'multivariate' ? d.sensors.map((s, j) => [s, ['sensors', j]]) : [[d.sensor, ['sensor']]];
+      for (const [s, path] of refs) {
+        if (!sensors.has(s)) {
+          problems.push({
+            path: ['detectors', i, ...path],
+            message: `asset "${d.asset}" has no sensor "${s}"`,
+            hint: `its sensors: ${[...sensors].join(', ')}`,
+          });
+        }
+      }
     }
   });
+  problems.push(...detectionChecks(config));
 
   const interlocked = new Set<string>();
   config.interlocks.forEach((il, i) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectorSchema } from '../config/schema.js';
 import type { Reading } from '../types.js';
-import { createDetector } from './detectors.js';
+import { createDetector, type ScalarConfig } from './detectors.js';
 
 const reading = (value: number, t: number, quality: Reading['quality'] = 'good'): Reading => ({
   asset: 'a',
@@ -20,7 +20,15 @@ const states = (det: ReturnType<typeof createDetector>, values: number[], step =
 describe('threshold with hysteresis', () => {
   const det = () =>
     createDetector(
-      detectorSchema.parse({ id: 'd', type: 'threshold', asset: 'a', sensor: 's', setpoint: 90, delta_up: 5, delta_down: 10 }),
+      detectorSchema.parse({
+        id: 'd',
+        type: 'threshold',
+        asset: 'a',
+        sensor: 's',
+        setpoint: 90,
+        delta_up: 5,
+        delta_down: 10,
+      }) as ScalarConfig,
     );
 
   it('raises above setpoint+up, clears below setpoint-down, and reports only changes', () => {
@@ -48,7 +56,7 @@ describe('threshold with hysteresis', () => {
         setpoint: 4,
         delta_up: 0.2,
         delta_down: 0.5,
-      }),
+      }) as ScalarConfig,
     );
     expect(states(d, [6, 3.9, 3.7, 4.4, 4.6])).toEqual(['-', '-', 'raised', '-', 'cleared']);
   });
@@ -75,7 +83,15 @@ describe('threshold with hysteresis', () => {
 describe('count over limit within a window', () => {
   const det = () =>
     createDetector(
-      detectorSchema.parse({ id: 'c', type: 'count_over', asset: 'a', sensor: 's', limit: 100, count: 5, window: '1m' }),
+      detectorSchema.parse({
+        id: 'c',
+        type: 'count_over',
+        asset: 'a',
+        sensor: 's',
+        limit: 100,
+        count: 5,
+        window: '1m',
+      }) as ScalarConfig,
     );
 
   it('raises on the sixth reading above the limit within a minute', () => {

@@ -25,6 +25,14 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX events_kind_seq ON events(kind, seq);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Setpoints changed at run time through the control stream, on top of the config file (issue #4).
+  `CREATE TABLE setpoints (
+     detector   TEXT PRIMARY KEY,
+     params     TEXT    NOT NULL,
+     updated_at INTEGER NOT NULL,
+     message_id TEXT,
+     origin     TEXT    NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -208,6 +208,24 @@ export class StreamingDetector {
     return out;
   }
 
+  /** Changes the limit factor at run time (a setpoint update), keeping the fitted baseline. */
+  setThresholdFactor(factor: number): void {
+    if (!(factor > 0)) throw new Error('thresholdFactor must be > 0');
+    if (this.fitted) this.thr = (this.thr / this.options.thresholdFactor) * factor;
+    this.options.thresholdFactor = factor;
+  }
+
+  setPersistence(onCount: number, offCount: number): void {
+    this.options.onCount = onCount;
+    this.options.offCount = offCount;
+  }
+
+  /** Per monitored channel z-score of the current smoothed row (for evidence; writes into `out`). */
+  channelZ(out: Float64Array): Float64Array {
+    for (let j = 0; j < this.dims; j++) out[j] = ((this.smooth[j] as number) - (this.mu[j] as number)) / (this.sd[j] as number);
+    return out;
+  }
+
   private advance(timeMs: number, row: ArrayLike<number>): void {
     const ch = this.channels as Int32Array;
     const d = this.dims;

@@ -1,0 +1,186 @@
+/**
+ * The multivariate detector of one asset, on the pipeline: assembles rows from the asset's
+ * sensors, learns a baseline in a learning phase (after commissioning, i.e. from the first rows
+ * it sees, or after a relearn command), then scores each row with `StreamingDetector`.
+ *
+ * Row assembly: a row is the set of readings with one event time. It is scored as soon as every
+ * sensor has reported at that time (so a source that polls all sensors at once is decided in the
+ * same tick as its last reading); a row left incomplete is scored, with the missing sensors held
+ * at their last value, when a reading with a later event time arrives. Readings older than the
+ * current row are counted and ignored (the row is already decided).
+ */
+import type { DetectorConfig } from '../../config/schema.js';
+import type { Anomaly, Quality } from '../../types.js';
+import { type DetectorStatistic, StreamingDetector } from './streaming.js';
+
+type MvConfig = Extract<DetectorConfig, { type: 'multivariate' }>;
+
+const STAT: Record<MvConfig['statistic'], DetectorStatistic> = {
+  max_abs_z: 'maxAbsZ',
+  rms_z: 'rmsZ',
+  t2: 't2',
+  q: 'q',
+  t2q: 't2q',
+};
+
+export class MultivariateDetector {
+  active = false;
+  outOfOrder = 0;
+  private readonly d: number;
+  private readonly row: Float64Array;
+  private readonly seen: Uint8Array;
+  private nSeen = 0;
+  private rowTime = Number.NaN;
+  private pending = false;
+  private det: StreamingDetector;
+  private learningPhase = true;
+  private learnTimes: number[] = [];
+  private learnRows: Float64Array[] = [];
+  private readonly z: Float64Array;
+  private statistic = 0;
+
+  constructor(public cfg: MvConfig) {
+    this.d = cfg.sensors.length;
+    this.row = new Float64Array(this.d).fill(Number.NaN);
+    this.seen = new Uint8Array(this.d);
+    this.z = new Float64Array(this.d);
+    this.det = this.makeDetector();
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+
+  learning(): boolean {
+    return this.learningPhase;
+  }
+
+  private makeDetector(): StreamingDetector {
+    const c = this.cfg;
+    return new StreamingDetector({
+      statistic: STAT[c.statistic],
+      tauSec: c.smoothing / 1000,
+      thresholdFactor: c.limit_factor,
+      thresholdQuantile: 1,
+      onCount: c.on_count,
+      offCount: c.off_count,
+    });
+  }
+
+  reconfigure(cfg: MvConfig): void {
+    const structural = cfg.statistic !== this.cfg.statistic || cfg.smoothing !== this.cfg.smoothing;
+    this.cfg = cfg;
+    if (structural) {
+      this.relearn();
+      return;
+    }
+    this.det.setThresholdFactor(cfg.limit_factor);
+    this.det.setPersistence(cfg.on_count, cfg.off_count);
+  }
+
+  relearn(): void {
+    this.learningPhase = true;
+    this.learnTimes = [];
+    this.learnRows = [];
+    this.active = false;
+    this.det = this.makeDetector();
+  }
+
+  /**
+   * Feeds one reading of channel `ch`. Returns 1 / -1 when the alarm rose / cleared on a row that
+   * was scored now (its time is `rowTime()`), else 0.
+   */
+  add(ch: number, t: number, x: number, quality: Quality): -1 | 0 | 1 {
+    if (quality !== 'good' || !Number.isFinite(x)) return 0;
+    let change: -1 | 0 | 1 = 0;
+    if (t !== this.rowTime) {
+      if (t < this.rowTime) {
+        this.outOfOrder++;
+        return 0;
+      }
+      if (this.pending) change = this.score();
+      this.rowTime = t;
+      this.seen.fill(0);
+      this.nSeen = 0;
+      this.pending = false;
+    }
+    this.row[ch] = x;
+    if (this.seen[ch] === 0) {
+      this.seen[ch] = 1;
+      this.nSeen++;
+    }
+    this.pending = true;
+    if (this.nSeen === this.d) {
+      const c2 = this.score();
+      if (c2 !== 0) change = c2;
+    }
+    return change;
+  }
+
+  private scoredTime = Number.NaN;
+
+  private score(): -1 | 0 | 1 {
+    this.pending = false;
+    this.scoredTime = this.rowTime;
+    for (let j = 0; j < this.d; j++) if (Number.isNaN(this.row[j] as number)) return 0;
+    if (this.learningPhase) {
+      this.learnTimes.push(this.rowTime);
+      this.learnRows.push(Float64Array.from(this.row));
+      const { readings, duration } = this.cfg.learn;
+      const n = this.learnRows.length;
+      const done =
+        (readings !== undefined && n >= readings) ||
+        (duration !== undefined && this.rowTime - (this.learnTimes[0] as number) >= duration);
+      if (done && n >= 3) {
+        this.det.fit(this.learnTimes, this.learnRows);
+        this.learnTimes = [];
+        this.learnRows = [];
+        this.learningPhase = false;
+      }
+      return 0;
+    }
+    const out = this.det.update(this.rowTime, this.row);
+    this.statistic = out.statistic;
+    if (out.raised) {
+      this.active = true;
+      return 1;
+    }
+    if (out.cleared) {
+      this.active = false;
+      return -1;
+    }
+    return 0;
+  }
+
+  anomaly(change: 1 | -1): Anomaly {
+    const c = this.cfg;
+    this.det.channelZ(this.z);
+    let top = 0;
+    const z: Record<string, number> = {};
+    for (let j = 0; j < this.d; j++) {
+      z[c.sensors[j] as string] = this.z[j] as number;
+      if (Math.abs(this.z[j] as number) > Math.abs(this.z[top] as number)) top = j;
+    }
+    return {
+      detector: c.id,
+      detectorType: 'multivariate',
+      asset: c.asset,
+      sensor: c.sensors[top] as string,
+      severity: c.severity,
+      state: change === 1 ? 'raised' : 'cleared',
+      eventTime: this.scoredTime,
+      value: this.statistic,
+      trip: c.trip,
+      evidence: {
+        statistic: c.statistic,
+        score: this.statistic,
+        limit: this.det.threshold,
+        on_count: c.on_count,
+        off_count: c.off_count,
+        smoothing_ms: c.smoothing,
+        z,
+        top_sensor: c.sensors[top],
+      },
+    };
+  }
+}
