@@ -17,6 +17,17 @@ export interface PipelineCounters {
   trips: number;
 }
 
+/**
+ * Extra stages fed by the pipeline (the on-device model, ensembles). Both calls are synchronous and
+ * must only record and queue: they run on the hot path.
+ */
+export interface PipelineHook {
+  onReading(r: Reading): void;
+  /** Every anomaly, after the interlock acted on it. */
+  onAnomaly(a: Anomaly): void;
+  flush(): void;
+}
+
 export class Pipeline {
   readonly counters: PipelineCounters = {
     readings: 0,
@@ -30,6 +41,7 @@ export class Pipeline {
   private readonly aggregator: Aggregator;
   /** Optional observer for anomalies (tests, API); called after the interlock acted. */
   onAnomaly: ((a: Anomaly) => void) | undefined;
+  hook: PipelineHook | undefined;
 
   constructor(
     config: Pick<AgentConfig, 'detectors' | 'assets' | 'aggregation'>,
@@ -66,7 +78,13 @@ export class Pipeline {
         }
       }
       this.aggregator.add(r, key);
+      this.hook?.onReading(r);
     }
+  }
+
+  /** Anomalies decided off the reading path (model scores, ensembles): same handling as a detector's. */
+  raise(a: Anomaly): void {
+    this.handle(a);
   }
 
   private handle(a: Anomaly): void {
@@ -75,10 +93,12 @@ export class Pipeline {
     if (this.interlocks.onAnomaly(a)) this.counters.trips++;
     this.emit({ kind: 'anomaly', key: a.asset, eventTime: a.eventTime, payload: { ...a } });
     this.onAnomaly?.(a);
+    this.hook?.onAnomaly(a);
   }
 
   /** Closes all open windows (shutdown). */
   flush(): void {
     this.aggregator.flush();
+    this.hook?.flush();
   }
 }

@@ -1,4 +1,5 @@
 /** Checks that need the whole config: references between sections and duplicate ids. */
+import { modelProblems } from '../model/semantic.js';
 import type { AgentConfig } from './schema.js';
 
 export interface SemanticProblem {
@@ -104,5 +105,6 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
       });
     }
   });
+  problems.push(...modelProblems(config));
   return problems;
 }
