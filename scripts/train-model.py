@@ -142,6 +142,7 @@ def train_one(job):
         "heldout_score_p99": float(np.quantile(s_ho, 0.99)),
         "heldout_score_max": float(s_ho.max()),
         "threshold_quantile": q,
+        "threshold_margin": float(job.get("margin", 1.0)),
         "heldout_false_alarm_rate": float((s_ho > threshold).mean()),
     }
     if job.get("eval_anomalous"):

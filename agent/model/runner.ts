@@ -83,7 +83,8 @@ export class WorkerRunner implements ModelRunner {
   }
 
   async load(slot: number, f: CardFile): Promise<void> {
-    const bytes = f.bytes.slice().buffer as ArrayBuffer;
+    // A copy with its own buffer: a Buffer from readFileSync may be a view into a shared pool.
+    const bytes = new Uint8Array(f.bytes).buffer as ArrayBuffer;
     try {
       await this.call({ op: 'load', req: this.nextReq++, slot, card: f.card, bytes, file: f.cardPath }, [bytes]);
     } catch (err) {
@@ -97,7 +98,7 @@ export class WorkerRunner implements ModelRunner {
     const buf =
       data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
         ? (data.buffer as ArrayBuffer)
-        : (data.slice().buffer as ArrayBuffer);
+        : (new Float32Array(data).buffer as ArrayBuffer);
     const out = await this.call({ op: 'run', req: this.nextReq++, slot, data: buf, rows }, [buf]);
     return new Float32Array(out as ArrayBuffer);
   }
