@@ -6,7 +6,10 @@ const base = { asset: 'p1', severity: 'critical' as const, trip: false };
 
 describe('ensemble combinations', () => {
   const members = ['model', 'hot', 'vib'];
-  const states = (...on: string[]) => (m: string) => on.includes(m);
+  const states =
+    (...on: string[]) =>
+    (m: string) =>
+      on.includes(m);
   it.each<[EnsemblePolicy['combine'], Partial<EnsemblePolicy>, string[], boolean]>([
     ['any', {}, [], false],
     ['any', {}, ['vib'], true],

@@ -47,7 +47,9 @@ export function exportNormalWindows(db: Db, o: ExportOptions): ExportResult {
     .prepare("SELECT payload FROM events WHERE kind = 'aggregate' AND event_time >= ? AND event_time < ? ORDER BY seq")
     .all(since, until) as Array<{ payload: string }>;
   const incidents = db
-    .prepare("SELECT key, event_time FROM events WHERE kind IN ('anomaly', 'action', 'alarm') AND event_time >= ? AND event_time < ?")
+    .prepare(
+      "SELECT key, event_time FROM events WHERE kind IN ('anomaly', 'action', 'alarm') AND event_time >= ? AND event_time < ?",
+    )
     .all(since - o.marginMs, until + o.marginMs) as Array<{ key: string; event_time: number }>;
   const incidentTimes = new Map<string, number[]>();
   for (const e of incidents) {

@@ -36,7 +36,11 @@ function stage(dir: string, name: string): void {
 const readCard = (path: string): ModelCard & Record<string, unknown> => JSON.parse(readFileSync(path, 'utf8'));
 const writeCard = (path: string, c: unknown) => writeFileSync(path, JSON.stringify(c, null, 2));
 
-function service(dir: string, runner: RunnerKind | ModelRunner, over: { queueSize?: number; batchSize?: number; watch?: boolean } = {}) {
+function service(
+  dir: string,
+  runner: RunnerKind | ModelRunner,
+  over: { queueSize?: number; batchSize?: number; watch?: boolean } = {},
+) {
   const events: AgentEvent[] = [];
   const s = new ModelService({
     dir,
@@ -113,9 +117,9 @@ describe('model card against the graph', () => {
     expect(() => parseCard({ ...c, normalization: { ...c.normalization, mean: [1, 2] } })).toThrow(
       /normalization\.mean: has 2 values for 18 features/,
     );
-    expect(() => parseCard({ ...c, features: { ...c.features, names: [...c.features.names.slice(1), 'temperature.median'] } })).toThrow(
-      /features\.names\.17/,
-    );
+    expect(() =>
+      parseCard({ ...c, features: { ...c.features, names: [...c.features.names.slice(1), 'temperature.median'] } }),
+    ).toThrow(/features\.names\.17/);
     expect(() => parseCard({ ...c, threshold: -1 })).toThrow(/^threshold:/);
   });
 });
@@ -225,7 +229,12 @@ describe('hot swap', () => {
     const mean = s.current?.card.normalization.mean ?? [];
     let swap: Promise<unknown> | undefined;
     for (let i = 0; i < 4000; i++) {
-      s.offer(`pump-${i % 20}`, i, Float32Array.from(mean, (m) => m * (1 + (i % 7) / 100)), layout);
+      s.offer(
+        `pump-${i % 20}`,
+        i,
+        Float32Array.from(mean, (m) => m * (1 + (i % 7) / 100)),
+        layout,
+      );
       if (i === 1500) swap = createModelControl(s).apply({ model_version: 'test-alt-2' });
       if (i % 100 === 0) await new Promise((r) => setImmediate(r));
     }
@@ -265,7 +274,12 @@ describe('hot swap', () => {
     writeCard(join(dir, 'broken.card.json'), { ...c, version: 'broken-1', model_file: 'broken.onnx', sha256: sha256(junk) });
     await waitFor(() => events.find((e) => e.kind === 'alarm'), { what: 'rejection alarm' });
     const alarm = events.find((e) => e.kind === 'alarm');
-    expect(alarm?.payload).toMatchObject({ type: 'model_rejected', source: 'file', field: 'model_file', kept_version: 'sim-ae-1.0.0' });
+    expect(alarm?.payload).toMatchObject({
+      type: 'model_rejected',
+      source: 'file',
+      field: 'model_file',
+      kept_version: 'sim-ae-1.0.0',
+    });
     expect(String(alarm?.payload.reason)).toMatch(/not a loadable ONNX graph/);
 
     // the active model's own file is truncated on disk: rejected too, the loaded copy keeps running
