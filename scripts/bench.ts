@@ -5,9 +5,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { foundation } from './bench/foundation.js';
+import { model } from './bench/model.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation];
+const SECTIONS: BenchSection[] = [foundation, model];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];
