@@ -144,7 +144,9 @@ describe('model end to end', () => {
     expect(p.calls[0]?.reason).toMatchObject({ detector: 'p1-model-stop' });
 
     const db = openDb(p.dbPath, 'NORMAL', true);
-    cleanups.push(() => db.close());
+    cleanups.push(() => {
+      db.close();
+    });
     const anomalies = (
       db.prepare("SELECT payload FROM events WHERE kind = 'anomaly' ORDER BY seq").all() as Array<{ payload: string }>
     ).map((r) => JSON.parse(r.payload));

@@ -109,16 +109,21 @@ interface OpenWindow {
  * Per-asset tumbling event-time windows aligned to multiples of `windowMs` (the same alignment as
  * the store's aggregates, so exported aggregates line up with model windows). A reading from a later
  * window closes the asset's open window; an older one is counted as late and ignored.
- * Only good-quality readings of the wanted sensors enter a window.
+ * Only good-quality readings of the wanted sensors enter a window. A window whose readings span
+ * less than `minCoverage` of its length (the agent started, or the source resumed, mid-window) is
+ * not closed into features but counted as partial: its statistics would not look like the
+ * full windows the model was trained on.
  */
 export class WindowExtractor {
   private readonly open = new Map<string, OpenWindow>();
   late = 0;
+  partial = 0;
 
   constructor(
     readonly windowMs: number,
     private readonly wanted: ReadonlySet<string>,
     private readonly onClose: (w: WindowReadings) => void,
+    private readonly minCoverage = 0.5,
   ) {}
 
   add(r: Reading): void {
@@ -155,6 +160,16 @@ export class WindowExtractor {
 
   private close(asset: string, w: OpenWindow): void {
     if (w.series.size === 0) return;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const s of w.series.values()) {
+      if ((s.times[0] as number) < first) first = s.times[0] as number;
+      if ((s.times[s.times.length - 1] as number) > last) last = s.times[s.times.length - 1] as number;
+    }
+    if (last - first < this.minCoverage * this.windowMs) {
+      this.partial++;
+      return;
+    }
     this.onClose({ asset, start: w.start, end: w.start + this.windowMs, sensors: new Map(w.series) });
   }
 }

@@ -140,7 +140,7 @@ describe('features', () => {
 
   it('closes a tumbling window per asset when a later window starts; late readings are counted', () => {
     const closed: WindowReadings[] = [];
-    const ex = new WindowExtractor(1000, new Set(['t']), (w) => closed.push(w));
+    const ex = new WindowExtractor(1000, new Set(['t']), (w) => closed.push(w), 0);
     const r = (asset: string, t: number, v: number) =>
       ({ asset, sensor: 't', metric: 'temperature', value: v, unit: '', eventTime: t, ingestTime: t, quality: 'good' }) as const;
     ex.add(r('a', 100, 1));
@@ -153,6 +153,13 @@ describe('features', () => {
     expect(ex.late).toBe(1);
     ex.flush();
     expect(closed.map((w) => `${w.asset}@${w.start}`).sort()).toEqual(['a@0', 'a@1000', 'b@0']);
+
+    // by default a window covered for less than half its length (started mid-window) is skipped
+    const full: WindowReadings[] = [];
+    const ex2 = new WindowExtractor(1000, new Set(['t']), (w) => full.push(w));
+    for (const t of [700, 800, 900, 1000, 1500, 1900, 2000]) ex2.add(r('a', t, 1));
+    expect(full.map((w) => w.start)).toEqual([1000]);
+    expect(ex2.partial).toBe(1);
   });
 });
 
