@@ -12,6 +12,9 @@ import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
 import { Interlocks } from './interlock.js';
 import type { Logger } from './log.js';
+import { createModelControl, type ModelControl } from './model/control.js';
+import { ModelHook } from './model/hook.js';
+import { ModelService } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
 import { activeTrips } from './store/queries.js';
@@ -33,6 +36,9 @@ export class Agent {
   /** The MQTT control topic, when configured (started by start()). */
   controlTopic: MqttControl | undefined;
   readonly sourceCounters = new Map<string, Record<SourceCounter, number>>();
+  /** The on-device model, when configured; `modelControl` is what control messages call. */
+  readonly model: ModelService | undefined;
+  readonly modelControl: ModelControl | undefined;
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
@@ -57,6 +63,25 @@ export class Agent {
     this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
     this.control = new ControlPlane(config, this.pipeline, emit, logger.child({ component: 'control' }), this.now);
+    const m = config.model;
+    if (m) {
+      this.model = new ModelService({
+        dir: m.dir,
+        card: m.card,
+        runner: m.runner,
+        queueSize: m.queue_size,
+        batchSize: m.batch_size,
+        watch: m.watch,
+        watchDebounceMs: m.watch_debounce,
+        emit,
+        logger: logger.child({ component: 'model' }),
+        gatewayId: config.gateway.id,
+        now: this.now,
+      });
+      this.modelControl = createModelControl(this.model);
+    }
+    if (m || config.ensembles.length > 0)
+      this.pipeline.hook = new ModelHook(config, this.model, (a) => this.pipeline.raise(a), logger.child({ component: 'model' }));
   }
 
   /** Builds and initialises every component (no I/O besides reading the trip state back). */
@@ -123,6 +148,7 @@ export class Agent {
       );
       await this.controlTopic.start();
     }
+    await this.model?.start();
     for (const a of this.actuators.values()) await a.start();
     for (const s of this.sources) await s.start();
     this.logger.info(
@@ -139,6 +165,7 @@ export class Agent {
       }
       await this.controlTopic?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'control topic stop failed'));
       this.pipeline.flush();
+      await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }

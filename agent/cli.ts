@@ -3,6 +3,8 @@
  *   run       [--config FILE]   run the agent until SIGTERM/SIGINT
  *   validate  [--config FILE]   check the config; exit 0, or 78 (EX_CONFIG) with every problem
  *   status    [--config FILE]   counts per kind, latest events and active trips from the store
+ *   export    --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
+ *             normal-operation windows from the store as training data (agent/model/export.ts)
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -22,6 +24,9 @@ commands:
   run        run the agent until SIGTERM or SIGINT
   validate   check the configuration; exit 0, or 78 with every problem found
   status     show what the event store holds: counts, latest events, active trips
+  export     --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
+             write normal-operation windows (no anomaly, trip or alarm within the margin) as
+             training data for scripts/train-model.py
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -94,11 +99,29 @@ async function status(file: string): Promise<void> {
   }
 }
 
+async function exportCommand(
+  file: string,
+  v: { normal?: boolean; out?: string; since?: string; until?: string; margin?: string; asset?: string[] },
+): Promise<void> {
+  const { runExport } = await import('./model/export-cli.js');
+  const config = await loadOrExit(file);
+  process.exitCode = runExport(config.store.path, v);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      normal: { type: 'boolean' },
+      out: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      margin: { type: 'string' },
+      asset: { type: 'string', multiple: true },
+    },
   });
   const [command] = positionals;
   const file = values.config ?? DEFAULT_CONFIG;
@@ -113,6 +136,8 @@ export async function main(argv: string[]): Promise<void> {
       return validate(file);
     case 'status':
       return status(file);
+    case 'export':
+      return exportCommand(file, values);
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       process.exit(64);

@@ -80,6 +80,17 @@ function readBootId(): string {
   }
 }
 
+/**
+ * Extra stages fed by the pipeline (the on-device model, ensembles). Both calls are synchronous and
+ * must only record and queue: they run on the hot path.
+ */
+export interface PipelineHook {
+  onReading(r: Reading): void;
+  /** Every anomaly, after the interlock acted on it. */
+  onAnomaly(a: Anomaly): void;
+  flush(): void;
+}
+
 export class Pipeline {
   readonly counters: PipelineCounters = {
     readings: 0,
@@ -104,6 +115,7 @@ export class Pipeline {
   private readonly bootId = readBootId();
   /** Optional observer for anomalies (tests, API); called after the interlock acted. */
   onAnomaly: ((a: Anomaly) => void) | undefined;
+  hook: PipelineHook | undefined;
 
   constructor(
     config: PipelineConfig,
@@ -320,7 +332,13 @@ export class Pipeline {
       } else if (t < src.maxTime) {
         c.outOfOrder++;
       }
+      this.hook?.onReading(r);
     }
+  }
+
+  /** Anomalies decided off the reading path (model scores, ensembles): same handling as a detector's. */
+  raise(a: Anomaly): void {
+    this.handle(a);
   }
 
   private advance(src: SourceState): void {
@@ -367,6 +385,7 @@ export class Pipeline {
     this.emit({ kind: 'anomaly', key: a.asset, eventTime: a.eventTime, payload });
     if (a.state === 'raised') this.captures.get(a.asset)?.trigger(a);
     this.onAnomaly?.(a);
+    this.hook?.onAnomaly(a);
   }
 
   /** A detector's current configuration and state (control plane, status). */
@@ -415,5 +434,6 @@ export class Pipeline {
       src.deadline = Number.NaN;
     }
     for (const c of this.captures.values()) c.close();
+    this.hook?.flush();
   }
 }

@@ -6,9 +6,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { detection } from './bench/detection.js';
 import { foundation } from './bench/foundation.js';
+import { model } from './bench/model.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection];
+const SECTIONS: BenchSection[] = [foundation, detection, model];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

@@ -1,5 +1,6 @@
 /** Checks that need the whole config: references between sections and duplicate ids. */
 import { detectionChecks } from '../detect/semantic.js';
+import { modelProblems } from '../model/semantic.js';
 import type { AgentConfig } from './schema.js';
 
 export interface SemanticProblem {
@@ -112,5 +113,6 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
       });
     }
   });
+  problems.push(...modelProblems(config));
   return problems;
 }
