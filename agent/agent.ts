@@ -14,7 +14,7 @@ import { openDb } from './store/db.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
-import type { Reading } from './types.js';
+import type { AgentEvent, Reading } from './types.js';
 
 export interface AgentOptions {
   readonly logger: Logger;
@@ -26,6 +26,10 @@ export class Agent {
   readonly interlocks: Interlocks;
   readonly pipeline: Pipeline;
   readonly sourceCounters = new Map<string, Record<SourceCounter, number>>();
+  /** Observers of every reading batch after detection ran (twin, dashboard). Must be cheap and synchronous. */
+  readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
+  /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
+  readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
@@ -46,7 +50,10 @@ export class Agent {
       logger: logger.child({ component: 'store' }),
       now: this.now,
     });
-    const emit = this.store.append.bind(this.store);
+    const emit = (ev: AgentEvent): void => {
+      this.store.append(ev);
+      for (const tap of this.eventTaps) tap(ev);
+    };
     this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
     this.pipeline = new Pipeline(config, this.interlocks, emit);
   }
@@ -80,6 +87,7 @@ export class Agent {
         emit: (batch: readonly Reading[]) => {
           counters.readings += batch.length;
           this.pipeline.ingest(batch);
+          for (const tap of this.readingTaps) tap(batch);
         },
         count: (c, n = 1) => {
           counters[c] += n;
@@ -89,6 +97,11 @@ export class Agent {
       await driver.init();
       this.sources.push(new Supervised(src.id, driver, logger));
     }
+  }
+
+  /** Whether each source's driver has started (false while its supervisor is retrying). */
+  sourceStates(): Array<{ id: string; started: boolean }> {
+    return this.sources.map((s) => ({ id: s.name, started: s.started }));
   }
 
   async start(): Promise<void> {
