@@ -74,12 +74,9 @@ export const apiSchema = z
       description:
         'Bearer token for POST /api/assets/:id/ack; take it from the environment (EDGE_API_TOKEN), never write it in the file. Empty or unset: token_file, then the systemd credential "api-token"; with none, acknowledging over the API is disabled',
     }),
-    token_file: z
-      .string()
-      .optional()
-      .meta({
-        description: 'File holding the bearer token, e.g. one passed by systemd LoadCredential= (in $CREDENTIALS_DIRECTORY)',
-      }),
+    token_file: z.string().optional().meta({
+      description: 'File holding the bearer token, e.g. one passed by systemd LoadCredential= (in $CREDENTIALS_DIRECTORY)',
+    }),
   })
   .prefault({});
 

@@ -13,6 +13,7 @@
  *   and windows, commit the store (and close Kafka, when present). Exit 0.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from '../agent.js';
 import { formatConfigError, loadConfigFile } from '../config/load.js';
@@ -59,6 +60,8 @@ const withoutOps = (c: AgentConfig) => ({ ...c, api: undefined, log: undefined }
 export class Service {
   private gen: Generation | undefined;
   private api: ApiServer | undefined;
+  /** Where the API listens (undefined when disabled or not listening). */
+  apiAddress: AddressInfo | undefined;
   private token: string | undefined;
   private readonly telemetry = new Telemetry();
   private readonly notifier: Notifier;
@@ -134,7 +137,7 @@ export class Service {
       telemetry: this.telemetry,
     });
     try {
-      await server.start();
+      this.apiAddress = await server.start();
       this.api = server;
     } catch (err) {
       // The API is for people; protection of the machines does not depend on it.
@@ -190,6 +193,7 @@ export class Service {
       if (!sameJson(next.api, old.api)) {
         await this.api?.stop();
         this.api = undefined;
+        this.apiAddress = undefined;
         await this.startApi(next.api);
       }
       this.telemetry.reloads.inc({ result: 'applied' });
