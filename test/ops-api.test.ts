@@ -6,66 +6,23 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import parsePrometheus from 'parse-prometheus-text-format';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../agent/config/load.js';
-import { Service } from '../agent/ops/service.js';
 import type { AssetTwin } from '../agent/ops/twin.js';
 import { openDb } from '../agent/store/db.js';
 import { activeTrips } from '../agent/store/queries.js';
+import { apiConfigYaml, startService as start, TOKEN } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
-
-const TOKEN = 'test-token-0123456789';
-
-export const apiConfigYaml = (db: string, token = TOKEN, extra = '') => `
-gateway: { id: gw-test }
-store: { path: ${db}, flush_interval: 50ms }
-log: { level: silent }
-aggregation: { window: 1s }
-api: { listen: '127.0.0.1:0', token: '${token}' }
-twin: { interval: 1s, history: 1m }
-sources:
-  - id: sim
-    type: simulator
-    seed: 5
-    rate: 50
-    tick: 20ms
-    faults:
-      - { asset: pump-1, sensor: temperature, kind: overheat_ramp, start: 300ms, duration: 10m, magnitude: 6000 }
-assets:
-  - id: pump-1
-    name: Pump one
-    sensors:
-      - { id: temperature, metric: temperature, unit: degC, source: sim }
-      - { id: pressure, metric: pressure, unit: bar, source: sim }
-  - id: pump-2
-    sensors:
-      - { id: temperature, metric: temperature, unit: degC, source: sim }
-detectors:
-  - { id: overheat, type: threshold, asset: pump-1, sensor: temperature, setpoint: 90, delta_up: 5, delta_down: 10, severity: critical, trip: true }
-  - { id: p2-hot, type: threshold, asset: pump-2, sensor: temperature, setpoint: 150, severity: warning }
-actuators:
-  - { id: log-stop, type: log }
-interlocks:
-  - asset: pump-1
-    actions: [{ actuator: log-stop, command: stop }]
-${extra}`;
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-export async function startService(yaml: string, file = 'test.yaml'): Promise<{ service: Service; base: string }> {
-  const res = await parseConfig(yaml, file);
-  if (!res.ok) throw new Error(JSON.stringify(res.errors));
-  const service = new Service(res.config, file, pino({ level: 'silent' }), {});
-  cleanups.push(() => service.stop());
-  await service.start();
-  const addr = service.apiAddress;
-  if (!addr) throw new Error('API did not start');
-  return { service, base: `http://127.0.0.1:${addr.port}` };
+async function startService(yaml: string, file?: string): ReturnType<typeof start> {
+  const started = await start(yaml, file);
+  cleanups.push(() => started.service.stop());
+  return started;
 }
 
 const ack = (base: string, asset: string, headers: Record<string, string>, body: unknown = { by: 'tester' }) =>
@@ -178,7 +135,9 @@ describe('local API', () => {
     await (service as unknown as { gen: { agent: { store: { flush(): Promise<void> } } } }).gen.agent.store.flush();
 
     const sqlite = openDb(db, 'NORMAL', true);
-    cleanups.push(() => sqlite.close());
+    cleanups.push(() => {
+      sqlite.close();
+    });
     const p1 = twin.find((a) => a.asset === 'pump-1') as AssetTwin;
     expect(activeTrips(sqlite).map((t) => t.asset)).toEqual(['pump-1']);
     expect(p1).toMatchObject({ state: 'tripped', name: 'Pump one', model_version: null, trip: { detector: 'overheat' } });
