@@ -20,7 +20,7 @@ import { openDb } from './store/db.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
-import type { Reading } from './types.js';
+import type { AgentEvent, Reading } from './types.js';
 
 export interface AgentOptions {
   readonly logger: Logger;
@@ -39,6 +39,10 @@ export class Agent {
   /** The on-device model, when configured; `modelControl` is what control messages call. */
   readonly model: ModelService | undefined;
   readonly modelControl: ModelControl | undefined;
+  /** Observers of every reading batch after detection ran (twin, dashboard). Must be cheap and synchronous. */
+  readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
+  /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
+  readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
@@ -59,7 +63,10 @@ export class Agent {
       logger: logger.child({ component: 'store' }),
       now: this.now,
     });
-    const emit = this.store.append.bind(this.store);
+    const emit = (ev: AgentEvent): void => {
+      this.store.append(ev);
+      for (const tap of this.eventTaps) tap(ev);
+    };
     this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
     this.control = new ControlPlane(config, this.pipeline, emit, logger.child({ component: 'control' }), this.now);
@@ -113,6 +120,7 @@ export class Agent {
         emit: (batch: readonly Reading[]) => {
           counters.readings += batch.length;
           this.pipeline.ingest(batch);
+          for (const tap of this.readingTaps) tap(batch);
         },
         count: (c, n = 1) => {
           counters[c] += n;
@@ -122,6 +130,11 @@ export class Agent {
       await driver.init();
       this.sources.push(new Supervised(src.id, driver, logger));
     }
+  }
+
+  /** Whether each source's driver has started (false while its supervisor is retrying). */
+  sourceStates(): Array<{ id: string; started: boolean }> {
+    return this.sources.map((s) => ({ id: s.name, started: s.started }));
   }
 
   async start(): Promise<void> {

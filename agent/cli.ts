@@ -8,10 +8,9 @@
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Agent } from './agent.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
-import { createLogger } from './log.js';
+import { runService } from './ops/service.js';
 import { openDb } from './store/db.js';
 import { summarize } from './store/queries.js';
 
@@ -21,7 +20,7 @@ const DEFAULT_CONFIG = process.env.EDGE_AGENT_CONFIG ?? 'agent.config.yaml';
 const USAGE = `usage: edge-agent <command> [--config FILE]
 
 commands:
-  run        run the agent until SIGTERM or SIGINT
+  run        run the agent until SIGTERM or SIGINT; SIGHUP reloads the config
   validate   check the configuration; exit 0, or 78 with every problem found
   status     show what the event store holds: counts, latest events, active trips
   export     --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
@@ -37,32 +36,8 @@ async function loadOrExit(file: string): Promise<AgentConfig> {
   process.exit(EX_CONFIG);
 }
 
-async function run(file: string): Promise<void> {
-  const config = await loadOrExit(file);
-  const logger = createLogger(config.log.level);
-  const agent = await Agent.create(config, { logger });
-  await agent.start();
-  let signals = 0;
-  const shutdown = (signal: string) => {
-    if (signals++ > 0) {
-      logger.warn({ signal }, 'second signal: exiting without waiting');
-      process.exit(1);
-    }
-    logger.info({ signal }, 'shutting down');
-    agent.stop().then(
-      () => {
-        logger.flush();
-        process.exit(0);
-      },
-      (err: Error) => {
-        logger.error({ err: err.message }, 'shutdown failed; events not yet written may be lost');
-        logger.flush();
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+function run(file: string): Promise<void> {
+  return runService(file);
 }
 
 async function validate(file: string): Promise<void> {

@@ -62,6 +62,33 @@ export const aggregationSchema = z
   })
   .prefault({});
 
+export const apiSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).meta({ description: 'Serve the local HTTP API and dashboard' }),
+    listen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected host:port, e.g. 127.0.0.1:8080' })
+      .default('127.0.0.1:8080')
+      .meta({ description: 'host:port of the API and dashboard. Keep it on 127.0.0.1 unless a firewall guards the port' }),
+    token: z.string().optional().meta({
+      description:
+        'Bearer token for POST /api/assets/:id/ack; take it from the environment (EDGE_API_TOKEN), never write it in the file. Empty or unset: token_file, then the systemd credential "api-token"; with none, acknowledging over the API is disabled',
+    }),
+    token_file: z.string().optional().meta({
+      description: 'File holding the bearer token, e.g. one passed by systemd LoadCredential= (in $CREDENTIALS_DIRECTORY)',
+    }),
+  })
+  .prefault({});
+
+export const twinSchema = z
+  .strictObject({
+    interval: duration
+      .prefault('1m')
+      .meta({ description: "Every asset's twin is written to the store this often, besides on every state change" }),
+    history: duration.prefault('5m').meta({ description: 'How much recent history per sensor the dashboard charts show' }),
+  })
+  .prefault({});
+
 export const sensorSchema = z.strictObject({
   id,
   metric: z.enum(METRICS),
@@ -371,6 +398,8 @@ export const configSchema = z.strictObject({
   time: timeSchema,
   capture: captureSchema,
   control: controlSchema,
+  api: apiSchema,
+  twin: twinSchema,
   sources: z.array(driverEntrySchema).min(1),
   assets: z.array(assetSchema).min(1),
   detectors: z.array(detectorSchema).default([]),
@@ -391,3 +420,5 @@ export type InterlockConfig = z.output<typeof interlockSchema>;
 export type DriverEntry = z.output<typeof driverEntrySchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type EnsembleConfig = z.output<typeof ensembleSchema>;
+export type ApiConfig = z.output<typeof apiSchema>;
+export type TwinConfig = z.output<typeof twinSchema>;

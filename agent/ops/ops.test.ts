@@ -1,0 +1,141 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { tokenMatches } from './api.js';
+import { Liveness } from './liveness.js';
+import { parseNotifySocket, watchdogTimeoutMs } from './sd-notify.js';
+import { resolveToken } from './service.js';
+import { TwinTracker } from './twin.js';
+
+const silent = pino({ level: 'silent' });
+
+describe('sd_notify environment', () => {
+  it('parses filesystem and abstract NOTIFY_SOCKET values and ignores the rest', () => {
+    expect(parseNotifySocket('/run/systemd/notify')).toEqual({ kind: 'path', path: '/run/systemd/notify' });
+    expect(parseNotifySocket('@/org/freedesktop/systemd1/notify')).toEqual({
+      kind: 'abstract',
+      name: '/org/freedesktop/systemd1/notify',
+    });
+    expect(parseNotifySocket('relative.sock')).toBeUndefined();
+    expect(parseNotifySocket('@')).toBeUndefined();
+    expect(parseNotifySocket(undefined)).toBeUndefined();
+  });
+
+  it('reads WATCHDOG_USEC only when WATCHDOG_PID is absent or ours', () => {
+    expect(watchdogTimeoutMs({ WATCHDOG_USEC: '20000000' }, 42)).toBe(20_000);
+    expect(watchdogTimeoutMs({ WATCHDOG_USEC: '20000000', WATCHDOG_PID: '42' }, 42)).toBe(20_000);
+    expect(watchdogTimeoutMs({ WATCHDOG_USEC: '20000000', WATCHDOG_PID: '7' }, 42)).toBeUndefined();
+    expect(watchdogTimeoutMs({ WATCHDOG_USEC: 'x' }, 42)).toBeUndefined();
+    expect(watchdogTimeoutMs({}, 42)).toBeUndefined();
+  });
+});
+
+describe('liveness', () => {
+  it('fails on a stalled loop or a store writer without progress, and recovers', () => {
+    let now = 0;
+    let store = { backlog: 0, persisted: 0 };
+    const l = new Liveness({
+      intervalMs: 1000,
+      maxLagMs: 500,
+      storeStallMs: 3000,
+      store: () => store,
+      logger: silent,
+      now: () => now,
+    });
+    expect(l.check(10).ok).toBe(true);
+    expect(l.check(900)).toMatchObject({ ok: false, reasons: [expect.stringContaining('event loop stalled 900 ms')] });
+    expect(l.check(10).ok).toBe(true);
+    store = { backlog: 50, persisted: 10 };
+    for (now = 1000; now <= 3000; now += 1000) expect(l.check(0).ok).toBe(true);
+    now = 5000;
+    expect(l.check(0).reasons[0]).toContain('store writer made no progress');
+    store = { backlog: 50, persisted: 60 };
+    expect(l.check(0).ok).toBe(true);
+  });
+});
+
+describe('API token', () => {
+  it('matches only "Bearer <token>"', () => {
+    expect(tokenMatches('Bearer abc', 'abc')).toBe(true);
+    expect(tokenMatches('bearer abc', 'abc')).toBe(true);
+    expect(tokenMatches('Bearer abcd', 'abc')).toBe(false);
+    expect(tokenMatches('abc', 'abc')).toBe(false);
+    expect(tokenMatches(undefined, 'abc')).toBe(false);
+  });
+
+  it('resolves config, then token_file, then the systemd credential', () => {
+    expect(resolveToken({ enabled: true, listen: 'x:1', token: ' t ' }, {})).toMatchObject({ token: 't', source: 'config' });
+    expect(resolveToken({ enabled: true, listen: 'x:1', token: '' }, {})).toMatchObject({ token: undefined, source: 'none' });
+    expect(resolveToken({ enabled: true, listen: 'x:1', token_file: '/nonexistent/t' }, {}).error).toContain('cannot read');
+    expect(resolveToken({ enabled: true, listen: 'x:1' }, { CREDENTIALS_DIRECTORY: '/nonexistent' })).toMatchObject({
+      source: 'none',
+    });
+  });
+});
+
+describe('twin', () => {
+  const config = {
+    assets: [{ id: 'p', sensors: [{ id: 't', metric: 'temperature' as const, unit: 'degC', source: 's' }] }],
+    detectors: [
+      {
+        id: 'hot',
+        type: 'threshold' as const,
+        asset: 'p',
+        sensor: 't',
+        direction: 'above' as const,
+        setpoint: 90,
+        delta_up: 5,
+        delta_down: 10,
+        severity: 'critical' as const,
+        trip: true,
+      },
+    ],
+    twin: { interval: 60_000, history: 30_000 },
+  };
+
+  it('derives limits, state, health and writes twin events on change', async () => {
+    let tripped = false;
+    const events: unknown[] = [];
+    const twin = new TwinTracker(config, { emit: (e) => events.push(e), isTripped: () => tripped, now: () => 1 });
+    expect(twin.snapshot()[0]?.sensors[0]?.limits).toEqual([
+      { detector: 'hot', type: 'threshold', direction: 'above', raise: 95, clear: 80, severity: 'critical', trip: true },
+    ]);
+    twin.onReadings([
+      {
+        asset: 'p',
+        sensor: 't',
+        metric: 'temperature',
+        value: 99,
+        unit: 'degC',
+        eventTime: 1000,
+        ingestTime: 1000,
+        quality: 'good',
+      },
+    ]);
+    twin.onEvent({
+      kind: 'anomaly',
+      key: 'p',
+      eventTime: 1000,
+      payload: { detector: 'hot', sensor: 't', severity: 'critical', state: 'raised', value: 99, trip: true },
+    });
+    tripped = true;
+    twin.onEvent({ kind: 'action', key: 'p', eventTime: 1000, payload: { type: 'trip', detector: 'hot' } });
+    await new Promise((r) => setImmediate(r));
+    expect(events).toHaveLength(1);
+    expect(twin.snapshot()[0]).toMatchObject({ state: 'tripped', health: 20, trip: { detector: 'hot', at: 1000 } });
+    tripped = false;
+    twin.onEvent({ kind: 'audit', key: 'p', eventTime: 2000, payload: { type: 'ack', by: 'ann' } });
+    await new Promise((r) => setImmediate(r));
+    expect(twin.snapshot()[0]).toMatchObject({ state: 'acknowledged', ack: { by: 'ann', at: 2000 }, health: 60 });
+    twin.onEvent({
+      kind: 'anomaly',
+      key: 'p',
+      eventTime: 3000,
+      payload: { detector: 'hot', sensor: 't', severity: 'critical', state: 'cleared', value: 70 },
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(twin.snapshot()[0]).toMatchObject({ state: 'running', health: 100, active_anomalies: [] });
+    expect(events).toHaveLength(3);
+    expect(twin.series()[0]?.sensors.t).toEqual([[1000, 99]]);
+    expect(twin.series()[0]?.markers.map((m) => m.state)).toEqual(['raised', 'cleared']);
+  });
+});

@@ -1,0 +1,365 @@
+/**
+ * `edge-agent run` as a service: the agent plus the local API, the twin, telemetry, the systemd
+ * notify protocol and signals.
+ *
+ * - READY=1 once the store is open, every driver started (or is retrying under its supervisor) and
+ *   the API listens. WATCHDOG=1 from the liveness check (agent/ops/liveness.ts), when $WATCHDOG_USEC is set.
+ * - SIGHUP reloads the config file. The new config is validated first; a bad one is rejected with
+ *   every problem logged and the running agent keeps going. An unchanged one changes nothing.
+ *   A change to `api` or `log` alone is applied in place; any other change restarts the agent's
+ *   components with the new config (the store is closed and reopened: nothing is lost, and latched
+ *   trips are read back).
+ * - SIGTERM/SIGINT: STOPPING=1, close the API, then the agent in order: stop drivers, flush detectors
+ *   and windows, commit the store (and close Kafka, when present). Exit 0.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Agent } from '../agent.js';
+import { formatConfigError, loadConfigFile } from '../config/load.js';
+import type { AgentConfig, ApiConfig } from '../config/schema.js';
+import { createLogger, type Logger } from '../log.js';
+import { openDb } from '../store/db.js';
+import { activeTrips } from '../store/queries.js';
+import { Telemetry, type TelemetrySnapshot } from '../telemetry.js';
+import { type ApiBackend, ApiServer } from './api.js';
+import { Liveness } from './liveness.js';
+import { createNotifier, type Notifier, watchdogTimeoutMs } from './sd-notify.js';
+import { TwinTracker } from './twin.js';
+
+export const EX_CONFIG = 78;
+
+interface Generation {
+  readonly config: AgentConfig;
+  readonly agent: Agent;
+  readonly twin: TwinTracker;
+  readonly startedAt: number;
+}
+
+/** Where the ack token comes from: api.token, then api.token_file, then the systemd credential "api-token". */
+export function resolveToken(
+  api: ApiConfig,
+  env: NodeJS.ProcessEnv,
+): { token: string | undefined; source: 'config' | 'file' | 'credential' | 'none'; error?: string } {
+  if (api.token?.trim()) return { token: api.token.trim(), source: 'config' };
+  const file = api.token_file ?? (env.CREDENTIALS_DIRECTORY ? join(env.CREDENTIALS_DIRECTORY, 'api-token') : undefined);
+  if (!file) return { token: undefined, source: 'none' };
+  try {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token) return { token, source: api.token_file ? 'file' : 'credential' };
+    return { token: undefined, source: 'none', error: `${file} is empty` };
+  } catch (err) {
+    if (!api.token_file && (err as NodeJS.ErrnoException).code === 'ENOENT') return { token: undefined, source: 'none' };
+    return { token: undefined, source: 'none', error: `cannot read ${file}: ${(err as Error).message}` };
+  }
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const withoutOps = (c: AgentConfig) => ({ ...c, api: undefined, log: undefined });
+
+export class Service {
+  private gen: Generation | undefined;
+  private api: ApiServer | undefined;
+  /** Where the API listens (undefined when disabled or not listening). */
+  apiAddress: AddressInfo | undefined;
+  private token: string | undefined;
+  private readonly telemetry = new Telemetry();
+  private readonly notifier: Notifier;
+  private readonly liveness: Liveness;
+  private reloading: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private config: AgentConfig,
+    private readonly file: string,
+    private readonly logger: Logger,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.notifier = createNotifier(logger.child({ component: 'systemd' }), env);
+    const watchdog = watchdogTimeoutMs(env);
+    const budget = watchdog ?? 30_000;
+    this.liveness = new Liveness({
+      intervalMs: watchdog ? Math.max(50, watchdog / 3) : 5000,
+      maxLagMs: budget / 2,
+      storeStallMs: Math.max(budget, 10_000),
+      store: () =>
+        this.gen ? { backlog: this.gen.agent.store.backlog, persisted: this.gen.agent.store.stats.persisted } : undefined,
+      ...(watchdog ? { ping: () => this.notifier.notify('WATCHDOG=1') } : {}),
+      logger: logger.child({ component: 'liveness' }),
+      telemetry: this.telemetry,
+    });
+  }
+
+  private async startGeneration(config: AgentConfig): Promise<Generation> {
+    const agent = await Agent.create(config, { logger: this.logger });
+    const twin = new TwinTracker(config, {
+      emit: (ev) => agent.store.append(ev),
+      isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
+    });
+    agent.readingTaps.push((batch) => twin.onReadings(batch));
+    agent.eventTaps.push(
+      (ev) => twin.onEvent(ev),
+      (ev) => this.telemetry.onEvent(ev),
+    );
+    const path = config.store.path;
+    if (path !== ':memory:' && existsSync(path)) {
+      const db = openDb(path, 'NORMAL', true);
+      try {
+        twin.restoreTrips(activeTrips(db));
+      } finally {
+        db.close();
+      }
+    }
+    await agent.start();
+    twin.start(config.twin.interval);
+    return { config, agent, twin, startedAt: Date.now() };
+  }
+
+  private async stopGeneration(g: Generation): Promise<void> {
+    g.twin.stop();
+    g.twin.publishAll();
+    await g.agent.stop();
+  }
+
+  private async startApi(api: ApiConfig): Promise<void> {
+    const resolved = resolveToken(api, this.env);
+    if (resolved.error)
+      this.logger.error({ err: resolved.error }, 'API token unreadable; acknowledging over the API is disabled');
+    else if (!resolved.token && api.enabled)
+      this.logger.warn('no API token configured: the dashboard and API are read-only (set EDGE_API_TOKEN or api.token_file)');
+    this.token = resolved.token;
+    if (!api.enabled) return;
+    const server = new ApiServer({
+      listen: api.listen,
+      backend: this.backend(),
+      logger: this.logger.child({ component: 'api' }),
+      telemetry: this.telemetry,
+    });
+    try {
+      this.apiAddress = await server.start();
+      this.api = server;
+    } catch (err) {
+      // The API is for people; protection of the machines does not depend on it.
+      this.logger.error({ err: (err as Error).message }, 'local API and dashboard unavailable; the agent keeps running');
+    }
+  }
+
+  async start(): Promise<void> {
+    this.gen = await this.startGeneration(this.config);
+    await this.startApi(this.config.api);
+    this.telemetry.startSampler(() => this.snapshot());
+    this.liveness.start();
+    this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}\nMAINPID=${process.pid}`);
+    this.logger.info({ notify: this.notifier.transport, watchdog_ms: watchdogTimeoutMs(this.env) ?? null }, 'service ready');
+  }
+
+  private statusLine(): string {
+    const tripped = this.gen?.agent.interlocks.tripped() ?? [];
+    return `running; ${tripped.length ? `tripped: ${tripped.join(', ')}` : 'no trips'}`;
+  }
+
+  /** SIGHUP. Never throws; concurrent reloads are coalesced. */
+  reload(): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    this.reloading ??= this.doReload().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<void> {
+    const res = await loadConfigFile(this.file, this.env);
+    if (!res.ok) {
+      this.telemetry.reloads.inc({ result: 'rejected' });
+      this.logger.error(
+        { file: this.file, problems: res.errors.map(formatConfigError) },
+        `config reload rejected (${res.errors.length} problem(s)); the running config stays in force`,
+      );
+      return;
+    }
+    const next = res.config;
+    if (sameJson(next, this.config)) {
+      this.telemetry.reloads.inc({ result: 'unchanged' });
+      this.logger.info({ file: this.file }, 'config reload: unchanged');
+      return;
+    }
+    this.notifier.notify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(performance.timeOrigin * 1000 + performance.now() * 1000)}`);
+    const old = this.config;
+    try {
+      if (!sameJson(withoutOps(next), withoutOps(old))) await this.swapAgent(next);
+      this.config = next;
+      this.logger.level = next.log.level;
+      if (!sameJson(next.api, old.api)) {
+        await this.api?.stop();
+        this.api = undefined;
+        this.apiAddress = undefined;
+        await this.startApi(next.api);
+      }
+      this.telemetry.reloads.inc({ result: 'applied' });
+      this.logger.info({ file: this.file }, 'config reloaded');
+    } catch (err) {
+      this.telemetry.reloads.inc({ result: 'failed' });
+      this.logger.error({ err: (err as Error).message }, 'config reload failed; see the previous lines for what runs now');
+    } finally {
+      this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}`);
+    }
+  }
+
+  /** Builds the new agent before stopping the old one, so a driver that refuses the config changes nothing. */
+  private async swapAgent(next: AgentConfig): Promise<void> {
+    const old = this.gen;
+    if (!old) return;
+    // init() only: validates drivers without I/O. Then stop the old agent and start the new.
+    await Agent.create(next, { logger: this.logger });
+    this.gen = undefined;
+    await this.stopGeneration(old);
+    try {
+      this.gen = await this.startGeneration(next);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'new config failed to start; restarting the previous config');
+      this.gen = await this.startGeneration(old.config);
+      throw err;
+    }
+  }
+
+  /** Ordered shutdown. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.notifier.notify('STOPPING=1\nSTATUS=stopping');
+      await this.reloading;
+      await this.api?.stop();
+      this.telemetry.stopSampler();
+      if (this.gen) await this.stopGeneration(this.gen);
+      this.liveness.stop();
+      this.notifier.close();
+    })();
+    return this.stopping;
+  }
+
+  private snapshot(): TelemetrySnapshot | undefined {
+    const g = this.gen;
+    if (!g) return undefined;
+    return {
+      generation: g,
+      pipeline: g.agent.pipeline.counters,
+      sources: g.agent.sourceCounters.values(),
+      store: g.agent.store.stats,
+      storeBacklog: g.agent.store.backlog,
+      storePath: g.config.store.path,
+      trippedAssets: g.agent.interlocks.tripped().length,
+    };
+  }
+
+  private readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    const g = this.gen;
+    if (this.stopping) reasons.push('stopping');
+    if (!g) reasons.push('agent not running (starting or reloading)');
+    else for (const s of g.agent.sourceStates()) if (!s.started) reasons.push(`source ${s.id} not started (retrying)`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  private backend(): ApiBackend {
+    return {
+      liveness: () => this.liveness.last,
+      readiness: () => this.readiness(),
+      metrics: async () => {
+        const s = this.snapshot();
+        if (s) this.telemetry.refresh(s);
+        return this.telemetry.metrics();
+      },
+      twin: () => ({ gateway: this.config.gateway.id, generated_at: Date.now(), assets: this.gen?.twin.snapshot() ?? [] }),
+      series: (since) => ({ generated_at: Date.now(), assets: this.gen?.twin.series(since) ?? [] }),
+      status: () => this.status(),
+      token: () => this.token,
+      hasAsset: (asset) => this.config.assets.some((a) => a.id === asset),
+      ack: (asset, by) => {
+        const g = this.gen;
+        if (!g?.agent.interlocks.ack(asset, by)) return undefined;
+        const twin = g.twin.snapshot().find((t) => t.asset === asset);
+        this.notifier.notify(`STATUS=${this.statusLine()}`);
+        return twin?.state ?? 'running';
+      },
+    };
+  }
+
+  private status(): unknown {
+    const g = this.gen;
+    const gauge = (m: { get(): Promise<{ values: Array<{ value: number }> }> }) =>
+      m.get().then((v) => v.values[0]?.value ?? null);
+    const t = this.telemetry;
+    return Promise.all([gauge(t.syncLagEvents), gauge(t.syncLagSeconds), gauge(t.syncLastSuccess), gauge(t.storeBytes)]).then(
+      ([lagEvents, lagSeconds, lastSuccess, bytes]) => ({
+        gateway: this.config.gateway.id,
+        site: this.config.gateway.site ?? null,
+        uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+        ready: this.readiness(),
+        health: this.liveness.last,
+        ack_enabled: this.token !== undefined,
+        sources: g?.agent.sourceStates() ?? [],
+        pipeline: g ? { readings: g.agent.pipeline.counters.readings, anomalies: g.agent.pipeline.counters.anomalies } : null,
+        store: g
+          ? {
+              path: g.config.store.path,
+              backlog: g.agent.store.backlog,
+              accepted: g.agent.store.stats.accepted,
+              persisted: g.agent.store.stats.persisted,
+              last_seq: g.agent.store.stats.lastSeq,
+              write_errors: g.agent.store.stats.writeErrors,
+              last_error: g.agent.store.stats.lastError ?? null,
+              bytes,
+            }
+          : null,
+        // Fed by the Kafka sync through the telemetry gauges; null/0 until a sync is configured.
+        sync: { lag_events: lagEvents, lag_seconds: lagSeconds, last_success: lastSuccess ? lastSuccess * 1000 : null },
+      }),
+    );
+  }
+}
+
+/** `edge-agent run`: loads the config (exit 78 when invalid), runs until SIGTERM/SIGINT, reloads on SIGHUP. */
+export async function runService(file: string): Promise<void> {
+  const res = await loadConfigFile(file);
+  if (!res.ok) {
+    for (const e of res.errors) process.stderr.write(`${formatConfigError(e)}\n`);
+    process.stderr.write(`${res.errors.length} problem(s) in ${file}\n`);
+    process.exit(EX_CONFIG);
+  }
+  const logger = createLogger(res.config.log.level);
+  const service = new Service(res.config, file, logger);
+  process.on('SIGHUP', () => {
+    logger.info({ file }, 'SIGHUP: reloading the config');
+    void service.reload();
+  });
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (signals++ > 0) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      logger.flush();
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    service.stop().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (err: Error) => {
+        logger.error({ err: err.message }, 'shutdown failed; events not yet written may be lost');
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  try {
+    await service.start();
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'agent failed to start');
+    await service.stop().catch(() => {});
+    logger.flush();
+    process.exit(1);
+  }
+}
