@@ -3,6 +3,7 @@
  *   run       [--config FILE]   run the agent until SIGTERM/SIGINT
  *   validate  [--config FILE]   check the config; exit 0, or 78 (EX_CONFIG) with every problem
  *   status    [--config FILE]   counts per kind, latest events and active trips from the store
+ *   probe     modbus ...        read a Modbus register block and print every decoding
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ commands:
   run        run the agent until SIGTERM or SIGINT
   validate   check the configuration; exit 0, or 78 with every problem found
   status     show what the event store holds: counts, latest events, active trips
+  probe      probe modbus --host H --unit U --address A --count N: print every decoding of a block
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -95,6 +97,15 @@ async function status(file: string): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'probe') {
+    if (argv[1] !== 'modbus') {
+      process.stderr.write('usage: edge-agent probe modbus --help\n');
+      process.exit(64);
+    }
+    const { probeModbus } = await import('../drivers/modbus/probe.js');
+    process.exitCode = await probeModbus(argv.slice(2));
+    return;
+  }
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
