@@ -28,4 +28,19 @@ assets:
     expect(text).toContain('x.yaml:5');
     expect(text).toMatch(/adress/);
   });
+
+  it('rejects two sources on one serial port', async () => {
+    const yaml = `sources:
+  - { id: bus-a, type: modbus, transport: rtu, serial_port: /dev/ttyUSB0 }
+  - { id: bus-b, type: modbus, transport: rtu, serial_port: /dev/ttyUSB0 }
+assets:
+  - id: a
+    sensors:
+      - { id: t, metric: temperature, source: bus-a, address: { address: 3 } }
+`;
+    const res = await parseConfig(yaml, 'x.yaml');
+    const text = res.ok ? '' : res.errors.map(formatConfigError).join('\n');
+    expect(text).toContain('x.yaml:3');
+    expect(text).toContain('serial port /dev/ttyUSB0 is already used by source "bus-a"');
+  });
 });

@@ -228,6 +228,28 @@ interlocks: [{ asset: pump-1, actions: [{ actuator: stop }] }]
     expect(after.filter((r) => r.sensor === 'pressure').every((r) => Math.abs(r.value - 3.77) < 1e-9)).toBe(true);
   });
 
+  it('counts an exception answer against its request only; the rest of the unit keeps polling', async () => {
+    // Sparse unit: registers 10..13 exist, 50 does not (exception 02, illegal data address).
+    const image: RegisterImage = {
+      units: { '1': { sparse: true, holding: { '10': [...encode(21.5, 'float32', 'CDAB'), 0, 65413] } } },
+    };
+    const server = await startPymodbus({ image });
+    cleanups.push(() => server.stop());
+    const sensors = [
+      bound('unit-1', 'temperature', 'temperature', { unit_id: 1, address: 10, type: 'float32', byte_order: 'CDAB' }),
+      bound('unit-1', 'missing', 'other', { unit_id: 1, address: 50 }),
+    ];
+    const { source, readings } = makeSource({ host: '127.0.0.1', port: server.port, poll_interval: '50ms', max_gap: 0 }, sensors);
+    await source.start();
+    await waitFor(() => of(readings, 'unit-1', 'good').length >= 5, { what: 'good readings next to a failing request' });
+    await source.stop();
+    const stats = source.stats().units[1];
+    expect(stats?.exceptions).toBeGreaterThan(0);
+    expect(stats?.skipped).toBe(0);
+    expect(readings.filter((r) => r.sensor === 'missing').every((r) => r.quality === 'comm_error')).toBe(true);
+    expect(readings.filter((r) => r.sensor === 'temperature').every((r) => r.quality === 'good' && r.value === 21.5)).toBe(true);
+  });
+
   it(`recovers by itself after the server is gone for ${OUTAGE_MS / 1000} s`, async () => {
     const image = plantImage([1]);
     let server = await startPymodbus({ image });
