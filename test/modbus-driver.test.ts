@@ -5,6 +5,7 @@
  *
  * The outage lasts 5 s by default; EDGE_AGENT_MODBUS_OUTAGE_MS=30000 runs the 30 s outage of the issue.
  */
+import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
@@ -15,6 +16,7 @@ import { encode } from '../drivers/modbus/codec.js';
 import { formatDecodings, probeModbus } from '../drivers/modbus/probe.js';
 import { type ModbusConfig, modbusAddressSchema, modbusSchema } from '../drivers/modbus/schema.js';
 import { ModbusSource } from '../drivers/modbus/source.js';
+import { freePort } from './helpers/free-port.js';
 import { pymodbusUnavailable, type RegisterImage, rtuUnavailable, startPymodbus, startRtuPair } from './helpers/pymodbus.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -353,5 +355,44 @@ describe.skipIf(!!(missing || rtuMissing))('modbus source over RTU (socat pseudo
     expect(dead.timeouts).toBeGreaterThan(0);
     expect(dead.skipped).toBeGreaterThan(dead.timeouts);
     expect(of(readings, 'unit-3', 'good')).toHaveLength(0);
+  });
+});
+
+describe.skipIf(!!(missing || rtuMissing))('modbus source, RTU over TCP (socat serial server in front of the pty pair)', () => {
+  it('reads RTU frames through a TCP serial server', async () => {
+    const pair = await startRtuPair({ image: plantImage([1]), baud: 38400 });
+    cleanups.push(() => pair.stop());
+    const port = await freePort();
+    // socat plays the serial device server: raw RTU bytes between a TCP client and the serial line.
+    const relay = spawn(
+      'socat',
+      ['-d', '-d', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `FILE:${pair.clientPath},raw,echo=0`],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    cleanups.push(() => relay.kill('SIGKILL'));
+    let log = '';
+    relay.stderr.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+    });
+    await waitFor(() => /listening on/.test(log), { what: `socat to listen on ${port}` });
+    const { source, readings } = makeSource(
+      {
+        transport: 'rtu_over_tcp',
+        host: '127.0.0.1',
+        port,
+        poll_interval: '100ms',
+        timeout: '500ms',
+        reconnect_min: '100ms',
+        reconnect_max: '500ms',
+      },
+      sensorsFor([1]),
+    );
+    await source.start();
+    await waitFor(() => of(readings, 'unit-1', 'good').length >= 6, { what: 'good readings over RTU over TCP' });
+    const last = (sensor: string) => readings.filter((r) => r.sensor === sensor && r.quality === 'good').at(-1)?.value;
+    expect([last('temperature'), last('running')]).toEqual([21.5, 1]);
+    expect(last('pressure')).toBeCloseTo(3.77, 10);
   });
 });

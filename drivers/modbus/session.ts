@@ -140,7 +140,8 @@ export class ModbusSession {
         const socket = await this.connectSocket();
         this.socket = socket;
         if (this.cfg.transport === 'tcp') await client.linkTCP(socket, { port: this.cfg.port });
-        else await client.linkTcpRTUBuffered(socket, { port: this.cfg.port });
+        // modbus-serial's "TcpRTUBuffered" port speaks MBAP framing; its "telnet" port is raw RTU over TCP.
+        else await client.linkTelnet(socket, { port: this.cfg.port });
       }
     } catch (err) {
       this.stats.connectFailures++;
