@@ -159,11 +159,12 @@ export class MqttSource implements SourceDriver {
         });
       }
     });
-    client.on('close', () => {
+    // Prepended: MQTT.js's own 'close' listener schedules the reconnect with the period set here.
+    client.prependListener('close', () => {
       if (client.disconnecting) return;
       this.stats.disconnects++;
       const delay = backoff.fail(Date.now());
-      // MQTT.js reads reconnectPeriod each time it schedules a reconnect: this makes it a backoff with jitter.
+      // MQTT.js reads reconnectPeriod each time it schedules a reconnect: this turns it into backoff with jitter.
       client.options.reconnectPeriod = delay;
       this.ctx.count('reconnects');
       this.warnings.log(
