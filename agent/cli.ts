@@ -5,6 +5,7 @@
  *   status    [--config FILE]   counts per kind, latest events and active trips from the store
  *   export    --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
  *             normal-operation windows from the store as training data (agent/model/export.ts)
+ *   probe     modbus ...        read a Modbus register block and print every decoding
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -26,6 +27,7 @@ commands:
   export     --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
              write normal-operation windows (no anomaly, trip or alarm within the margin) as
              training data for scripts/train-model.py
+  probe      probe modbus --host H --unit U --address A --count N: print every decoding of a block
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -84,6 +86,15 @@ async function exportCommand(
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'probe') {
+    if (argv[1] !== 'modbus') {
+      process.stderr.write('usage: edge-agent probe modbus --help\n');
+      process.exit(64);
+    }
+    const { probeModbus } = await import('../drivers/modbus/probe.js');
+    process.exitCode = await probeModbus(argv.slice(2));
+    return;
+  }
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -7,6 +7,8 @@ import type { ActuatorModule, DriverModule, SourceModule } from '../agent/driver
 const REGISTRY: Record<string, () => Promise<{ default: DriverModule }>> = {
   simulator: () => import('./simulator/index.js'),
   log: () => import('./log/index.js'),
+  modbus: () => import('./modbus/index.js'),
+  mqtt: () => import('./mqtt/index.js'),
 };
 
 export const DRIVER_TYPES: readonly string[] = Object.keys(REGISTRY);

@@ -114,5 +114,20 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     }
   });
   problems.push(...modelProblems(config));
+  // Two sources opening one serial port would garble each other's frames on the bus.
+  const serialPorts = new Map<string, string>();
+  config.sources.forEach((src, i) => {
+    const port = (src as { serial_port?: unknown }).serial_port;
+    if (typeof port !== 'string') return;
+    const other = serialPorts.get(port);
+    if (other) {
+      problems.push({
+        path: ['sources', i, 'serial_port'],
+        message: `serial port ${port} is already used by source "${other}"`,
+        hint: 'put every unit on one bus under one source',
+      });
+    }
+    serialPorts.set(port, src.id);
+  });
   return problems;
 }

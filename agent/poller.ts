@@ -1,0 +1,127 @@
+/**
+ * Framework pieces for polling drivers, so each driver only says what one poll does:
+ * - `Poller`: fixed-rate cadence (slots at start + k·interval, never drifting), at most one poll in
+ *   flight, overruns skipped and counted, a failing poll never stops the cadence.
+ * - `Backoff`: exponential backoff with jitter for one failing thing (a connection, a Modbus unit),
+ *   answering "may I try again now?" without sleeping, so a caller can skip instead of wait.
+ */
+import type { Logger } from './log.js';
+import { RateLimitedLog } from './log.js';
+import { backoffDelay } from './supervisor.js';
+
+export interface PollerOptions {
+  /** Bounded label for logs: a device or unit id. */
+  readonly name: string;
+  readonly intervalMs: number;
+  /** One poll. A rejection is counted and logged (rate-limited); the cadence goes on. */
+  readonly poll: () => Promise<void>;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export interface PollerStats {
+  polls: number;
+  failures: number;
+  /** Slots skipped because the previous poll was still running. */
+  overruns: number;
+}
+
+export class Poller {
+  readonly stats: PollerStats = { polls: 0, failures: 0, overruns: 0 };
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private running = false;
+  private next = 0;
+  private readonly now: () => number;
+  private readonly errors = new RateLimitedLog(60_000);
+
+  constructor(private readonly opts: PollerOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Polls now, then every interval. Idempotent. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.next = this.now();
+    this.tick();
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    this.timer = undefined;
+    this.stats.polls++;
+    this.inFlight = this.opts.poll().then(
+      () => {},
+      (err: Error) => {
+        this.stats.failures++;
+        this.errors.log(this.opts.logger, 'warn', 'poll', { poller: this.opts.name, err: err.message }, 'poll failed');
+      },
+    );
+    void this.inFlight.then(() => this.schedule());
+  }
+
+  private schedule(): void {
+    this.inFlight = undefined;
+    if (!this.running) return;
+    const interval = this.opts.intervalMs;
+    const t = this.now();
+    if (interval <= 0) {
+      // Back to back (benchmarks): yield to the event loop between polls, nothing to skip.
+      this.next = t;
+      this.timer = setTimeout(() => this.tick(), 0);
+      return;
+    }
+    this.next += interval;
+    if (this.next <= t) {
+      // The poll took longer than a slot: skip to the next future slot instead of bursting to catch up.
+      const missed = Math.floor((t - this.next) / interval) + 1;
+      this.stats.overruns += missed;
+      this.next += missed * interval;
+    }
+    this.timer = setTimeout(() => this.tick(), this.next - t);
+  }
+
+  /** Stops the cadence and waits for a poll in flight. Idempotent. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inFlight;
+  }
+}
+
+export interface BackoffOptions {
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly random?: () => number;
+}
+
+/** Failure count and the earliest time of the next attempt, with exponential backoff and jitter. */
+export class Backoff {
+  failures = 0;
+  private until = 0;
+
+  constructor(private readonly opts: BackoffOptions) {}
+
+  /** Whether an attempt is allowed at `now`. */
+  ready(now: number): boolean {
+    return now >= this.until;
+  }
+
+  /** Records a failure at `now`; returns the delay until the next attempt is allowed. */
+  fail(now: number): number {
+    const delay = backoffDelay(this.failures++, this.opts.baseMs, this.opts.maxMs, this.opts.random);
+    this.until = now + delay;
+    return delay;
+  }
+
+  succeed(): void {
+    this.failures = 0;
+    this.until = 0;
+  }
+
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * One Modbus connection (a TCP device or gateway, or one serial bus) on modbus-serial: connect with
+ * TCP_NODELAY, reconnect with backoff and jitter, serialise what must be serialised, and classify
+ * every failure where it enters.
+ *
+ * Modbus TCP matches answers by transaction id, so requests to different units run concurrently
+ * (one queue per unit): a dead unit never delays the others. An RTU bus is half-duplex, so all
+ * requests share one queue with an optional inter-request gap; there the driver isolates units by
+ * their timeout budget and by skipping a failing unit (see source.ts).
+ */
+import { Socket } from 'node:net';
+import ModbusSerial from 'modbus-serial';
+import type { Logger } from '../../agent/log.js';
+import { Backoff } from '../../agent/poller.js';
+import type { ModbusConfig, Table } from './schema.js';
+
+// Under NodeNext the typings' `export default` is the CJS `.default`; at run time both are the client class.
+const ModbusRTU = ModbusSerial.default;
+type ModbusRTU = InstanceType<typeof ModbusRTU>;
+
+export type ModbusErrorKind = 'timeout' | 'exception' | 'disconnected' | 'protocol';
+
+/** A classified Modbus failure. `exception` is permanent for that request (e.g. illegal address). */
+export class ModbusError extends Error {
+  constructor(
+    readonly kind: ModbusErrorKind,
+    message: string,
+    readonly modbusCode?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ModbusError';
+  }
+}
+
+export function classify(err: unknown): ModbusError {
+  if (err instanceof ModbusError) return err;
+  const e = err as { errno?: string; code?: string; modbusCode?: number; message?: string; name?: string };
+  const msg = e?.message ?? String(err);
+  if (typeof e?.modbusCode === 'number') return new ModbusError('exception', msg, e.modbusCode, { cause: err });
+  if (e?.errno === 'ETIMEDOUT' || e?.name === 'TransactionTimedOutError')
+    return new ModbusError('timeout', msg, undefined, { cause: err });
+  if (
+    e?.name === 'PortNotOpenError' ||
+    /port not open|ECONN|EPIPE|EHOSTUNREACH|ENETUNREACH|socket|closed/i.test(`${e?.code} ${msg}`)
+  ) {
+    return new ModbusError('disconnected', msg, undefined, { cause: err });
+  }
+  return new ModbusError('protocol', msg, undefined, { cause: err });
+}
+
+type SessionConfig = Pick<
+  ModbusConfig,
+  | 'transport'
+  | 'host'
+  | 'port'
+  | 'serial_port'
+  | 'baud_rate'
+  | 'parity'
+  | 'data_bits'
+  | 'stop_bits'
+  | 'connect_timeout'
+  | 'reconnect_min'
+  | 'reconnect_max'
+  | 'stale_session_timeouts'
+  | 'inter_request_gap'
+>;
+
+export interface SessionStats {
+  connects: number;
+  connectFailures: number;
+  disconnects: number;
+  staleReconnects: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class ModbusSession {
+  readonly stats: SessionStats = { connects: 0, connectFailures: 0, disconnects: 0, staleReconnects: 0 };
+  private client: ModbusRTU | undefined;
+  private socket: Socket | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly reconnect: Backoff;
+  private readonly queues = new Map<number, Promise<unknown>>();
+  private busQueue: Promise<unknown> = Promise.resolve();
+  private lastAnswerAt = 0;
+  private timeoutsInARow = 0;
+  private closed = false;
+  /** Generation of the current client; a late event of an old client must not close the new one. */
+  private generation = 0;
+  /** Rejecters of requests in flight: modbus-serial leaves them pending when its port is destroyed. */
+  private readonly inflight = new Set<(err: ModbusError) => void>();
+
+  constructor(
+    private readonly cfg: SessionConfig,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.reconnect = new Backoff({ baseMs: cfg.reconnect_min, maxMs: cfg.reconnect_max });
+  }
+
+  get connected(): boolean {
+    return this.client?.isOpen === true;
+  }
+
+  get describe(): string {
+    return this.cfg.transport === 'rtu' ? `${this.cfg.serial_port}` : `${this.cfg.host}:${this.cfg.port}`;
+  }
+
+  private get serialBus(): boolean {
+    return this.cfg.transport !== 'tcp';
+  }
+
+  /** Connects now (or joins a connect in progress). Rejects with a `disconnected` ModbusError. */
+  async open(): Promise<void> {
+    this.closed = false;
+    if (this.connected) return;
+    this.connecting ??= this.doConnect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async doConnect(): Promise<void> {
+    this.dropClient();
+    const gen = ++this.generation;
+    const client = new ModbusRTU();
+    // Without a listener an 'error' event from the port would crash the process.
+    client.on('error', (err: unknown) => this.onLost(gen, (err as Error)?.message ?? String(err)));
+    client.on('close', () => this.onLost(gen, 'connection closed'));
+    try {
+      if (this.cfg.transport === 'rtu') {
+        await client.connectRTUBuffered(this.cfg.serial_port as string, {
+          baudRate: this.cfg.baud_rate,
+          parity: this.cfg.parity,
+          dataBits: this.cfg.data_bits,
+          stopBits: this.cfg.stop_bits,
+        });
+      } else {
+        const socket = await this.connectSocket();
+        this.socket = socket;
+        if (this.cfg.transport === 'tcp') await client.linkTCP(socket, { port: this.cfg.port });
+        // modbus-serial's "TcpRTUBuffered" port speaks MBAP framing; its "telnet" port is raw RTU over TCP.
+        else await client.linkTelnet(socket, { port: this.cfg.port });
+      }
+    } catch (err) {
+      this.stats.connectFailures++;
+      this.reconnect.fail(this.now());
+      this.generation++;
+      this.socket?.destroy();
+      this.socket = undefined;
+      throw new ModbusError('disconnected', `cannot connect to ${this.describe}: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
+    }
+    if (this.closed) {
+      this.generation++;
+      client.close(() => {});
+      this.socket?.destroy();
+      throw new ModbusError('disconnected', 'session closed while connecting');
+    }
+    this.client = client;
+    this.timeoutsInARow = 0;
+    this.reconnect.succeed();
+    this.stats.connects++;
+    this.logger.info({ device: this.describe, transport: this.cfg.transport }, 'modbus connected');
+  }
+
+  private connectSocket(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = new Socket();
+      // Field notes: Nagle adds tens of ms per request/response on loopback and LANs.
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 10_000);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect timed out after ${this.cfg.connect_timeout} ms`));
+      }, this.cfg.connect_timeout);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        // modbus-serial adds its own listeners; this one keeps a late error from being unhandled.
+        socket.on('error', () => {});
+        resolve(socket);
+      });
+      socket.connect({ host: this.cfg.host as string, port: this.cfg.port });
+    });
+  }
+
+  private onLost(gen: number, reason: string): void {
+    if (gen !== this.generation || !this.client) return;
+    this.stats.disconnects++;
+    this.logger.warn({ device: this.describe, reason }, 'modbus connection lost; reconnecting');
+    this.dropClient();
+    this.reconnect.fail(this.now());
+  }
+
+  private dropClient(): void {
+    const client = this.client;
+    const socket = this.socket;
+    this.client = undefined;
+    this.socket = undefined;
+    this.generation++;
+    if (client) {
+      try {
+        client.destroy(() => {});
+      } catch {
+        // already closed
+      }
+    }
+    socket?.destroy();
+    for (const abort of [...this.inflight]) abort(new ModbusError('disconnected', 'connection closed'));
+  }
+
+  /**
+   * Reads one block. While disconnected and the reconnect backoff has not expired, fails at once
+   * (kind `disconnected`) instead of waiting, so the caller can report comm_error and move on.
+   */
+  read(unitId: number, table: Table, start: number, count: number, timeoutMs: number): Promise<Uint16Array | boolean[]> {
+    const run = () => this.readNow(unitId, table, start, count, timeoutMs);
+    if (this.serialBus) {
+      const p = this.busQueue.then(run, run);
+      this.busQueue = p.catch(() => {});
+      return p;
+    }
+    const prev = this.queues.get(unitId) ?? Promise.resolve();
+    const p = prev.then(run, run);
+    this.queues.set(
+      unitId,
+      p.catch(() => {}),
+    );
+    return p;
+  }
+
+  private async readNow(unitId: number, table: Table, start: number, count: number, timeoutMs: number) {
+    if (this.closed) throw new ModbusError('disconnected', 'session closed');
+    if (!this.connected) {
+      if (!this.reconnect.ready(this.now())) throw new ModbusError('disconnected', `not connected to ${this.describe}`);
+      await this.open();
+    }
+    if (this.serialBus && this.cfg.inter_request_gap > 0) {
+      const wait = this.lastAnswerAt + this.cfg.inter_request_gap - this.now();
+      if (wait > 0) await sleep(wait);
+    }
+    const client = this.client as ModbusRTU;
+    // setID and setTimeout are read synchronously by the request call below, so concurrent TCP
+    // requests to different units cannot see each other's settings.
+    client.setID(unitId);
+    client.setTimeout(timeoutMs);
+    let guard: NodeJS.Timeout | undefined;
+    let abort: ((err: ModbusError) => void) | undefined;
+    try {
+      const request =
+        table === 'holding'
+          ? client.readHoldingRegisters(start, count)
+          : table === 'input'
+            ? client.readInputRegisters(start, count)
+            : table === 'coil'
+              ? client.readCoils(start, count)
+              : client.readDiscreteInputs(start, count);
+      // modbus-serial's own timer normally fires first; this guard covers a port that dies silently.
+      const timedOut = new Promise<never>((_, reject) => {
+        guard = setTimeout(() => reject(new ModbusError('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs + 1000);
+        abort = reject;
+        this.inflight.add(reject);
+      });
+      const res = await Promise.race([request, timedOut]);
+      this.timeoutsInARow = 0;
+      const data = res.data as number[] | boolean[];
+      if (table === 'coil' || table === 'discrete') return (data as boolean[]).slice(0, count);
+      if (data.length < count) throw new ModbusError('protocol', `asked for ${count} registers, got ${data.length}`);
+      return Uint16Array.from(data as number[]);
+    } catch (err) {
+      const e = classify(err);
+      if (e.kind === 'timeout' && !this.serialBus && ++this.timeoutsInARow >= this.cfg.stale_session_timeouts) {
+        // No unit has answered for a while on a TCP link: likely half-open. Start over.
+        this.stats.staleReconnects++;
+        this.logger.warn({ device: this.describe, timeouts: this.timeoutsInARow }, 'modbus session looks stale; reconnecting');
+        this.timeoutsInARow = 0;
+        this.dropClient();
+      } else if (e.kind === 'disconnected' && this.client === client) {
+        this.onLost(this.generation, e.message);
+      }
+      throw e;
+    } finally {
+      clearTimeout(guard);
+      if (abort) this.inflight.delete(abort);
+      this.lastAnswerAt = this.now();
+    }
+  }
+
+  /** Closes the connection; requests in flight fail. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.connecting?.catch(() => {});
+    this.dropClient();
+  }
+}

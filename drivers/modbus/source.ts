@@ -1,0 +1,284 @@
+/**
+ * The Modbus source: one connection (session.ts), one poller per unit (agent/poller.ts), request
+ * plans built at init (plan.ts), raw registers → readings (mapping below, codec.ts).
+ *
+ * Per-unit isolation: each unit polls on its own cadence with its own timeout budget. A unit that
+ * times out is skipped (its sensors reported `stale`) for a backoff period that doubles with jitter,
+ * then probed with a single request, so on a shared RTU bus a dead unit costs at most one timeout
+ * per backoff period, and on TCP none at all (requests to other units run concurrently).
+ *
+ * Qualities: `good` fresh value; `comm_error` this poll's request failed (value: last good, or NaN);
+ * `stale` the unit is being skipped after failures (value: last good, or NaN).
+ */
+import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
+import { RateLimitedLog } from '../../agent/log.js';
+import { Backoff, Poller } from '../../agent/poller.js';
+import { makeReading } from '../../agent/reading.js';
+import type { Quality, Reading } from '../../agent/types.js';
+import { applyScale, decode } from './codec.js';
+import { type PlanItem, planRequests, type ReadRequest, type UnitItems } from './plan.js';
+import { type ModbusConfig, modbusAddressSchema, type Table } from './schema.js';
+import { classify, type ModbusErrorKind, ModbusSession } from './session.js';
+
+export interface UnitStats {
+  polls: number;
+  requests: number;
+  ok: number;
+  timeouts: number;
+  exceptions: number;
+  disconnected: number;
+  protocol: number;
+  /** Polls skipped because the unit was backing off after failures. */
+  skipped: number;
+  lastError?: ModbusErrorKind;
+}
+
+interface UnitRuntime {
+  readonly unitId: number;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly requests: readonly ReadRequest[];
+  /** Sensor indexes of this unit, for stale readings. */
+  readonly sensorIndexes: readonly number[];
+  readonly backoff: Backoff;
+  readonly stats: UnitStats;
+  poller?: Poller;
+  /** Overruns of pollers already stopped. */
+  overruns: number;
+}
+
+const newStats = (): UnitStats => ({
+  polls: 0,
+  requests: 0,
+  ok: 0,
+  timeouts: 0,
+  exceptions: 0,
+  disconnected: 0,
+  protocol: 0,
+  skipped: 0,
+});
+
+export class ModbusSource implements SourceDriver {
+  private units: UnitRuntime[] = [];
+  private session: ModbusSession | undefined;
+  private readonly errorsLog = new RateLimitedLog(60_000);
+  /** Last good value per sensor index. */
+  private last = new Float64Array(0);
+  private started = false;
+
+  constructor(
+    private readonly config: ModbusConfig & { id: string },
+    private readonly ctx: SourceContext,
+  ) {}
+
+  /** Validates transport options and builds the request plan of every unit. No I/O. */
+  init(): void {
+    const c = this.config;
+    if (c.transport === 'rtu' && !c.serial_port) throw new Error(`modbus source "${c.id}": transport rtu needs serial_port`);
+    if (c.transport !== 'rtu' && !c.host) throw new Error(`modbus source "${c.id}": transport ${c.transport} needs host`);
+    const sensors = this.ctx.sensors;
+    this.last = new Float64Array(sensors.length).fill(Number.NaN);
+    const groups = new Map<string, { unitId: number; table: Table; items: PlanItem[] }>();
+    const unitSensors = new Map<number, number[]>();
+    sensors.forEach((s, index) => {
+      const a = modbusAddressSchema.parse(s.address ?? {});
+      const table = a.table;
+      const type = a.type ?? (table === 'coil' || table === 'discrete' ? 'bool' : 'uint16');
+      const key = `${a.unit_id}/${table}`;
+      let g = groups.get(key);
+      if (!g) {
+        g = { unitId: a.unit_id, table, items: [] };
+        groups.set(key, g);
+      }
+      g.items.push({ index, address: a.address, type, order: a.byte_order, scale: a.scale, offset: a.offset });
+      unitSensors.set(a.unit_id, [...(unitSensors.get(a.unit_id) ?? []), index]);
+    });
+    const requests = planRequests([...groups.values()] as UnitItems[], {
+      maxGap: c.max_gap,
+      maxRegisters: c.max_registers,
+      maxBits: c.max_bits,
+    });
+    const overrides = new Map(c.units.map((u) => [u.unit_id, u]));
+    for (const u of overrides.keys()) {
+      if (!unitSensors.has(u)) this.ctx.logger.warn({ unit_id: u }, 'modbus unit configured but no sensor reads it');
+    }
+    this.units = [...unitSensors.keys()]
+      .sort((a, b) => a - b)
+      .map((unitId) => {
+        const o = overrides.get(unitId);
+        return {
+          unitId,
+          intervalMs: o?.poll_interval ?? c.poll_interval,
+          timeoutMs: o?.timeout ?? c.timeout,
+          requests: requests.filter((r) => r.unitId === unitId),
+          sensorIndexes: unitSensors.get(unitId) ?? [],
+          backoff: new Backoff({ baseMs: c.unit_backoff_min, maxMs: c.unit_backoff_max }),
+          stats: newStats(),
+          overruns: 0,
+        };
+      });
+    this.session = new ModbusSession(c, this.ctx.logger, this.ctx.now);
+  }
+
+  /** The request plan, for logs and tests. */
+  get plan(): readonly ReadRequest[] {
+    return this.units.flatMap((u) => u.requests);
+  }
+
+  /** Error and request counters per unit (the device is this source). */
+  stats(): { device: string; session: ModbusSession['stats']; units: Record<number, UnitStats & { overruns: number }> } {
+    return {
+      device: this.session?.describe ?? '',
+      session: { ...(this.session as ModbusSession).stats },
+      units: Object.fromEntries(
+        this.units.map((u) => [u.unitId, { ...u.stats, overruns: u.overruns + (u.poller?.stats.overruns ?? 0) }]),
+      ),
+    };
+  }
+
+  /**
+   * Tries to connect once, then starts polling whatever the outcome: an unreachable device is normal
+   * at boot and is reported per poll as comm_error while the session reconnects with backoff.
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    const session = this.session as ModbusSession;
+    try {
+      await session.open();
+    } catch (err) {
+      this.ctx.logger.warn(
+        { device: session.describe, err: (err as Error).message },
+        'modbus device not reachable yet; will retry',
+      );
+    }
+    this.started = true;
+    for (const unit of this.units) {
+      unit.poller = new Poller({
+        name: `unit ${unit.unitId}`,
+        intervalMs: unit.intervalMs,
+        logger: this.ctx.logger,
+        now: this.ctx.now,
+        poll: () => this.pollUnit(unit),
+      });
+      unit.poller.start();
+    }
+    this.ctx.logger.info(
+      { device: session.describe, units: this.units.length, requests: this.plan.length, sensors: this.ctx.sensors.length },
+      'modbus polling started',
+    );
+  }
+
+  private async pollUnit(unit: UnitRuntime): Promise<void> {
+    const session = this.session as ModbusSession;
+    const now = this.ctx.now();
+    unit.stats.polls++;
+    const batch: Reading[] = [];
+    if (!unit.backoff.ready(now)) {
+      unit.stats.skipped++;
+      this.emitFlagged(unit.sensorIndexes, 'stale', now, batch);
+      this.ctx.emit(batch);
+      return;
+    }
+    const probing = unit.backoff.failing;
+    const retries = probing ? 0 : this.config.retries;
+    let unitDown = false;
+    let anyOk = false;
+    for (let i = 0; i < unit.requests.length; i++) {
+      const req = unit.requests[i] as ReadRequest;
+      if (unitDown) {
+        this.emitFlagged(
+          req.values.map((v) => v.index),
+          'stale',
+          this.ctx.now(),
+          batch,
+        );
+        continue;
+      }
+      let attempt = 0;
+      for (;;) {
+        unit.stats.requests++;
+        try {
+          const data = await session.read(unit.unitId, req.table, req.start, req.count, unit.timeoutMs);
+          unit.stats.ok++;
+          anyOk = true;
+          this.decodeInto(req, data, this.ctx.now(), batch);
+          break;
+        } catch (err) {
+          const e = classify(err);
+          unit.stats[e.kind === 'timeout' ? 'timeouts' : e.kind === 'exception' ? 'exceptions' : e.kind]++;
+          unit.stats.lastError = e.kind;
+          this.ctx.count('errors');
+          if (e.kind === 'timeout' && attempt++ < retries) continue;
+          this.report(unit, req, e.kind, e.message, e.modbusCode);
+          this.emitFlagged(
+            req.values.map((v) => v.index),
+            'comm_error',
+            this.ctx.now(),
+            batch,
+          );
+          // A timeout is this unit's problem: back off from it. A lost connection is the session's,
+          // which has its own reconnect backoff; an exception answer concerns this request only.
+          if (e.kind === 'timeout' || e.kind === 'protocol') {
+            const delay = unit.backoff.fail(this.ctx.now());
+            if (unit.backoff.failures === 1) {
+              this.ctx.logger.warn(
+                { unit_id: unit.unitId, skip_ms: delay },
+                'modbus unit not answering; skipping it with backoff',
+              );
+            }
+            unitDown = true;
+          }
+          break;
+        }
+      }
+    }
+    if (!unitDown && anyOk) {
+      if (unit.backoff.failing) {
+        this.ctx.logger.info({ unit_id: unit.unitId, failures: unit.backoff.failures }, 'modbus unit answering again');
+      }
+      unit.backoff.succeed();
+    }
+    if (batch.length > 0) this.ctx.emit(batch);
+  }
+
+  private report(unit: UnitRuntime, req: ReadRequest, kind: ModbusErrorKind, message: string, code?: number): void {
+    // An exception (illegal address, illegal function) will not fix itself: someone must fix the map.
+    const level = kind === 'exception' ? 'error' : 'warn';
+    this.errorsLog.log(
+      this.ctx.logger,
+      level,
+      `${unit.unitId}/${kind}`,
+      { unit_id: unit.unitId, table: req.table, start: req.start, count: req.count, kind, modbus_code: code, err: message },
+      'modbus request failed',
+    );
+  }
+
+  private decodeInto(req: ReadRequest, data: Uint16Array | boolean[], t: number, batch: Reading[]): void {
+    const sensors = this.ctx.sensors;
+    const bits = req.table === 'coil' || req.table === 'discrete';
+    for (const v of req.values) {
+      const raw = bits ? ((data as boolean[])[v.at] ? 1 : 0) : decode(data as Uint16Array, v.at, v.type, v.order);
+      const value = applyScale(raw, v.scale, v.offset);
+      this.last[v.index] = value;
+      batch.push(makeReading(sensors[v.index] as BoundSensor, value, t, t));
+    }
+  }
+
+  private emitFlagged(indexes: readonly number[], quality: Quality, t: number, batch: Reading[]): void {
+    const sensors = this.ctx.sensors;
+    for (const i of indexes) batch.push(makeReading(sensors[i] as BoundSensor, this.last[i] as number, t, t, quality));
+  }
+
+  /** Stops every poller, waiting for polls in flight (bounded by their timeouts), then closes the connection. Idempotent. */
+  async stop(): Promise<void> {
+    const pollers = this.units.map((u) => u.poller).filter((p): p is Poller => !!p);
+    for (const u of this.units) {
+      u.overruns += u.poller?.stats.overruns ?? 0;
+      u.poller = undefined;
+    }
+    // Drains: a poll in flight ends within its timeout budget, and its readings still reach the pipeline.
+    await Promise.all(pollers.map((p) => p.stop()));
+    await this.session?.close();
+    this.started = false;
+  }
+}

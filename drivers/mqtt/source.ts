@@ -1,0 +1,264 @@
+/**
+ * The MQTT source on MQTT.js: QoS 1 on a persistent session (fixed client id, clean=false), so what
+ * the broker accepted while the agent was away arrives when it is back; TLS and credentials; its own
+ * reconnect backoff with jitter; TCP_NODELAY on its socket.
+ *
+ * A message is acknowledged (PUBACK) only after its readings went through the pipeline: MQTT.js
+ * emits 'message' synchronously before it acks, and `ctx.emit` is synchronous.
+ *
+ * Malformed input is counted per reason and logged at most once a minute per reason. Nothing a
+ * publisher sends can throw out of the message handler, so no payload can cause a reconnect loop.
+ */
+import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { type IClientOptions, MqttClient } from 'mqtt';
+import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
+import { RateLimitedLog } from '../../agent/log.js';
+import { Backoff } from '../../agent/poller.js';
+import { makeReading, sensorKey } from '../../agent/reading.js';
+import type { Reading } from '../../agent/types.js';
+import {
+  type CompiledSubscription,
+  compileSubscription,
+  MALFORMED_REASONS,
+  type MalformedReason,
+  type MapResult,
+} from './mapping.js';
+import type { MqttConfig } from './schema.js';
+
+export interface MqttStats {
+  messages: number;
+  readings: number;
+  connects: number;
+  disconnects: number;
+  /** Messages on a topic no subscription maps (a broad filter, a stale session subscription). */
+  unmatched: number;
+  malformed: Record<MalformedReason, number>;
+}
+
+export interface MqttSourceOptions {
+  /** Environment for `password_env`; injected so tests need not touch process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** MQTT.js options from the config: session, credentials, TLS material read from files. */
+export function clientOptions(config: MqttConfig & { id: string }, env: NodeJS.ProcessEnv): IClientOptions {
+  const url = new URL(config.url);
+  const secure = url.protocol === 'mqtts:';
+  const opts: IClientOptions = {
+    host: url.hostname,
+    port: Number(url.port || (secure ? 8883 : 1883)),
+    protocol: secure ? 'mqtts' : 'mqtt',
+    clientId: config.client_id ?? `edge-agent-${config.id}`,
+    clean: config.clean_session,
+    protocolVersion: config.protocol_version,
+    keepalive: Math.max(1, Math.round(config.keepalive / 1000)),
+    connectTimeout: config.connect_timeout,
+    reconnectPeriod: config.reconnect_min,
+    // Subscriptions are made on every CONNACK without a session (see start()).
+    resubscribe: false,
+    queueQoSZero: false,
+  };
+  if (config.protocol_version === 5) opts.properties = { sessionExpiryInterval: Math.round(config.session_expiry / 1000) };
+  if (config.username !== undefined) opts.username = config.username;
+  if (config.password_env !== undefined) {
+    const password = env[config.password_env];
+    if (password === undefined) throw new Error(`environment variable ${config.password_env} (password_env) is not set`);
+    opts.password = password;
+  }
+  if (config.tls) {
+    const t = config.tls;
+    opts.rejectUnauthorized = t.reject_unauthorized;
+    if (t.ca_file) opts.ca = readFileSync(t.ca_file);
+    if (t.cert_file) opts.cert = readFileSync(t.cert_file);
+    if (t.key_file) opts.key = readFileSync(t.key_file);
+    if (t.servername) opts.servername = t.servername;
+  }
+  return opts;
+}
+
+export class MqttSource implements SourceDriver {
+  readonly stats: MqttStats = {
+    messages: 0,
+    readings: 0,
+    connects: 0,
+    disconnects: 0,
+    unmatched: 0,
+    malformed: Object.fromEntries(MALFORMED_REASONS.map((r) => [r, 0])) as Record<MalformedReason, number>,
+  };
+  private subs: CompiledSubscription[] = [];
+  private sensors = new Map<string, BoundSensor>();
+  private client: MqttClient | undefined;
+  private readonly warnings = new RateLimitedLog(60_000);
+  private reconnect: Backoff | undefined;
+  private readonly batch: Reading[] = [];
+  private readonly result: MapResult = { values: [], errors: [] };
+
+  constructor(
+    private readonly config: MqttConfig & { id: string },
+    private readonly ctx: SourceContext,
+    private readonly options: MqttSourceOptions = {},
+  ) {}
+
+  /** Compiles the subscriptions and the sensor lookup; checks TLS files and the password variable. No I/O to the broker. */
+  init(): void {
+    this.subs = this.config.subscriptions.map(compileSubscription);
+    this.sensors = new Map(this.ctx.sensors.map((s) => [sensorKey(s.asset, s.id), s]));
+    // Fails here, as a config error, when a file or the password variable is missing.
+    clientOptions(this.config, this.options.env ?? process.env);
+    this.reconnect = new Backoff({ baseMs: this.config.reconnect_min, maxMs: this.config.reconnect_max });
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  /**
+   * Connects and subscribes. Resolves on the first CONNACK, or after `connect_timeout` with the client
+   * still retrying in the background (a broker that is down at boot is not a reason to stop the agent).
+   */
+  async start(): Promise<void> {
+    if (this.client) return;
+    const opts = clientOptions(this.config, this.options.env ?? process.env);
+    const { host, port } = opts as { host: string; port: number };
+    const secure = opts.protocol === 'mqtts';
+    const streamBuilder = () => {
+      const socket = secure
+        ? tlsConnect({
+            host,
+            port,
+            ca: opts.ca,
+            cert: opts.cert,
+            key: opts.key,
+            rejectUnauthorized: opts.rejectUnauthorized,
+            servername: opts.servername ?? (/^[\d.:]+$/.test(host) ? undefined : host),
+          })
+        : netConnect({ host, port });
+      // Field notes: Nagle's algorithm dominates MQTT latency on loopback and LANs.
+      socket.setNoDelay(true);
+      return socket;
+    };
+    const client = new MqttClient(streamBuilder, opts);
+    this.client = client;
+    const backoff = this.reconnect as Backoff;
+    const logger = this.ctx.logger;
+    // Attached before the first CONNACK: a persistent session's queued messages follow it at once.
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('connect', (connack) => {
+      this.stats.connects++;
+      backoff.succeed();
+      client.options.reconnectPeriod = this.config.reconnect_min;
+      logger.info({ broker: this.config.url, session_present: connack.sessionPresent }, 'mqtt connected');
+      if (!connack.sessionPresent || this.config.clean_session) {
+        const filters = Object.fromEntries(this.config.subscriptions.map((s) => [s.topic, { qos: s.qos }]));
+        client.subscribe(filters, (err, granted) => {
+          if (err) logger.error({ err: err.message }, 'mqtt subscribe failed; no readings until reconnect');
+          const refused = (granted ?? []).filter((g) => g.qos === 128);
+          if (refused.length) logger.error({ topics: refused.map((g) => g.topic) }, 'mqtt broker refused subscriptions');
+        });
+      }
+    });
+    // Prepended: MQTT.js's own 'close' listener schedules the reconnect with the period set here.
+    client.prependListener('close', () => {
+      if (client.disconnecting) return;
+      this.stats.disconnects++;
+      const delay = backoff.fail(Date.now());
+      // MQTT.js reads reconnectPeriod each time it schedules a reconnect: this turns it into backoff with jitter.
+      client.options.reconnectPeriod = delay;
+      this.ctx.count('reconnects');
+      this.warnings.log(
+        logger,
+        'warn',
+        'close',
+        { broker: this.config.url, retry_in_ms: delay },
+        'mqtt connection closed; reconnecting',
+      );
+    });
+    client.on('error', (err) => {
+      // Refused CONNACK (bad credentials, not authorised) and TLS failures need a person; socket errors recover.
+      const auth = /not authori[sz]ed|bad user name|certificate|handshake|self.signed|unable to verify/i.test(err.message);
+      this.warnings.log(
+        logger,
+        auth ? 'error' : 'warn',
+        auth ? 'auth' : 'error',
+        { broker: this.config.url, err: err.message },
+        'mqtt error',
+      );
+    });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        logger.warn({ broker: this.config.url }, 'mqtt broker not reachable yet; retrying in the background');
+        resolve();
+      }, this.config.connect_timeout);
+      client.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    try {
+      this.handle(topic, payload);
+    } catch (err) {
+      // A bug here must not take the session down; count it like a bad message.
+      this.malformed('bad_value', topic, (err as Error).message);
+    }
+  }
+
+  private handle(topic: string, payload: Buffer): void {
+    this.stats.messages++;
+    const now = this.ctx.now();
+    if (payload.length > this.config.max_payload_bytes) {
+      this.malformed('oversize', topic, `${payload.length} bytes`);
+      return;
+    }
+    const levels = topic.split('/');
+    const sub = this.subs.find((s) => s.matches(levels));
+    if (!sub) {
+      this.stats.unmatched++;
+      return;
+    }
+    const res = this.result;
+    res.values.length = 0;
+    res.errors.length = 0;
+    sub.map(levels, payload, now, res);
+    for (const reason of res.errors) this.malformed(reason, topic);
+    const batch = this.batch;
+    batch.length = 0;
+    for (const v of res.values) {
+      const sensor = this.sensors.get(sensorKey(v.asset, v.sensor));
+      if (!sensor) {
+        this.malformed('unknown_sensor', topic, `${v.asset}/${v.sensor}`);
+        continue;
+      }
+      batch.push(makeReading(sensor, v.value, v.eventTime, now));
+    }
+    if (batch.length > 0) {
+      this.stats.readings += batch.length;
+      this.ctx.emit(batch);
+    }
+  }
+
+  private malformed(reason: MalformedReason, topic: string, detail?: string): void {
+    this.stats.malformed[reason]++;
+    this.ctx.count('malformed');
+    // The key is the bounded reason; the topic and detail of the first one show what to look at.
+    this.warnings.log(
+      this.ctx.logger,
+      'warn',
+      `malformed/${reason}`,
+      { reason, topic: topic.slice(0, 200), detail: detail?.slice(0, 200) },
+      'mqtt payload skipped',
+    );
+  }
+
+  /** Disconnects cleanly (in-flight acks are sent first); the broker keeps the session. Idempotent. */
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    await client.endAsync(false).catch(() => client.endAsync(true));
+  }
+}
