@@ -47,7 +47,14 @@ export class Agent {
       now: this.now,
     });
     const emit = this.store.append.bind(this.store);
-    this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
+    this.interlocks = new Interlocks(
+      config.interlocks,
+      this.actuators,
+      emit,
+      logger.child({ component: 'interlock' }),
+      this.now,
+      config.detectors,
+    );
     this.pipeline = new Pipeline(config, this.interlocks, emit);
   }
 
@@ -61,7 +68,12 @@ export class Agent {
   private async init(): Promise<void> {
     for (const a of this.config.actuators) {
       const mod = await loadActuator(a.type);
-      const driver = await mod.create(a as never, { id: a.id, logger: this.logger.child({ actuator: a.id }), now: this.now });
+      const driver = await mod.create(a as never, {
+        id: a.id,
+        logger: this.logger.child({ actuator: a.id }),
+        now: this.now,
+        ack: (asset, by, via) => this.interlocks.ack(asset, by, via),
+      });
       await driver.init();
       this.actuators.set(a.id, driver);
     }
@@ -103,6 +115,7 @@ export class Agent {
     }
     await this.store.open();
     for (const a of this.actuators.values()) await a.start();
+    this.interlocks.start();
     for (const s of this.sources) await s.start();
     this.logger.info(
       { sources: this.sources.length, actuators: this.actuators.size, tripped: this.interlocks.tripped(), store: path },
@@ -117,6 +130,7 @@ export class Agent {
         await s.stop().catch((err: Error) => this.logger.warn({ source: s.name, err: err.message }, 'source stop failed'));
       }
       this.pipeline.flush();
+      this.interlocks.stop();
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }

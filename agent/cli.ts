@@ -3,9 +3,11 @@
  *   run       [--config FILE]   run the agent until SIGTERM/SIGINT
  *   validate  [--config FILE]   check the config; exit 0, or 78 (EX_CONFIG) with every problem
  *   status    [--config FILE]   counts per kind, latest events and active trips from the store
+ *   ack ASSET --by NAME [--config FILE]   acknowledge a trip through the running agent's HTTP API
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { ackTarget, sendAck } from './ack-client.js';
 import { Agent } from './agent.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
@@ -22,6 +24,8 @@ commands:
   run        run the agent until SIGTERM or SIGINT
   validate   check the configuration; exit 0, or 78 with every problem found
   status     show what the event store holds: counts, latest events, active trips
+  ack ASSET --by NAME
+             acknowledge ASSET's trip through the running agent's API (api.listen, api.token)
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -94,11 +98,21 @@ async function status(file: string): Promise<void> {
   }
 }
 
+async function ack(file: string, asset: string | undefined, by: string | undefined): Promise<void> {
+  if (!asset || !by) {
+    process.stderr.write('usage: edge-agent ack ASSET --by NAME [--config FILE]\n');
+    process.exit(64);
+  }
+  const outcome = await sendAck(await ackTarget(file), asset, by);
+  (outcome.exitCode === 0 ? process.stdout : process.stderr).write(`${outcome.message}\n`);
+  if (outcome.exitCode !== 0) process.exit(outcome.exitCode);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, by: { type: 'string' } },
   });
   const [command] = positionals;
   const file = values.config ?? DEFAULT_CONFIG;
@@ -113,6 +127,8 @@ export async function main(argv: string[]): Promise<void> {
       return validate(file);
     case 'status':
       return status(file);
+    case 'ack':
+      return ack(file, positionals[1], values.by);
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       process.exit(64);

@@ -5,7 +5,7 @@
 import { Aggregator } from './aggregate.js';
 import type { AgentConfig } from './config/schema.js';
 import { createDetector, type Detector } from './detect/detectors.js';
-import type { Interlocks } from './interlock.js';
+import type { Interlocks, SensorWatch } from './interlock.js';
 import { sensorKey } from './reading.js';
 import { type AgentEvent, type Anomaly, QUALITIES, type Quality, type Reading } from './types.js';
 
@@ -27,6 +27,8 @@ export class Pipeline {
   };
   private readonly detectors = new Map<string, Detector[]>();
   private readonly known = new Set<string>();
+  /** Sensors the interlocks watch (debounce, fail-safe); told of every reading after the detectors. */
+  private readonly watches = new Map<string, SensorWatch>();
   private readonly aggregator: Aggregator;
   /** Optional observer for anomalies (tests, API); called after the interlock acted. */
   onAnomaly: ((a: Anomaly) => void) | undefined;
@@ -43,6 +45,7 @@ export class Pipeline {
       list.push(createDetector(d));
       this.detectors.set(key, list);
     }
+    for (const w of interlocks.watched()) this.watches.set(sensorKey(w.asset, w.sensor), w);
     this.aggregator = new Aggregator(config.aggregation.window, emit);
   }
 
@@ -65,6 +68,8 @@ export class Pipeline {
           if (a) this.handle(a);
         }
       }
+      const w = this.watches.get(key);
+      if (w !== undefined) w.seen(r);
       this.aggregator.add(r, key);
     }
   }

@@ -7,6 +7,9 @@ import type { ActuatorModule, DriverModule, SourceModule } from '../agent/driver
 const REGISTRY: Record<string, () => Promise<{ default: DriverModule }>> = {
   simulator: () => import('./simulator/index.js'),
   log: () => import('./log/index.js'),
+  'modbus-write': () => import('./modbus-write/index.js'),
+  'mqtt-publish': () => import('./mqtt-publish/index.js'),
+  exec: () => import('./exec/index.js'),
 };
 
 export const DRIVER_TYPES: readonly string[] = Object.keys(REGISTRY);

@@ -85,6 +85,15 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
         hint: 'list all its actions in one',
       });
     interlocked.add(il.asset);
+    const ownSensors = sensorsOf.get(il.asset);
+    il.fail_safe.sensors?.forEach((sensor, j) => {
+      if (ownSensors && !ownSensors.has(sensor))
+        problems.push({
+          path: ['interlocks', i, 'fail_safe', 'sensors', j],
+          message: `asset "${il.asset}" has no sensor "${sensor}"`,
+          hint: `its sensors: ${[...ownSensors].join(', ')}`,
+        });
+    });
     il.actions.forEach((a, j) => {
       if (!actuators.has(a.actuator)) {
         problems.push({
