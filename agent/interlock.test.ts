@@ -108,7 +108,7 @@ describe('interlock', () => {
     expect(h.interlocks.state('pump')).toBe('tripped');
     const [trip] = h.ofType('trip');
     expect(trip).toMatchObject({ asset: 'pump', detector: 'hot', value: 120, reading_event_time: Date.now() });
-    expect((trip?.commands as unknown[]).length).toBe(2);
+    expect(trip?.commands).toHaveLength(2);
     await vi.advanceTimersByTimeAsync(0);
     const results = h.ofType('command_result');
     expect(results.map((r) => [r.actuator, r.phase, r.ok])).toEqual([
@@ -312,7 +312,8 @@ describe('interlock', () => {
       config.detectors,
     );
     const p = new Pipeline(config, il, (e) => events.push(e));
-    p.ingest([makeReading({ ...(config.assets[0]?.sensors[0] as never), asset: 'pump' }, 120, Date.now(), Date.now())]);
+    const sensor = { ...(config.assets[0]?.sensors[0] as BoundSensor), asset: 'pump' };
+    p.ingest([makeReading(sensor, 120, Date.now(), Date.now())]);
     expect(calls.map((c) => c.actuator)).toEqual(['horn']);
     await vi.advanceTimersByTimeAsync(0);
     expect(events.map((e) => e.payload).filter((x) => x.type === 'command_result')).toEqual(

@@ -4,10 +4,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { actuation } from './bench/actuation.js';
 import { foundation } from './bench/foundation.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation];
+const SECTIONS: BenchSection[] = [foundation, actuation];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

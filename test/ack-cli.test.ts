@@ -52,7 +52,7 @@ async function standIn(token: string): Promise<{ port: number; requests: Array<{
 }
 
 describe('edge-agent ack', () => {
-  it('posts the ack with the token from the config (after ${ENV} substitution) and reports each answer', async () => {
+  it('posts the ack with the token from the config (environment substituted) and reports each answer', async () => {
     const api = await standIn('s3cret');
     const dir = tempDir();
     cleanups.push(dir.remove);

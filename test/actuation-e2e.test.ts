@@ -187,9 +187,13 @@ describe.skipIf(!!missing)('stopping a machine end to end', () => {
     }>;
     db.close();
     const events = rows.map((r) => JSON.parse(r.payload) as Record<string, unknown>);
-    const trip = events.find((e) => e.type === 'trip') as Record<string, number> & { commands: Array<{ sent_at: number }> };
+    const trip = events.find((e) => e.type === 'trip') as {
+      reading_event_time: number;
+      decided_at: number;
+      commands: Array<{ actuator: string; sent_at: number }>;
+    };
     expect(trip.reading_event_time).toBeLessThanOrEqual(trip.decided_at);
-    expect(trip.commands.map((c) => (c as unknown as { actuator: string }).actuator)).toEqual(['plc', 'bus', 'horn']);
+    expect(trip.commands.map((c) => c.actuator)).toEqual(['plc', 'bus', 'horn']);
     const results = events.filter((e) => e.type === 'command_result' && e.phase === 'trip');
     expect(results).toHaveLength(3);
     for (const r of results) {
