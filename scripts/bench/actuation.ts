@@ -67,7 +67,7 @@ function busyModel(): Worker {
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
 
-async function inProcess(rate: number, seconds: number): Promise<BenchRow[]> {
+export async function inProcess(rate: number, seconds: number): Promise<BenchRow[]> {
   const dir = tempDir();
   const model = busyModel();
   try {
