@@ -321,3 +321,30 @@ describe('interlock', () => {
     );
   });
 });
+
+describe('interlock config checks', () => {
+  it('names an action command the actuator does not define, and a fail-safe sensor the asset lacks', async () => {
+    const res = await parseConfig(
+      `
+sources: [{ id: sim, type: simulator }]
+assets: [{ id: pump, sensors: [{ id: temp, metric: temperature, source: sim }] }]
+actuators:
+  - { id: relay, type: exec, commands: { stop: { file: touch, args: [x] } } }
+interlocks:
+  - asset: pump
+    fail_safe: { sensors: [flow] }
+    actions: [{ actuator: relay, command: stpo, release: reset }]
+`,
+      'c.yaml',
+    );
+    expect(res.ok).toBe(false);
+    const messages = res.ok ? [] : res.errors.map((e) => `${e.path}: ${e.message}`);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        'interlocks[0].actions[0].command: actuator "relay" has no command "stpo"',
+        'interlocks[0].actions[0].release: actuator "relay" has no command "reset"',
+        'interlocks[0].fail_safe.sensors[0]: asset "pump" has no sensor "flow"',
+      ]),
+    );
+  });
+});

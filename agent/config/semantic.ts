@@ -101,6 +101,19 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
           message: `unknown actuator "${a.actuator}"`,
           hint: `defined actuators: ${[...actuators].join(', ') || 'none'}`,
         });
+        return;
+      }
+      // Actuators that name their commands (modbus-write, exec) must know the ones the interlock sends.
+      const commands = (config.actuators.find((x) => x.id === a.actuator) as { commands?: unknown } | undefined)?.commands;
+      if (!commands || typeof commands !== 'object') return;
+      for (const key of ['command', 'release'] as const) {
+        const name = a[key];
+        if (name !== undefined && !Object.hasOwn(commands, name))
+          problems.push({
+            path: ['interlocks', i, 'actions', j, key],
+            message: `actuator "${a.actuator}" has no command "${name}"`,
+            hint: `its commands: ${Object.keys(commands).join(', ')}`,
+          });
       }
     });
   });
