@@ -102,9 +102,19 @@ function hotReading(agent: Agent): void {
   agent.pipeline.ingest([makeReading(sensor, 180, t, t)]);
 }
 
+/** Why a small tmpfs cannot be mounted here (not root, or no CAP_SYS_ADMIN in a container), or undefined. */
 function tmpfsUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'mounting a tmpfs needs root';
-  return undefined;
+  const probe = tempDir('edge-agent-mount-probe-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe.path], { stdio: 'pipe' });
+    execFileSync('umount', [probe.path], { stdio: 'pipe' });
+    return undefined;
+  } catch (err) {
+    return `cannot mount a tmpfs: ${(err as { stderr?: Buffer }).stderr?.toString().trim() || (err as Error).message}`;
+  } finally {
+    probe.remove();
+  }
 }
 
 describe.skipIf(!!missing)('stopping a machine end to end', () => {
