@@ -67,7 +67,14 @@ export class Agent {
       this.store.append(ev);
       for (const tap of this.eventTaps) tap(ev);
     };
-    this.interlocks = new Interlocks(config.interlocks, this.actuators, emit, logger.child({ component: 'interlock' }), this.now);
+    this.interlocks = new Interlocks(
+      config.interlocks,
+      this.actuators,
+      emit,
+      logger.child({ component: 'interlock' }),
+      this.now,
+      config.detectors,
+    );
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
     this.control = new ControlPlane(config, this.pipeline, emit, logger.child({ component: 'control' }), this.now);
     const m = config.model;
@@ -101,7 +108,12 @@ export class Agent {
   private async init(): Promise<void> {
     for (const a of this.config.actuators) {
       const mod = await loadActuator(a.type);
-      const driver = await mod.create(a as never, { id: a.id, logger: this.logger.child({ actuator: a.id }), now: this.now });
+      const driver = await mod.create(a as never, {
+        id: a.id,
+        logger: this.logger.child({ actuator: a.id }),
+        now: this.now,
+        ack: (asset, by, via) => this.interlocks.ack(asset, by, via),
+      });
       await driver.init();
       this.actuators.set(a.id, driver);
     }
@@ -163,6 +175,7 @@ export class Agent {
     }
     await this.model?.start();
     for (const a of this.actuators.values()) await a.start();
+    this.interlocks.start();
     for (const s of this.sources) await s.start();
     this.logger.info(
       { sources: this.sources.length, actuators: this.actuators.size, tripped: this.interlocks.tripped(), store: path },
@@ -179,6 +192,7 @@ export class Agent {
       await this.controlTopic?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'control topic stop failed'));
       this.pipeline.flush();
       await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
+      this.interlocks.stop();
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }

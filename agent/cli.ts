@@ -6,9 +6,11 @@
  *   export    --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
  *             normal-operation windows from the store as training data (agent/model/export.ts)
  *   probe     modbus ...        read a Modbus register block and print every decoding
+ *   ack ASSET --by NAME [--config FILE]   acknowledge a trip through the running agent's HTTP API
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { ackTarget, sendAck } from './ack-client.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
 import { runService } from './ops/service.js';
@@ -28,6 +30,8 @@ commands:
              write normal-operation windows (no anomaly, trip or alarm within the margin) as
              training data for scripts/train-model.py
   probe      probe modbus --host H --unit U --address A --count N: print every decoding of a block
+  ack ASSET --by NAME
+             acknowledge ASSET's trip through the running agent's API (api.listen, api.token)
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -85,6 +89,16 @@ async function exportCommand(
   process.exitCode = runExport(config.store.path, v);
 }
 
+async function ack(file: string, asset: string | undefined, by: string | undefined): Promise<void> {
+  if (!asset || !by) {
+    process.stderr.write('usage: edge-agent ack ASSET --by NAME [--config FILE]\n');
+    process.exit(64);
+  }
+  const outcome = await sendAck(await ackTarget(file), asset, by);
+  (outcome.exitCode === 0 ? process.stdout : process.stderr).write(`${outcome.message}\n`);
+  if (outcome.exitCode !== 0) process.exit(outcome.exitCode);
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'probe') {
     if (argv[1] !== 'modbus') {
@@ -107,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
       until: { type: 'string' },
       margin: { type: 'string' },
       asset: { type: 'string', multiple: true },
+      by: { type: 'string' },
     },
   });
   const [command] = positionals;
@@ -124,6 +139,8 @@ export async function main(argv: string[]): Promise<void> {
       return status(file);
     case 'export':
       return exportCommand(file, values);
+    case 'ack':
+      return ack(file, positionals[1], values.by);
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       process.exit(64);

@@ -58,6 +58,11 @@ export interface ActuatorContext {
   readonly id: string;
   readonly logger: Logger;
   now(): number;
+  /**
+   * Operator acknowledgement of a tripped asset arriving through this actuator's channel (e.g. an MQTT
+   * ack topic). Returns false when the asset was not tripped. Absent when nothing can acknowledge.
+   */
+  ack?(asset: string, by: string, via: string): boolean;
 }
 
 /**

@@ -22,7 +22,7 @@ import { AssetCapture } from './detect/capture.js';
 import { createDetector, type ScalarConfig, type ScalarDetector } from './detect/detectors.js';
 import { MultivariateDetector } from './detect/multivariate/asset.js';
 import { type ClosedWindow, CountWindow, F, SensorSeries, TimeWindow, type WindowSink } from './detect/windows.js';
-import type { Interlocks } from './interlock.js';
+import type { Interlocks, SensorWatch } from './interlock.js';
 import { type AgentEvent, type Anomaly, QUALITIES, type Quality, type Reading } from './types.js';
 
 export interface PipelineCounters {
@@ -64,6 +64,8 @@ interface SensorState {
   readonly series: SensorSeries;
   readonly counts: CountWindow[];
   readonly mv: Array<{ det: MultivariateDetector; ch: number }>;
+  /** Interlock debounce / fail-safe watch of this sensor, told of every reading after the detectors. */
+  watch: SensorWatch | undefined;
 }
 
 export interface DetectorHandle {
@@ -168,12 +170,17 @@ export class Pipeline {
           series: new SensorSeries(),
           counts: [],
           mv: [],
+          watch: undefined,
         };
         source.series.push(st.series);
         byId.set(s.id, st);
         const agg = this.timeWindow(st, aggWindow) as TimeWindow;
         agg.sinks.push(this.aggregateSink(st, s.metric, s.unit));
       });
+    }
+    for (const w of interlocks.watched()) {
+      const st = this.state(w.asset, w.sensor);
+      if (st) st.watch = w;
     }
 
     for (const d of config.detectors) {
@@ -332,6 +339,7 @@ export class Pipeline {
       } else if (t < src.maxTime) {
         c.outOfOrder++;
       }
+      st.watch?.seen(r);
       this.hook?.onReading(r);
     }
   }

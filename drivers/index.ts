@@ -9,6 +9,9 @@ const REGISTRY: Record<string, () => Promise<{ default: DriverModule }>> = {
   log: () => import('./log/index.js'),
   modbus: () => import('./modbus/index.js'),
   mqtt: () => import('./mqtt/index.js'),
+  'modbus-write': () => import('./modbus-write/index.js'),
+  'mqtt-publish': () => import('./mqtt-publish/index.js'),
+  exec: () => import('./exec/index.js'),
 };
 
 export const DRIVER_TYPES: readonly string[] = Object.keys(REGISTRY);

@@ -4,13 +4,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { actuation } from './bench/actuation.js';
 import { detection } from './bench/detection.js';
 import { drivers } from './bench/drivers.js';
 import { foundation } from './bench/foundation.js';
 import { model } from './bench/model.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection, model, drivers];
+const SECTIONS: BenchSection[] = [foundation, detection, model, drivers, actuation];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

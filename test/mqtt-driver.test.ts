@@ -196,8 +196,12 @@ ${assets}
     console.log(`mqtt fuzz: ${messages.length} messages, ${valid} valid readings ingested, ${malformed} rejections counted`);
     expect(counters.malformed).toBe(malformed);
     expect(counters.reconnects).toBe(0);
-    expect(agent.pipeline.counters.readings).toBe(valid + 1);
-    expect(agent.pipeline.counters.unknownSensor).toBe(0);
+    // Every valid reading is accounted for: accepted, or counted as late or future-stamped by the
+    // event-time checks (the fuzz stamps some readings with random times).
+    const c = agent.pipeline.counters;
+    expect(c.readings + c.late + c.future).toBe(valid + 1);
+    expect(c.readings).toBeGreaterThan(valid / 4);
+    expect(c.unknownSensor).toBe(0);
     expect(valid).toBeGreaterThan(2000);
     expect(malformed).toBeGreaterThan(4000);
   });

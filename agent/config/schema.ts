@@ -338,10 +338,63 @@ export const interlockSchema = z.strictObject({
       z.strictObject({
         actuator: id,
         command: z.string().default('stop'),
+        release: z.string().optional().meta({
+          description: 'Command sent when an operator acknowledges the trip (e.g. clear the stop coil); none by default',
+        }),
       }),
     )
     .min(1)
     .meta({ description: 'Run in this order when the asset trips' }),
+  reassert_every: duration
+    .prefault('5s')
+    .meta({ description: 'While the trip is latched and not acknowledged, send the stop actions again this often; 0 disables' }),
+  debounce: z
+    .strictObject({
+      readings: z
+        .int()
+        .min(1)
+        .default(1)
+        .meta({ description: 'Trip only after this many consecutive readings with the tripping anomaly raised' }),
+      duration: duration
+        .prefault('0ms')
+        .meta({ description: 'Trip only once the anomaly has stayed raised this long (event time); both conditions must hold' }),
+    })
+    .prefault({})
+    .meta({ description: 'Filters a single noisy reading. The default trips on the first raised reading' }),
+  cooldown: duration.prefault('0ms').meta({
+    description:
+      'After an acknowledgement, trips are suppressed (and audited as such) for this long, e.g. a start-up transient. 0: never suppressed',
+  }),
+  rate_limit: z
+    .strictObject({
+      max_trips: z.int().min(1),
+      per: duration,
+    })
+    .optional()
+    .meta({
+      description: 'At most max_trips trips per sliding window; further trips are suppressed, audited and logged as errors',
+    }),
+  dry_run: z.boolean().default(false).meta({
+    description: 'Commissioning: decide, latch and audit what would have been sent, but send nothing to the actuators',
+  }),
+  fail_safe: z
+    .strictObject({
+      policy: z
+        .enum(['none', 'alarm', 'stop'])
+        .default('alarm')
+        .meta({ description: 'When a watched sensor goes silent or bad: raise an alarm event, or trip the asset' }),
+      silent_after: duration.prefault('30s').meta({ description: 'A watched sensor with no reading for this long is silent' }),
+      bad_readings: z
+        .int()
+        .min(1)
+        .default(3)
+        .meta({ description: 'Consecutive readings of quality bad or comm_error that make a watched sensor bad' }),
+      sensors: z
+        .array(id)
+        .optional()
+        .meta({ description: 'Sensors of the asset to watch; default: those read by its tripping detectors' }),
+    })
+    .prefault({}),
 });
 
 export const modelSchema = z.strictObject({

@@ -94,6 +94,15 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
         hint: 'list all its actions in one',
       });
     interlocked.add(il.asset);
+    const ownSensors = sensorsOf.get(il.asset);
+    il.fail_safe.sensors?.forEach((sensor, j) => {
+      if (ownSensors && !ownSensors.has(sensor))
+        problems.push({
+          path: ['interlocks', i, 'fail_safe', 'sensors', j],
+          message: `asset "${il.asset}" has no sensor "${sensor}"`,
+          hint: `its sensors: ${[...ownSensors].join(', ')}`,
+        });
+    });
     il.actions.forEach((a, j) => {
       if (!actuators.has(a.actuator)) {
         problems.push({
@@ -101,6 +110,19 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
           message: `unknown actuator "${a.actuator}"`,
           hint: `defined actuators: ${[...actuators].join(', ') || 'none'}`,
         });
+        return;
+      }
+      // Actuators that name their commands (modbus-write, exec) must know the ones the interlock sends.
+      const commands = (config.actuators.find((x) => x.id === a.actuator) as { commands?: unknown } | undefined)?.commands;
+      if (!commands || typeof commands !== 'object') return;
+      for (const key of ['command', 'release'] as const) {
+        const name = a[key];
+        if (name !== undefined && !Object.hasOwn(commands, name))
+          problems.push({
+            path: ['interlocks', i, 'actions', j, key],
+            message: `actuator "${a.actuator}" has no command "${name}"`,
+            hint: `its commands: ${Object.keys(commands).join(', ')}`,
+          });
       }
     });
   });

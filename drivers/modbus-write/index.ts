@@ -1,0 +1,15 @@
+import type { ActuatorModule } from '../../agent/driver.js';
+import { modbusWriteSchema } from './schema.js';
+import { ModbusWriter } from './writer.js';
+
+const modbusWrite: ActuatorModule<typeof modbusWriteSchema> = {
+  type: 'modbus-write',
+  role: 'actuator',
+  description: 'Writes a coil (FC5/FC15) or holding registers (FC6/FC16) on a PLC over Modbus TCP, and reads them back',
+  schema: modbusWriteSchema,
+  async create(config, ctx) {
+    return new ModbusWriter(config, ctx);
+  },
+};
+
+export default modbusWrite;

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { duration } from '../../agent/config/schema.js';
+import { DATA_TYPES, WORD_ORDERS } from '../modbus/codec.js';
+
+const address = z.int().min(0).max(65535);
+
+export const coilCommandSchema = z.strictObject({
+  coil: address.meta({ description: 'Protocol (0-based) address of the first coil' }),
+  value: z
+    .union([z.boolean(), z.array(z.boolean()).min(1).max(1968)])
+    .default(true)
+    .meta({ description: 'One value: FC5 (write single coil). A list: FC15 (write multiple coils) from `coil` on' }),
+});
+
+export const registerCommandSchema = z.strictObject({
+  register: address.meta({ description: 'Protocol (0-based) address of the first holding register' }),
+  value: z.number(),
+  data_type: z.enum(DATA_TYPES).default('uint16'),
+  byte_order: z.enum(WORD_ORDERS).default('ABCD'),
+  function: z
+    .union([z.literal(6), z.literal(16)])
+    .optional()
+    .meta({ description: 'Default: FC6 for one register, FC16 for more. 16 forces FC16 (some PLCs lack FC6)' }),
+});
+
+export const modbusWriteSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.int().min(1).max(65535).default(502),
+  unit_id: z.int().min(0).max(255).default(1),
+  timeout: duration.prefault('1s').meta({ description: 'Connect and response timeout' }),
+  verify: z
+    .boolean()
+    .default(true)
+    .meta({ description: 'Read the coils/registers back after each write (FC1/FC3) and fail the command on a mismatch' }),
+  commands: z
+    .record(z.string(), z.union([coilCommandSchema, registerCommandSchema]))
+    .refine((c) => Object.keys(c).length > 0, { message: 'define at least one command, e.g. stop: { coil: 0 }' })
+    .meta({ description: 'Command name (as used by interlocks[].actions[].command) → what to write' }),
+});
+
+export type ModbusWriteConfig = z.output<typeof modbusWriteSchema>;
+export type CoilCommand = z.output<typeof coilCommandSchema>;
+export type RegisterCommand = z.output<typeof registerCommandSchema>;

@@ -1,0 +1,127 @@
+/**
+ * The mqtt-publish actuator on a real Mosquitto: an independent subscriber receives the command, a late
+ * subscriber gets the retained state, and an ack published on the ack topic reaches the interlock.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActuatorContext, ActuatorDriver } from '../../agent/driver.js';
+import { type Mosquitto, mosquittoUnavailable, startMosquitto } from '../../test/helpers/mosquitto.js';
+import { waitFor } from '../../test/helpers/wait.js';
+import mqttPublish from './index.js';
+
+const missing = mosquittoUnavailable();
+if (missing && process.env.CI) throw new Error(`CI needs mosquitto: ${missing}`);
+if (missing) console.warn(`SKIPPING mqtt-publish tests: ${missing}`);
+
+const silent = pino({ level: 'silent' });
+
+async function subscriber(
+  url: string,
+  topic: string,
+): Promise<{ client: MqttClient; got: Array<{ topic: string; payload: string; retain: boolean }> }> {
+  const client = mqtt.connect(url, { clientId: `test-sub-${Math.random().toString(16).slice(2)}` });
+  const got: Array<{ topic: string; payload: string; retain: boolean }> = [];
+  client.on('message', (t, p, packet) => got.push({ topic: t, payload: p.toString(), retain: packet.retain }));
+  await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  await client.subscribeAsync(topic, { qos: 1 });
+  return { client, got };
+}
+
+describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
+  let broker: Mosquitto;
+  let url: string;
+  const cleanup: Array<() => Promise<void> | void> = [];
+
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    url = `mqtt://127.0.0.1:${broker.port}`;
+  });
+  afterAll(async () => {
+    for (const c of cleanup.reverse()) await c();
+    await broker?.stop();
+  });
+
+  async function actuator(options: Record<string, unknown>, ctx: Partial<ActuatorContext> = {}): Promise<ActuatorDriver> {
+    const config = mqttPublish.schema.parse({ url, ...options });
+    const id = `act-${Math.random().toString(16).slice(2)}`;
+    const d = await mqttPublish.create({ ...config, id }, { id, logger: silent, now: Date.now, ...ctx });
+    await d.init();
+    await d.start();
+    cleanup.push(() => d.stop());
+    return d;
+  }
+
+  it('publishes the stop at QoS 1 to an independent subscriber, and mirrors it on the retained state topic', async () => {
+    const sub = await subscriber(url, 'plant/+/command');
+    cleanup.push(() => void sub.client.end(true));
+    const d = await actuator({ command_topic: 'plant/{asset}/command', state_topic: 'plant/{asset}/state' });
+    const res = await d.execute({ asset: 'pump-1', command: 'stop', reason: { detector: 'hot', phase: 'trip' } });
+    expect(res).toMatchObject({ ok: true, ack: { topic: 'plant/pump-1/command', queued: false } });
+    const msg = await waitFor(() => sub.got[0], { what: 'the stop command' });
+    expect(msg.topic).toBe('plant/pump-1/command');
+    expect(JSON.parse(msg.payload)).toMatchObject({ asset: 'pump-1', command: 'stop', reason: { detector: 'hot' } });
+    expect(msg.retain).toBe(false);
+
+    const late = await subscriber(url, 'plant/pump-1/state');
+    cleanup.push(() => void late.client.end(true));
+    const state = await waitFor(() => late.got[0], { what: 'the retained state' });
+    expect(state.retain).toBe(true);
+    expect(JSON.parse(state.payload)).toMatchObject({ asset: 'pump-1', command: 'stop', phase: 'trip' });
+  });
+
+  it('text format sends the command name only', async () => {
+    const sub = await subscriber(url, 'text/+/cmd');
+    cleanup.push(() => void sub.client.end(true));
+    const d = await actuator({ command_topic: 'text/{asset}/cmd', format: 'text' });
+    await d.execute({ asset: 'fan', command: 'off', reason: {} });
+    expect((await waitFor(() => sub.got[0], { what: 'the command' })).payload).toBe('off');
+  });
+
+  it('hands acks from the ack topic to the interlock, and counts malformed ones', async () => {
+    const acks: Array<[string, string, string]> = [];
+    await actuator(
+      { command_topic: 'a/{asset}/cmd', ack_topic: 'plant/ack' },
+      {
+        ack: (asset, by, via) => {
+          acks.push([asset, by, via]);
+          return true;
+        },
+      },
+    );
+    const pub = mqtt.connect(url, { clientId: 'test-operator' });
+    cleanup.push(() => void pub.end(true));
+    await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
+    // The actuator subscribes on connect; retry until the ack arrives.
+    await waitFor(
+      async () => {
+        await pub.publishAsync('plant/ack', 'not json', { qos: 1 });
+        await pub.publishAsync('plant/ack', JSON.stringify({ asset: 'pump-1', by: 'alice' }), { qos: 1 });
+        return acks.length > 0;
+      },
+      { what: 'the ack', intervalMs: 100 },
+    );
+    expect(acks[0]).toEqual(['pump-1', 'alice', 'mqtt']);
+  });
+
+  it('delivers a command published right after a broker restart, once the client has reconnected', async () => {
+    const own = await startMosquitto();
+    const ownUrl = `mqtt://127.0.0.1:${own.port}`;
+    cleanup.push(() => own.stop());
+    const config = mqttPublish.schema.parse({ url: ownUrl, command_topic: 'q/{asset}/cmd', ack_timeout: '20s' });
+    const d = await mqttPublish.create({ ...config, id: 'q' }, { id: 'q', logger: silent, now: Date.now });
+    await d.start();
+    cleanup.push(() => d.stop());
+    const sub = mqtt.connect(ownUrl, { clientId: 'q-sub', clean: false });
+    cleanup.push(() => void sub.end(true));
+    await new Promise<void>((resolve) => sub.once('connect', () => resolve()));
+    await sub.subscribeAsync('q/+/cmd', { qos: 1 });
+    const got: string[] = [];
+    sub.on('message', (_t, p) => got.push(p.toString()));
+    await own.restart().then(() => {}); // drops both clients; persistence keeps sub's session
+    const res = await d.execute({ asset: 'p', command: 'stop', reason: {} });
+    expect(res.ok).toBe(true);
+    await waitFor(() => got.length > 0, { what: 'the queued stop', timeoutMs: 15_000 });
+    expect(JSON.parse(got[0] as string)).toMatchObject({ command: 'stop' });
+  });
+});

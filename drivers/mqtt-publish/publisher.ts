@@ -1,0 +1,153 @@
+/**
+ * MQTT command actuator: publishes each command at QoS 1 on its own long-lived connection (TCP_NODELAY),
+ * optionally mirrors it to a retained state topic, and optionally listens on an ack topic.
+ */
+import type { Socket } from 'node:net';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
+import { RateLimitedLog } from '../../agent/log.js';
+import type { MqttPublishConfig } from './schema.js';
+
+const fill = (template: string, asset: string): string => template.split('{asset}').join(asset);
+
+export class MqttPublisher implements ActuatorDriver {
+  private client: MqttClient | undefined;
+  private readonly topics = new Map<string, { command: string; state: string | undefined }>();
+  private readonly rateLog: RateLimitedLog;
+  /** Malformed ack messages, counted not logged one by one. */
+  malformedAcks = 0;
+
+  constructor(
+    private readonly config: MqttPublishConfig & { id: string },
+    private readonly ctx: ActuatorContext,
+  ) {
+    this.rateLog = new RateLimitedLog(60_000, ctx.now);
+  }
+
+  init(): void {
+    if (this.config.ack_topic && !this.ctx.ack)
+      throw new Error('ack_topic is set, but nothing in this agent accepts acknowledgements');
+  }
+
+  /**
+   * Connects (persistent session, so an ack subscription survives broker restarts). A broker that is
+   * down does not fail the start: mqtt.js keeps reconnecting, and QoS 1 commands published meanwhile
+   * are sent once it is back.
+   */
+  async start(): Promise<void> {
+    if (this.client) return;
+    const c = this.config;
+    const client = mqtt.connect(c.url, {
+      clientId: c.client_id ?? `edge-agent-${this.ctx.id}`,
+      clean: false,
+      reconnectPeriod: 1000,
+      connectTimeout: 5000,
+      ...(c.username !== undefined ? { username: c.username } : {}),
+      ...(c.password !== undefined ? { password: c.password } : {}),
+    });
+    this.client = client;
+    client.on('connect', () => {
+      // Nagle holds small MQTT packets for tens of ms on loopback and LANs (docs/field-notes.md).
+      (client.stream as unknown as Partial<Socket>).setNoDelay?.(true);
+      if (c.ack_topic) client.subscribe(c.ack_topic, { qos: 1 });
+    });
+    client.on('error', (err) => this.rateLog.log(this.ctx.logger, 'warn', 'mqtt-error', { err: err.message }, 'MQTT error'));
+    client.on('message', (topic, payload) => this.onAck(topic, payload));
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        client.off('connect', done);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.ctx.logger.warn({ url: c.url }, 'MQTT broker not reachable yet; commands are queued until it is');
+        done();
+      }, 5000);
+      client.on('connect', done);
+    });
+  }
+
+  private topicsFor(asset: string): { command: string; state: string | undefined } {
+    let t = this.topics.get(asset);
+    if (!t) {
+      t = {
+        command: fill(this.config.command_topic, asset),
+        state: this.config.state_topic ? fill(this.config.state_topic, asset) : undefined,
+      };
+      this.topics.set(asset, t);
+    }
+    return t;
+  }
+
+  /** Publishes the command; when connected its bytes are handed to the socket before this returns. */
+  execute(cmd: ActuatorCommand): Promise<ActuatorResult> {
+    const client = this.client;
+    if (!client) return Promise.resolve({ ok: false, error: 'actuator not started' });
+    const sentAt = this.ctx.now();
+    const topics = this.topicsFor(cmd.asset);
+    const payload =
+      this.config.format === 'text'
+        ? cmd.command
+        : JSON.stringify({ asset: cmd.asset, command: cmd.command, reason: cmd.reason, sent_at: sentAt });
+    const connected = client.connected;
+    const result = new Promise<ActuatorResult>((resolve) => {
+      const timer = setTimeout(
+        () => resolve({ ok: false, error: `no PUBACK within ${this.config.ack_timeout} ms (still queued for delivery)` }),
+        this.config.ack_timeout,
+      );
+      client.publish(topics.command, payload, { qos: 1 }, (err) => {
+        clearTimeout(timer);
+        if (err) resolve({ ok: false, error: err.message });
+        else resolve({ ok: true, ack: { topic: topics.command, puback_at: this.ctx.now(), queued: !connected } });
+      });
+    });
+    // mqtt-packet corks the socket and uncorks on the next tick; flush now so the stop leaves before
+    // the rest of this tick's work (the remaining readings of the batch, audit events).
+    const stream = client.stream as unknown as Partial<Socket> | undefined;
+    if (stream?.writableCorked) stream.uncork?.();
+    if (topics.state)
+      client.publish(
+        topics.state,
+        JSON.stringify({ asset: cmd.asset, command: cmd.command, phase: cmd.reason.phase, at: sentAt }),
+        { qos: 1, retain: true },
+      );
+    return result;
+  }
+
+  private onAck(topic: string, payload: Buffer): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(payload.toString('utf8'));
+    } catch {
+      msg = undefined;
+    }
+    const m = msg as { asset?: unknown; by?: unknown } | undefined;
+    if (!m || typeof m.asset !== 'string' || typeof m.by !== 'string' || m.by.length === 0) {
+      this.malformedAcks++;
+      this.rateLog.log(
+        this.ctx.logger,
+        'warn',
+        'malformed-ack',
+        { topic, malformed: this.malformedAcks },
+        'ignored an ack message; expected {"asset": "...", "by": "..."}',
+      );
+      return;
+    }
+    if (!this.ctx.ack?.(m.asset, m.by, 'mqtt'))
+      this.ctx.logger.info({ asset: m.asset, by: m.by }, 'ack for an asset that is not tripped');
+  }
+
+  /** Waits for in-flight publishes (up to 2 s), then disconnects. Idempotent. */
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+      client.end(false, {}, () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { duration } from '../../agent/config/schema.js';
+
+export const mqttPublishSchema = z.strictObject({
+  url: z.string().regex(/^mqtts?:\/\//, { message: 'expected mqtt://host:port or mqtts://host:port' }),
+  client_id: z.string().optional().meta({ description: 'Default: edge-agent-<actuator id>. Must be unique on the broker' }),
+  username: z.string().optional(),
+  password: z.string().optional().meta({ description: 'Take it from the environment (see the config header); never commit it' }),
+  command_topic: z
+    .string()
+    .min(1)
+    .meta({ description: 'Where commands are published (QoS 1, not retained); {asset} is replaced by the asset id' }),
+  state_topic: z
+    .string()
+    .optional()
+    .meta({ description: 'Optional retained topic carrying the last command per asset, for HMIs; {asset} as above' }),
+  format: z
+    .enum(['json', 'text'])
+    .default('json')
+    .meta({ description: 'json: {"asset","command","reason","sent_at"}; text: the command name only' }),
+  ack_topic: z.string().optional().meta({
+    description:
+      'Optional topic (filter) on which operators acknowledge trips with {"asset": "...", "by": "..."}; protect it with broker ACLs',
+  }),
+  ack_timeout: duration.prefault('5s').meta({
+    description: 'A command without PUBACK this long is reported as failed (mqtt.js still delivers it after a reconnect)',
+  }),
+});
+
+export type MqttPublishConfig = z.output<typeof mqttPublishSchema>;
