@@ -14,7 +14,7 @@
  * SKAB is GPL-3.0: everything fitted here lives in the temp directory and is deleted afterwards.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSkab, SKAB_FIT_ROWS, type SkabRun } from '../agent/eval/skab-data.js';
@@ -149,13 +149,23 @@ try {
     '| Detector | F1 | FAR % | MAR % | NAB std | NAB LowFP | NAB LowFN |',
     '| --- | --- | --- | --- | --- | --- | --- |',
   ];
+  const rows: Array<Record<string, unknown>> = [];
   names.forEach((name, k) => {
     const s = scoreSkab(files[k] as SkabScoreFile[]);
+    rows.push({ name: `onnx ${name}`, f1: s.f1, far: s.far, mar: s.mar, nab: s.nab, best: false });
     out.push(
       `| ${name} | ${s.f1.toFixed(4)} | ${pct(s.far)} | ${pct(s.mar)} | ${s.nab.standard.toFixed(2)} | ${s.nab.lowFp.toFixed(2)} | ${s.nab.lowFn.toFixed(2)} |`,
     );
   });
   process.stdout.write(`${out.join('\n')}\n`);
+  // npm run eval:skab runs the pipeline rows first; the model and ensemble rows join the same file.
+  const json = 'data/eval-skab.json';
+  if (existsSync(json)) {
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as { rows: Array<Record<string, unknown>> };
+    doc.rows = [...doc.rows.filter((r) => !String(r.name).startsWith('onnx ')), ...rows];
+    writeFileSync(json, `${JSON.stringify(doc, null, 2)}\n`);
+    process.stdout.write(`added ${rows.length} model rows to ${json}\n`);
+  }
 } finally {
   if (!values.keep) tmp.remove();
 }

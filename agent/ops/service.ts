@@ -59,6 +59,11 @@ const withoutOps = (c: AgentConfig) => ({ ...c, api: undefined, log: undefined }
 
 export class Service {
   private gen: Generation | undefined;
+
+  /** The running agent (undefined while stopped or between reload generations). */
+  get agent(): Agent | undefined {
+    return this.gen?.agent;
+  }
   private api: ApiServer | undefined;
   /** Where the API listens (undefined when disabled or not listening). */
   apiAddress: AddressInfo | undefined;
