@@ -95,11 +95,11 @@ describe('systemd notify protocol', () => {
 
   it('a hung event loop (and pipeline) stops the watchdog pings; the stall is reported when it ends', async () => {
     const { cfg, sock } = await setup((d) => join(d, 'notify.sock'));
-    const hangMs = 3000;
+    const hangMs = 5000;
     const preload = new URL('./fixtures/hang-on-sigusr2.mjs', import.meta.url).pathname;
     const agent = startAgent(
       cfg,
-      { NOTIFY_SOCKET: sock.address, WATCHDOG_USEC: '600000', EDGE_TEST_HANG_MS: String(hangMs) },
+      { NOTIFY_SOCKET: sock.address, WATCHDOG_USEC: '2000000', EDGE_TEST_HANG_MS: String(hangMs) },
       preload,
     );
     await waitFor(() => sock.having('WATCHDOG=1').length >= 3, { what: 'pings before the hang', timeoutMs: 30_000 });
