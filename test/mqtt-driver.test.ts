@@ -3,6 +3,7 @@
  * 10,000 random and malformed payloads; a broker restart and messages published while the agent was
  * down (QoS 1, persistent session); TLS with a client certificate.
  */
+
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
@@ -10,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import type { BoundSensor, SourceContext } from '../agent/driver.js';
+import { rng } from '../agent/prng.js';
 import type { Reading } from '../agent/types.js';
 import { type MqttConfig, mqttSchema } from '../drivers/mqtt/schema.js';
 import { clientOptions, MqttSource } from '../drivers/mqtt/source.js';
@@ -33,17 +35,6 @@ async function publisher(url: string, options: mqtt.IClientOptions = {}): Promis
   return client;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Fuzzed {
   topic: string;
   payload: Buffer;
@@ -56,7 +47,7 @@ interface Fuzzed {
  * `malformed` rejections to count (one per bad message, or per bad item inside a batch).
  */
 function fuzz(n: number, prefix: string, seed: number, maxBytes: number): Fuzzed[] {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const assets = ['pump-0', 'pump-1', 'pump-2'];
   const sensors = ['temperature', 'pressure'];

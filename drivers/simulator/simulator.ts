@@ -1,4 +1,5 @@
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
+import { rng } from '../../agent/prng.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Metric, Reading } from '../../agent/types.js';
 import { type FaultConfig, type SimulatorAddress, type SimulatorConfig, simulatorAddressSchema } from './schema.js';
@@ -20,18 +21,6 @@ const DEFAULT_SHAPES: Partial<Record<Metric, Shape>> = {
   voltage: { base: 400, noise: 1, driftPerHour: 0, loadAmplitude: 0, loadPeriod: 300_000 },
 };
 const FALLBACK_SHAPE: Shape = { base: 0, noise: 1, driftPerHour: 0, loadAmplitude: 0, loadPeriod: 300_000 };
-
-/** Small, fast, seedable PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hashString(seed: number, s: string): number {
   let h = (seed ^ 0x811c9dc5) >>> 0;
@@ -68,7 +57,7 @@ export class SignalGenerator {
     this.states = sensors.map((sensor) => {
       const addr: SimulatorAddress = simulatorAddressSchema.parse(sensor.address ?? {});
       const d = DEFAULT_SHAPES[sensor.metric] ?? FALLBACK_SHAPE;
-      const rand = mulberry32(hashString(config.seed, `${sensor.asset}/${sensor.id}`));
+      const rand = rng(hashString(config.seed, `${sensor.asset}/${sensor.id}`));
       return {
         sensor,
         shape: {

@@ -6,7 +6,9 @@
  * bypass the proxy after the first metadata response; see startKafka's
  * `advertisedPort` option in ./kafka.ts.
  */
+
 import { connect, createServer, type Socket } from 'node:net';
+import { rng } from '../../agent/prng.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1']);
 
@@ -146,23 +148,11 @@ export interface Flapper {
   stop(): Promise<number>;
 }
 
-/** mulberry32: tiny deterministic PRNG so a failing schedule can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Cuts the proxy's connections at random intervals, for a bounded count and time. */
 export function startFlapper(proxy: TcpProxy, opts: FlapperOptions = {}): Flapper {
   const { minIntervalMs = 100, maxIntervalMs = 1000, maxCuts = Number.POSITIVE_INFINITY, downMs = 0 } = opts;
   const durationMs = opts.durationMs ?? (Number.isFinite(maxCuts) ? Number.POSITIVE_INFINITY : 30_000);
-  const random = prng(opts.seed ?? Date.now());
+  const random = rng(opts.seed ?? Date.now());
   const deadline = Date.now() + durationMs;
   let cuts = 0;
   let connectionsCut = 0;

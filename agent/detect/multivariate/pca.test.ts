@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { normal, rng } from '../../prng.js';
 import { jacobiEigen, PcaModel } from './pca.js';
-import { normal, rng } from './prng.js';
 
 describe('jacobiEigen', () => {
   it('solves a 2×2 case exactly', () => {

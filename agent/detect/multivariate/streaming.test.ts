@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normal, rng } from './prng.js';
+import { normal, rng } from '../../prng.js';
 import { quantileOf, StreamingDetector } from './streaming.js';
 
 /** Synthetic 4-channel plant at 1 Hz: independent noise around different levels. */

@@ -1,4 +1,5 @@
-/** Seeded PRNG helpers for synthetic test data (not SKAB). */
+/** Seeded PRNGs: the simulator's signals, chaos schedules and synthetic test data are replayable from a seed. */
+
 /** Deterministic PRNG (mulberry32): uniform [0, 1). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
