@@ -114,5 +114,10 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     }
   });
   problems.push(...modelProblems(config));
+  if (config.control.kafka && !config.sync.kafka)
+    problems.push({
+      path: ['control', 'kafka'],
+      message: 'the Kafka control topic needs sync.kafka (brokers and security are taken from there)',
+    });
   return problems;
 }
