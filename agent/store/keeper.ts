@@ -125,11 +125,11 @@ export class StoreKeeper {
     this.stats.unsentBytes += b;
   }
 
-  /** Free bytes on the store's filesystem (statfs at most every 500 ms). */
+  /** Free bytes on the store's filesystem (statfs is a cheap syscall: checked after every batch). */
   freeBytes(force = false): number {
     if (!this.dir) return Number.POSITIVE_INFINITY;
     const t = this.now();
-    if (force || t - this.lastStatfs >= 500) {
+    if (force || t - this.lastStatfs >= 0) {
       this.lastStatfs = t;
       try {
         const s = statfsSync(this.dir);
@@ -151,7 +151,7 @@ export class StoreKeeper {
     let deficit = extra;
     if (minFreeBytes > 0) {
       const free = this.freeBytes(extra > 0);
-      if (free < minFreeBytes) deficit = Math.max(deficit, minFreeBytes - free + 1024 * 1024);
+      if (free < minFreeBytes) deficit = Math.max(deficit, minFreeBytes - free + 256 * 1024);
     }
     const overCap = maxBytes > 0 && this.stats.unsentBytes > maxBytes;
     if (deficit <= 0 && !overCap) return out;

@@ -4,6 +4,7 @@
  * retention and the sync cursor (committed by the sync thread over its own MessagePort) are
  * serialised here.
  */
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { type EventRow, EventWriter, openDb, type Synchronous } from './db.js';
 import { isCorruption, quarantine } from './file.js';
@@ -69,8 +70,24 @@ function open(): { db: ReturnType<typeof openDb>; quarantined?: string; reason?:
 
 try {
   const { db, quarantined, reason } = open();
+  // A small WAL: a checkpoint needs the WAL's size again in the database file, so on a nearly full
+  // disk a big WAL is what turns "full" into "stuck".
+  db.pragma('wal_autocheckpoint = 256');
+  db.pragma(`journal_size_limit = ${1024 * 1024}`);
   const writer = new EventWriter(db);
   const keeper = new StoreKeeper(db, path, limits);
+  // Ballast: space given back when the disk is full, so evicting (itself a write) can still run.
+  const reserve = limits.minFreeBytes > 0 && path !== ':memory:' ? `${path}.reserve` : undefined;
+  const reserveBytes = Math.min(4 * 1024 * 1024, Math.floor(limits.minFreeBytes / 2));
+  const fillReserve = () => {
+    if (!reserve) return;
+    try {
+      if (!existsSync(reserve) || statSync(reserve).size < reserveBytes) writeFileSync(reserve, Buffer.alloc(reserveBytes));
+    } catch {
+      rmSync(reserve, { force: true });
+    }
+  };
+  fillReserve();
   let syncPort: MessagePort | undefined;
 
   const append = (rows: readonly EventRow[]): number =>
@@ -106,11 +123,14 @@ try {
           lastSeq = append(msg.rows);
         } catch (err) {
           if ((err as { code?: string }).code !== 'SQLITE_FULL') throw err;
-          // Disk full: make room by the eviction policy, then try once more.
+          // Disk full: release the ballast, make room by the eviction policy, then try once more.
+          if (reserve) rmSync(reserve, { force: true });
+          keeper.reclaim();
           let bytes = 0;
           for (const r of msg.rows) bytes += r[4].length + 64;
-          keeper.enforce(bytes * 4 + 1024 * 1024);
+          keeper.enforce(bytes * 2 + reserveBytes);
           lastSeq = append(msg.rows);
+          fillReserve();
         }
         const evicted = keeper.enforce();
         port.postMessage({

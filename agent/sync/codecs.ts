@@ -5,7 +5,10 @@
  * download at install time, which gateways and CI cannot do; kafkajs would throw on zstd batches.
  */
 import { createRequire } from 'node:module';
-import { CompressionCodecs, CompressionTypes } from 'kafkajs';
+import kafkajs from 'kafkajs';
+
+// Not a named export kafkajs's CommonJS build exposes to ESM.
+const { CompressionCodecs, CompressionTypes } = kafkajs;
 
 const require = createRequire(import.meta.url);
 const XERIAL_MAGIC = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00]);
