@@ -20,9 +20,9 @@ import { openDb } from './store/db.js';
 import { checkStoreFile } from './store/file.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
+import { Supervised } from './supervisor.js';
 import { KafkaControl } from './sync/control.js';
 import { SyncService } from './sync/service.js';
-import { Supervised } from './supervisor.js';
 import type { AgentEvent, Reading } from './types.js';
 
 export interface AgentOptions {

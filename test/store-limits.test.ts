@@ -71,8 +71,12 @@ describe('store byte cap (field notes 10, 11)', () => {
     expect(store.stats.keeper?.unsentBytes).toBeLessThanOrEqual(1_500_000);
     // Oldest first: what is left of the aggregates is the newest.
     const db = openDb(path, 'NORMAL', true);
-    const oldest = db.prepare("SELECT MIN(json_extract(payload, '$.n')) AS n FROM events WHERE kind = 'aggregate'").get() as { n: number };
-    const newer = db.prepare("SELECT COUNT(*) AS c FROM events WHERE kind = 'aggregate' AND json_extract(payload, '$.n') >= ?").get(oldest.n) as { c: number };
+    const oldest = db.prepare("SELECT MIN(json_extract(payload, '$.n')) AS n FROM events WHERE kind = 'aggregate'").get() as {
+      n: number;
+    };
+    const newer = db
+      .prepare("SELECT COUNT(*) AS c FROM events WHERE kind = 'aggregate' AND json_extract(payload, '$.n') >= ?")
+      .get(oldest.n) as { c: number };
     const persisted = db.prepare("SELECT count FROM evictions WHERE kind = 'aggregate'").get() as { count: number };
     db.close();
     // Every aggregate from the oldest survivor on is still there: nothing newer went first.
@@ -94,7 +98,9 @@ describe('store byte cap (field notes 10, 11)', () => {
     cleanups.push(() => void db.close());
     const limits = { maxBytes: 100_000, minFreeBytes: 0, retentionAgeMs: 1e12, retentionBytes: 1e12 };
     const keeper = new StoreKeeper(db, join(dir.path, 'agent.db'), limits);
-    const insert = db.prepare('INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES (?, ?, ?, ?, 0, ?)');
+    const insert = db.prepare(
+      'INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES (?, ?, ?, ?, 0, ?)',
+    );
     const payload = JSON.stringify({ v: 'x'.repeat(150) });
     const batch = (k: number) => {
       const rows = Array.from({ length: k }, (_, i) => ['aggregate', 'a', i, i, payload] as const);
@@ -130,7 +136,9 @@ describe('store byte cap (field notes 10, 11)', () => {
     cleanups.push(() => void db.close());
     expect(db.pragma('auto_vacuum', { simple: true })).toBe(2);
     const keeper = new StoreKeeper(db, path, { maxBytes: 0, minFreeBytes: 0, retentionAgeMs: 1e12, retentionBytes: 50_000 });
-    const insert = db.prepare('INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES (?, ?, ?, ?, 0, ?)');
+    const insert = db.prepare(
+      'INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES (?, ?, ?, ?, 0, ?)',
+    );
     const payload = JSON.stringify({ v: 'y'.repeat(500) });
     db.transaction(() => {
       for (let i = 0; i < 5000; i++) insert.run('aggregate', 'a', i, i, payload);
@@ -254,7 +262,9 @@ interlocks:
       else {
         // A real store, then cut in the middle of its pages.
         const db = openDb(path, 'FULL');
-        const ins = db.prepare("INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES ('aggregate', 'k', 1, 1, 0, ?)");
+        const ins = db.prepare(
+          "INSERT INTO events (kind, key, event_time, ingest_time, priority, payload) VALUES ('aggregate', 'k', 1, 1, 0, ?)",
+        );
         db.transaction(() => {
           for (let i = 0; i < 5000; i++) ins.run(JSON.stringify({ i, pad: 'z'.repeat(200) }));
         })();

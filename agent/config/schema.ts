@@ -34,10 +34,7 @@ const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, Ki
 
 /** A size written as `512MB`, `1GiB`, `64KB`, or a number of bytes. Parses to bytes. */
 export const byteSize = z
-  .union([
-    z.int().nonnegative(),
-    z.string().regex(BYTES_RE, { message: 'expected a size such as 64KB, 512MB, 1GB or 1GiB' }),
-  ])
+  .union([z.int().nonnegative(), z.string().regex(BYTES_RE, { message: 'expected a size such as 64KB, 512MB, 1GB or 1GiB' })])
   .transform((v) => {
     if (typeof v === 'number') return v;
     const m = BYTES_RE.exec(v) as RegExpExecArray;
@@ -265,7 +262,10 @@ export const controlSchema = z
       .optional(),
     kafka: z
       .strictObject({
-        topic: z.string().min(1).meta({ description: 'Control messages are consumed from this topic (brokers and security from sync.kafka)' }),
+        topic: z
+          .string()
+          .min(1)
+          .meta({ description: 'Control messages are consumed from this topic (brokers and security from sync.kafka)' }),
         reply_topic: z.string().optional().meta({ description: 'Each message is answered here with {id, ok, error}' }),
         group_id: z.string().optional().meta({ description: 'Consumer group; default edge-agent-control.<gateway id>' }),
       })
@@ -297,7 +297,9 @@ export const syncSchema = z
         batch_max_events: z.int().min(1).max(100_000).default(5000).meta({ description: 'Events per Kafka transaction' }),
         batch_max_bytes: byteSize.prefault('1MB').meta({ description: 'Payload bytes per Kafka transaction' }),
         linger: duration.prefault('200ms').meta({ description: 'Longest a partly filled batch waits for more events' }),
-        max_rate: byteSize.prefault(0).meta({ description: 'Drain-rate cap in payload bytes per second for thin uplinks (0: none)' }),
+        max_rate: byteSize
+          .prefault(0)
+          .meta({ description: 'Drain-rate cap in payload bytes per second for thin uplinks (0: none)' }),
         request_timeout: duration.prefault('30s'),
         retry_max: duration.prefault('30s').meta({ description: 'Longest backoff between failed sends (with jitter)' }),
         tls: z

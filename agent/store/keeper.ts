@@ -74,7 +74,8 @@ export class StoreKeeper {
     private readonly now: () => number = Date.now,
   ) {
     this.dir = path === ':memory:' ? undefined : dirname(resolve(path));
-    const meta = (k: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
+    const meta = (k: string) =>
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
     const cursor = Number(meta('sync_cursor') ?? 0);
     const size = db.prepare(
       `SELECT COUNT(*) AS n, COALESCE(SUM(length(payload)), 0) + COUNT(*) * ${ROW_OVERHEAD} AS b FROM events WHERE seq > ? AND seq <= ?`,
@@ -84,7 +85,11 @@ export class StoreKeeper {
     const synced = size.get(-1, cursor) as { n: number; b: number };
     const evicted: Record<string, number> = Object.fromEntries(EVENT_KINDS.map((k) => [k, 0]));
     let evictedBytes = 0;
-    for (const r of db.prepare('SELECT kind, count, bytes FROM evictions').all() as Array<{ kind: string; count: number; bytes: number }>) {
+    for (const r of db.prepare('SELECT kind, count, bytes FROM evictions').all() as Array<{
+      kind: string;
+      count: number;
+      bytes: number;
+    }>) {
       evicted[r.kind] = r.count;
       evictedBytes += r.bytes;
     }
@@ -107,7 +112,9 @@ export class StoreKeeper {
       `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?) RETURNING length(payload) AS len`,
     );
     this.oldestSynced = db.prepare('SELECT seq, ingest_time FROM events WHERE seq <= ? ORDER BY seq LIMIT ?');
-    this.setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    this.setMeta = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
     this.insertMap = db.prepare(
       'INSERT INTO sync_map (first_seq, last_seq, count, topic, partition, base_offset, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );

@@ -10,7 +10,12 @@ import type { EventRow, Synchronous } from './db.js';
 import type { KeeperLimits, KeeperStats } from './keeper.js';
 import type { WriterData, WriterReply, WriterRequest } from './worker.js';
 
-const NO_LIMITS: KeeperLimits = { maxBytes: 0, minFreeBytes: 0, retentionAgeMs: Number.MAX_SAFE_INTEGER, retentionBytes: Number.MAX_SAFE_INTEGER };
+const NO_LIMITS: KeeperLimits = {
+  maxBytes: 0,
+  minFreeBytes: 0,
+  retentionAgeMs: Number.MAX_SAFE_INTEGER,
+  retentionBytes: Number.MAX_SAFE_INTEGER,
+};
 const ALARM_INTERVAL_MS = 60_000;
 
 export interface StoreOptions {
@@ -84,7 +89,11 @@ export class EventStore {
 
   async open(): Promise<void> {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { path: this.opts.path, synchronous: this.opts.synchronous, limits: this.opts.limits ?? NO_LIMITS } satisfies WriterData,
+      workerData: {
+        path: this.opts.path,
+        synchronous: this.opts.synchronous,
+        limits: this.opts.limits ?? NO_LIMITS,
+      } satisfies WriterData,
     });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WriterReply) => {

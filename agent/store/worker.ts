@@ -16,7 +16,13 @@ export type WriterRequest =
   | { readonly op: 'sync-port'; readonly port: MessagePort };
 
 export type WriterReply =
-  | { readonly op: 'ready'; readonly lastSeq: number; readonly stats: KeeperStats; readonly quarantined?: string; readonly reason?: string }
+  | {
+      readonly op: 'ready';
+      readonly lastSeq: number;
+      readonly stats: KeeperStats;
+      readonly quarantined?: string;
+      readonly reason?: string;
+    }
   | {
       readonly op: 'appended';
       readonly id: number;
@@ -108,7 +114,11 @@ try {
     try {
       keeper.retain();
       const evicted = keeper.enforce();
-      port.postMessage({ op: 'stats', stats: keeper.stats, ...(Object.keys(evicted).length ? { evicted } : {}) } satisfies WriterReply);
+      port.postMessage({
+        op: 'stats',
+        stats: keeper.stats,
+        ...(Object.keys(evicted).length ? { evicted } : {}),
+      } satisfies WriterReply);
     } catch {
       // Reported by the next append that fails the same way.
     }

@@ -62,7 +62,10 @@ export class KafkaControl {
   }
 
   private async connect(): Promise<void> {
-    const kafka = new Kafka({ ...kafkaConfig(this.kafkaCfg, this.gatewayId, process.env, '-control'), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({
+      ...kafkaConfig(this.kafkaCfg, this.gatewayId, process.env, '-control'),
+      logLevel: logLevel.NOTHING,
+    });
     const consumer = kafka.consumer({
       groupId: this.cfg.group_id ?? `edge-agent-control.${this.gatewayId}`,
       maxWaitTimeInMs: 500,

@@ -56,7 +56,8 @@ export async function replay(config: AgentConfig, range: ReplayRange, opts: { pr
   const page = db.prepare(
     `SELECT seq, kind, key, event_time, ingest_time, payload FROM events WHERE seq > ? ${cond} ORDER BY seq LIMIT ?`,
   );
-  const storeId = (db.prepare("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string } | undefined)?.value ?? 'unknown';
+  const storeId =
+    (db.prepare("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string } | undefined)?.value ?? 'unknown';
   const gatewayId = config.gateway.id;
   const kafka = new Kafka({ ...kafkaConfig(cfg, gatewayId, process.env, '-replay'), logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
@@ -110,23 +111,36 @@ export interface SyncStatusReport {
   readonly lastSuccess: number | null;
   readonly retainedEvents: number;
   readonly evictions: Record<string, number>;
-  readonly map: Array<{ first_seq: number; last_seq: number; count: number; topic: string; partition: number; base_offset: number; sent_at: number }>;
+  readonly map: Array<{
+    first_seq: number;
+    last_seq: number;
+    count: number;
+    topic: string;
+    partition: number;
+    base_offset: number;
+    sent_at: number;
+  }>;
 }
 
 /** Reads the sync state from the store file (read-only; safe while the agent runs). */
 export function syncStatus(path: string, mapRows = 20, now = Date.now()): SyncStatusReport {
   const db = openDb(path, 'NORMAL', true);
   try {
-    const meta = (k: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
+    const meta = (k: string) =>
+      (db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
     const cursor = Number(meta('sync_cursor') ?? 0);
-    const lastSeq = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
+    const lastSeq =
+      (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
     const unsent = db
       .prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(payload)), 0) AS b, MIN(ingest_time) AS t FROM events WHERE seq > ?')
       .get(cursor) as { n: number; b: number; t: number | null };
     const retained = (db.prepare('SELECT COUNT(*) AS n FROM events WHERE seq <= ?').get(cursor) as { n: number }).n;
     const lastSuccess = Number(meta('sync_last_success') ?? 0);
     const evictions = Object.fromEntries(
-      (db.prepare('SELECT kind, count FROM evictions').all() as Array<{ kind: string; count: number }>).map((r) => [r.kind, r.count]),
+      (db.prepare('SELECT kind, count FROM evictions').all() as Array<{ kind: string; count: number }>).map((r) => [
+        r.kind,
+        r.count,
+      ]),
     );
     return {
       store: path,
@@ -140,7 +154,9 @@ export function syncStatus(path: string, mapRows = 20, now = Date.now()): SyncSt
       lastSuccess: lastSuccess || null,
       retainedEvents: retained,
       evictions,
-      map: db.prepare('SELECT * FROM sync_map ORDER BY last_seq DESC, topic, partition LIMIT ?').all(mapRows) as SyncStatusReport['map'],
+      map: db
+        .prepare('SELECT * FROM sync_map ORDER BY last_seq DESC, topic, partition LIMIT ?')
+        .all(mapRows) as SyncStatusReport['map'],
     };
   } finally {
     db.close();
@@ -155,7 +171,11 @@ export function formatSyncStatus(s: SyncStatusReport): string {
     `backlog: ${s.backlogEvents} events, ${s.backlogBytes} payload bytes; lag ${s.lagSeconds.toFixed(1)} s (oldest unsent ${iso(s.oldestUnsent)})`,
     `last successful send: ${iso(s.lastSuccess)}`,
     `retained for replay: ${s.retainedEvents} events`,
-    `evicted unsent events: ${Object.entries(s.evictions).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`,
+    `evicted unsent events: ${
+      Object.entries(s.evictions)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || 'none'
+    }`,
     'sequence -> partition/offset (latest first; offsets are base_offset + rank of the seq within the range):',
   ];
   for (const m of s.map)

@@ -55,7 +55,12 @@ export class SyncService {
     const channel = new MessageChannel();
     this.store.connectSync(channel.port1);
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { path: this.path, gatewayId: this.gatewayId, config: this.config, writer: channel.port2 } satisfies SyncWorkerData,
+      workerData: {
+        path: this.path,
+        gatewayId: this.gatewayId,
+        config: this.config,
+        writer: channel.port2,
+      } satisfies SyncWorkerData,
       transferList: [channel.port2],
     });
     worker.on('message', (m: SyncWorkerReply) => this.onMessage(m));

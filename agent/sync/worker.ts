@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import type { SyncToWriter, WriterToSync } from '../store/worker.js';
 import type { KafkaSyncConfig } from './kafka.js';
-import { type SyncStatus, Syncer } from './syncer.js';
+import { Syncer, type SyncStatus } from './syncer.js';
 
 export interface SyncWorkerData {
   readonly path: string;

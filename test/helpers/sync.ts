@@ -35,7 +35,13 @@ export function openStore(path: string, limits?: KeeperLimits, logger = silent):
   });
 }
 
-export function startSync(store: EventStore, path: string, cfg: KafkaSyncConfig, gatewayId = 'gw-test', logger = silent): SyncService {
+export function startSync(
+  store: EventStore,
+  path: string,
+  cfg: KafkaSyncConfig,
+  gatewayId = 'gw-test',
+  logger = silent,
+): SyncService {
   const s = new SyncService(store, path, gatewayId, cfg, logger);
   s.start();
   return s;
@@ -69,11 +75,23 @@ export interface DeliveryCheck {
 }
 
 /** Every seq in 1..n exactly once (by gateway, seq header), in seq order per key, timestamp = event time. */
-export function checkDelivery(records: readonly ConsumedRecord[], n: number, opts: { gateway?: string; order?: boolean } = {}): DeliveryCheck {
+export function checkDelivery(
+  records: readonly ConsumedRecord[],
+  n: number,
+  opts: { gateway?: string; order?: boolean } = {},
+): DeliveryCheck {
   const seen = new Map<number, number>();
   const lastByKey = new Map<string, number>();
   let duplicates = 0;
-  const sorted = [...records].sort((a, b) => (a.topic === b.topic ? (a.partition === b.partition ? a.offset - b.offset : a.partition - b.partition) : a.topic < b.topic ? -1 : 1));
+  const sorted = [...records].sort((a, b) =>
+    a.topic === b.topic
+      ? a.partition === b.partition
+        ? a.offset - b.offset
+        : a.partition - b.partition
+      : a.topic < b.topic
+        ? -1
+        : 1,
+  );
   for (const r of sorted) {
     if (opts.gateway) expect(r.headers.gateway_id).toBe(opts.gateway);
     const seq = Number(r.headers.seq);
