@@ -369,7 +369,7 @@ detectors:
     expect(byId['m-1']).toMatchObject({ ok: true, detector: 'overheat', op: 'set' });
     expect(byId['m-2']).toMatchObject({ ok: false });
     expect(byId['m-3']).toMatchObject({ ok: false }); // no model configured: rejected like on MQTT
-    expect((agent.pipeline.detector('overheat')?.config as { setpoint: number }).setpoint).toBe(80);
+    expect(agent.pipeline.detector('overheat')?.config).toMatchObject({ setpoint: 80 });
     // The audit trail goes to Kafka through the sync.
     await waitFor(
       async () =>

@@ -316,7 +316,8 @@ export const syncSchema = z
             mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
             username: z.string().min(1),
             password: z.string().optional().meta({
-              description: 'Take it from the environment: ${EDGE_KAFKA_PASSWORD}. Unset: $EDGE_KAFKA_PASSWORD is read at start',
+              description:
+                'Take it from the environment (EDGE_KAFKA_PASSWORD substituted into the file), never write it in the file. Unset: the variable EDGE_KAFKA_PASSWORD is read at start',
             }),
           })
           .optional(),

@@ -58,8 +58,7 @@ export function kafkaConfig(
   }
   if (cfg.sasl) {
     const password = cfg.sasl.password || env.EDGE_KAFKA_PASSWORD;
-    if (!password)
-      throw new Error('sync.kafka.sasl: no password (set sasl.password from ${EDGE_KAFKA_PASSWORD}, or the variable itself)');
+    if (!password) throw new Error('sync.kafka.sasl: no password (set the environment variable EDGE_KAFKA_PASSWORD)');
     out.sasl = { mechanism: cfg.sasl.mechanism, username: cfg.sasl.username, password } as SASLOptions;
   }
   return out;
