@@ -7,9 +7,10 @@ import { cpus } from 'node:os';
 import { detection } from './bench/detection.js';
 import { foundation } from './bench/foundation.js';
 import { model } from './bench/model.js';
+import { sync } from './bench/sync.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection, model];
+const SECTIONS: BenchSection[] = [foundation, detection, model, sync];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

@@ -111,3 +111,66 @@ export function checkDelivery(
   for (let s = 1; s <= n; s++) if (!seen.has(s)) missing.push(s);
   return { unique: seen.size, duplicates, missing };
 }
+
+export interface StreamCheck extends DeliveryCheck {
+  readonly records: number;
+  readonly replayed: number[];
+  readonly orderViolations: number;
+  readonly timestampMismatches: number;
+}
+
+/**
+ * The delivery check done while kcat streams the topics (read_committed), so millions of records
+ * never sit in memory: every seq in 1..n once (replays excluded and listed), per-key order, and
+ * record timestamp = event time.
+ */
+export async function kcatCheck(brokers: string, topics: readonly string[], n: number): Promise<StreamCheck> {
+  const { spawn } = await import('node:child_process');
+  const { createInterface } = await import('node:readline');
+  const seen = new Uint8Array(n + 1);
+  const lastByKey = new Map<string, number>();
+  let duplicates = 0;
+  let records = 0;
+  let orderViolations = 0;
+  let timestampMismatches = 0;
+  const replayed: number[] = [];
+  for (const topic of topics) {
+    const p = spawn(
+      'kcat',
+      ['-C', '-b', brokers, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\\t%k\\t%T\\t%h\\t%s\\n'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const rl = createInterface({ input: p.stdout });
+    for await (const line of rl) {
+      if (!line) continue;
+      const [partition, key, ts, headers, value] = line.split('\t') as [string, string, string, string, string];
+      records++;
+      const h = Object.fromEntries(headers.split(',').map((kv) => kv.split('=') as [string, string]));
+      const seq = Number(h.seq);
+      if (h.replay === '1') {
+        replayed.push(seq);
+        continue;
+      }
+      const eventTime = Number(/"event_time":(\d+)/.exec(value)?.[1]);
+      if (Number(ts) !== eventTime) timestampMismatches++;
+      if (seq >= 1 && seq <= n) {
+        if (seen[seq]) duplicates++;
+        seen[seq] = 1;
+      } else duplicates++;
+      const k = `${topic}/${partition}/${key}`;
+      if ((lastByKey.get(k) ?? 0) >= seq) orderViolations++;
+      lastByKey.set(k, seq);
+    }
+    const code = await new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', r)));
+    if (code !== 0 && !/Unknown topic|UNKNOWN_TOPIC/i.test(err)) throw new Error(`kcat ${topic} exited ${code}: ${err}`);
+  }
+  const missing: number[] = [];
+  for (let s = 1; s <= n && missing.length < 20; s++) if (!seen[s]) missing.push(s);
+  let unique = 0;
+  for (let s = 1; s <= n; s++) unique += seen[s] as number;
+  return { records, unique, duplicates, missing, replayed, orderViolations, timestampMismatches };
+}
