@@ -239,9 +239,13 @@ export class Agent {
       }
       await this.kafkaControl?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka control stop failed'));
       this.setpoints?.close();
+      // The syncer stops taking new pages now and finishes the transaction in flight while the store
+      // commits; Kafka closes last. Events committed after its last page wait for the next start.
+      const syncStopped = this.sync
+        ?.stop()
+        .catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka sync stop failed'));
       await this.store.close();
-      // Kafka last: the transaction in flight finishes or aborts; Kafka's cursor covers either case.
-      await this.sync?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka sync stop failed'));
+      await syncStopped;
       this.logger.info({ readings: this.pipeline.counters.readings, events: this.store.stats.persisted }, 'agent stopped');
     })();
     return this.stopping;
