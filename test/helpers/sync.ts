@@ -2,7 +2,6 @@
  * Helpers for the Kafka sync tests: a store + sync pair built like the agent builds them, a fast
  * synthetic backlog, and the exactly-once / order checks done on what an independent consumer read.
  */
-import { expect } from 'vitest';
 import { configSchema } from '../../agent/config/schema.js';
 import { createLogger, type Logger } from '../../agent/log.js';
 import type { KeeperLimits } from '../../agent/store/keeper.js';
@@ -10,7 +9,6 @@ import { EventStore } from '../../agent/store/store.js';
 import type { KafkaSyncConfig } from '../../agent/sync/kafka.js';
 import { SyncService } from '../../agent/sync/service.js';
 import type { AgentEvent, EventKind } from '../../agent/types.js';
-import type { ConsumedRecord } from './kafka.js';
 
 export const silent: Logger = createLogger('silent');
 
@@ -72,44 +70,6 @@ export interface DeliveryCheck {
   readonly unique: number;
   readonly duplicates: number;
   readonly missing: number[];
-}
-
-/** Every seq in 1..n exactly once (by gateway, seq header), in seq order per key, timestamp = event time. */
-export function checkDelivery(
-  records: readonly ConsumedRecord[],
-  n: number,
-  opts: { gateway?: string; order?: boolean } = {},
-): DeliveryCheck {
-  const seen = new Map<number, number>();
-  const lastByKey = new Map<string, number>();
-  let duplicates = 0;
-  const sorted = [...records].sort((a, b) =>
-    a.topic === b.topic
-      ? a.partition === b.partition
-        ? a.offset - b.offset
-        : a.partition - b.partition
-      : a.topic < b.topic
-        ? -1
-        : 1,
-  );
-  for (const r of sorted) {
-    if (opts.gateway) expect(r.headers.gateway_id).toBe(opts.gateway);
-    const seq = Number(r.headers.seq);
-    if (seen.has(seq)) duplicates++;
-    seen.set(seq, (seen.get(seq) ?? 0) + 1);
-    const v = JSON.parse(r.value ?? '{}') as { event_time: number; seq: number };
-    expect(v.seq).toBe(seq);
-    expect(r.timestamp).toBe(v.event_time);
-    if (opts.order !== false) {
-      const k = `${r.topic}/${r.key}`;
-      const last = lastByKey.get(k) ?? 0;
-      expect(seq, `order of key ${k}`).toBeGreaterThan(last);
-      lastByKey.set(k, seq);
-    }
-  }
-  const missing: number[] = [];
-  for (let s = 1; s <= n; s++) if (!seen.has(s)) missing.push(s);
-  return { unique: seen.size, duplicates, missing };
 }
 
 export interface StreamCheck extends DeliveryCheck {
