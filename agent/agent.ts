@@ -17,9 +17,12 @@ import { ModelHook } from './model/hook.js';
 import { ModelService } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
+import { checkStoreFile } from './store/file.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
+import { KafkaControl } from './sync/control.js';
+import { SyncService } from './sync/service.js';
 import type { AgentEvent, Reading } from './types.js';
 
 export interface AgentOptions {
@@ -35,6 +38,9 @@ export class Agent {
   private setpoints: SetpointStore | undefined;
   /** The MQTT control topic, when configured (started by start()). */
   controlTopic: MqttControl | undefined;
+  /** The Kafka sync of the store (when `sync.kafka` is configured) and the Kafka control topic. */
+  sync: SyncService | undefined;
+  kafkaControl: KafkaControl | undefined;
   readonly sourceCounters = new Map<string, Record<SourceCounter, number>>();
   /** The on-device model, when configured; `modelControl` is what control messages call. */
   readonly model: ModelService | undefined;
@@ -62,11 +68,20 @@ export class Agent {
       batchSize: s.batch_size,
       logger: logger.child({ component: 'store' }),
       now: this.now,
+      limits: {
+        maxBytes: s.max_bytes,
+        minFreeBytes: s.min_free_bytes,
+        retentionAgeMs: s.retention_age,
+        retentionBytes: s.retention_bytes,
+      },
+      memoryBuffer: s.memory_buffer,
+      gatewayId: config.gateway.id,
     });
     const emit = (ev: AgentEvent): void => {
       this.store.append(ev);
       for (const tap of this.eventTaps) tap(ev);
     };
+    this.store.alarmSink = emit;
     this.interlocks = new Interlocks(
       config.interlocks,
       this.actuators,
@@ -151,18 +166,58 @@ export class Agent {
 
   async start(): Promise<void> {
     const path = this.config.store.path;
+    // A corrupt or unopenable store must never keep the agent from protecting the machines.
+    const check = checkStoreFile(path, this.config.store.startup_check);
+    if (check.quarantined) {
+      this.logger.error(
+        { path, quarantined: check.quarantined, reason: check.reason },
+        'event store is corrupt: moved aside, a fresh store starts; latched trips in it are lost',
+      );
+      this.store.noteQuarantine(check.quarantined, check.reason ?? 'corrupt');
+    }
+    if (check.volatile) {
+      this.logger.error(
+        { path },
+        'event store is on tmpfs/ramfs: a reboot or power loss erases every event not yet synced. Move store.path to persistent storage',
+      );
+      this.store.alarm('store_volatile', 'event store is on tmpfs/ramfs: a reboot erases unsynced events', { path });
+    }
     if (path !== ':memory:' && existsSync(path)) {
-      const db = openDb(path, this.config.store.synchronous);
       try {
-        this.interlocks.restore(activeTrips(db).map((t) => t.asset));
-      } finally {
-        db.close();
+        const db = openDb(path, this.config.store.synchronous);
+        try {
+          this.interlocks.restore(activeTrips(db).map((t) => t.asset));
+        } finally {
+          db.close();
+        }
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'cannot read latched trips back from the store');
       }
     }
-    await this.store.open();
+    await this.store.openOrDegrade();
     if (path !== ':memory:') {
-      this.setpoints = SetpointStore.open(path);
-      this.control.restore(this.setpoints);
+      try {
+        this.setpoints = SetpointStore.open(path);
+        this.control.restore(this.setpoints);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'run-time setpoints unavailable; config file values apply');
+      }
+    }
+    const kafka = this.config.sync.kafka;
+    if (kafka) {
+      this.sync = new SyncService(this.store, path, this.config.gateway.id, kafka, this.logger.child({ component: 'sync' }));
+      this.sync.start();
+      if (this.config.control.kafka) {
+        this.kafkaControl = new KafkaControl(
+          this.config.control.kafka,
+          kafka,
+          this.control,
+          this.modelControl,
+          this.logger.child({ component: 'control-kafka' }),
+          this.config.gateway.id,
+        );
+        this.kafkaControl.start();
+      }
     }
     if (this.config.control.mqtt) {
       this.controlTopic = new MqttControl(
@@ -196,8 +251,15 @@ export class Agent {
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }
+      await this.kafkaControl?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka control stop failed'));
       this.setpoints?.close();
+      // The syncer stops taking new pages now and finishes the transaction in flight while the store
+      // commits; Kafka closes last. Events committed after its last page wait for the next start.
+      const syncStopped = this.sync
+        ?.stop()
+        .catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka sync stop failed'));
       await this.store.close();
+      await syncStopped;
       this.logger.info({ readings: this.pipeline.counters.readings, events: this.store.stats.persisted }, 'agent stopped');
     })();
     return this.stopping;

@@ -7,6 +7,8 @@
  *             normal-operation windows from the store as training data (agent/model/export.ts)
  *   probe     modbus ...        read a Modbus register block and print every decoding
  *   ack ASSET --by NAME [--config FILE]   acknowledge a trip through the running agent's HTTP API
+ *   replay    --from-seq N | --since ISO [--until ISO] [--to-seq N]   re-publish retained events to Kafka
+ *   sync status [--json]        backlog, lag, last send and the sequence -> partition/offset map
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -32,6 +34,10 @@ commands:
   probe      probe modbus --host H --unit U --address A --count N: print every decoding of a block
   ack ASSET --by NAME
              acknowledge ASSET's trip through the running agent's API (api.listen, api.token)
+  replay     --from-seq N | --since ISO [--until ISO] [--to-seq N]
+             re-publish retained events to Kafka, marked with the header replay=1
+  sync status [--json]
+             backlog, lag, last successful send, sequence -> partition/offset map
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -99,6 +105,43 @@ async function ack(file: string, asset: string | undefined, by: string | undefin
   if (outcome.exitCode !== 0) process.exit(outcome.exitCode);
 }
 
+function parseTime(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new Error(`${what}: not a time: ${v}`);
+  return t;
+}
+
+async function replayCommand(
+  file: string,
+  v: { 'from-seq'?: string; 'to-seq'?: string; since?: string; until?: string },
+): Promise<void> {
+  const config = await loadOrExit(file);
+  if (v['from-seq'] === undefined && v.since === undefined) {
+    process.stderr.write(`replay needs --from-seq N or --since TIME\n${USAGE}`);
+    process.exit(64);
+  }
+  const { replay } = await import('./sync/replay.js');
+  const res = await replay(config, {
+    ...(v['from-seq'] !== undefined ? { fromSeq: Number(v['from-seq']) } : {}),
+    ...(v['to-seq'] !== undefined ? { toSeq: Number(v['to-seq']) } : {}),
+    ...(v.since !== undefined ? { since: parseTime(v.since, '--since') } : {}),
+    ...(v.until !== undefined ? { until: parseTime(v.until, '--until') } : {}),
+  });
+  process.stdout.write(`replayed ${res.events} events${res.events ? ` (seq ${res.firstSeq}..${res.lastSeq})` : ''}\n`);
+}
+
+async function syncStatusCommand(file: string, json: boolean): Promise<void> {
+  const config = await loadOrExit(file);
+  if (!existsSync(config.store.path)) {
+    process.stdout.write(`no event store at ${config.store.path} yet (has the agent run?)\n`);
+    return;
+  }
+  const { formatSyncStatus, syncStatus } = await import('./sync/replay.js');
+  const s = syncStatus(config.store.path);
+  process.stdout.write(json ? `${JSON.stringify(s, null, 2)}\n` : `${formatSyncStatus(s)}\n`);
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'probe') {
     if (argv[1] !== 'modbus') {
@@ -122,6 +165,9 @@ export async function main(argv: string[]): Promise<void> {
       margin: { type: 'string' },
       asset: { type: 'string', multiple: true },
       by: { type: 'string' },
+      'from-seq': { type: 'string' },
+      'to-seq': { type: 'string' },
+      json: { type: 'boolean' },
     },
   });
   const [command] = positionals;
@@ -141,6 +187,13 @@ export async function main(argv: string[]): Promise<void> {
       return exportCommand(file, values);
     case 'ack':
       return ack(file, positionals[1], values.by);
+    case 'replay':
+      return replayCommand(file, values);
+    case 'sync':
+      if (positionals[1] === 'status') return syncStatusCommand(file, values.json === true);
+      process.stderr.write(`unknown sync command "${positionals[1] ?? ''}"\n${USAGE}`);
+      process.exit(64);
+      return;
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       process.exit(64);

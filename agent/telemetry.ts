@@ -32,6 +32,8 @@ export interface TelemetrySnapshot {
   readonly storeBacklog: number;
   readonly storePath: string;
   readonly trippedAssets: number;
+  /** The Kafka sync, when configured. */
+  readonly sync?: { readonly lagEvents: number; readonly lagSeconds: number; readonly lastSuccess: number };
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -253,6 +255,13 @@ export class Telemetry {
     this.storeBacklog.set(s.storeBacklog);
     this.storeLastSeq.set(s.store.lastSeq);
     this.tripped.set(s.trippedAssets);
+    for (const k of EVENT_KINDS)
+      this.feed(this.storeEvictions, `ev.${k}`, (s.store.evicted[k] ?? 0) + (s.store.dropped[k] ?? 0), { kind: k });
+    if (s.sync) {
+      this.syncLagEvents.set(s.sync.lagEvents);
+      this.syncLagSeconds.set(s.sync.lagSeconds);
+      this.syncLastSuccess.set(s.sync.lastSuccess);
+    }
   }
 
   private feed(counter: Counter<string>, key: string, value: number, labels?: Record<string, string>): void {

@@ -9,9 +9,10 @@ import { detection } from './bench/detection.js';
 import { drivers } from './bench/drivers.js';
 import { foundation } from './bench/foundation.js';
 import { model } from './bench/model.js';
+import { sync } from './bench/sync.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection, model, drivers, actuation];
+const SECTIONS: BenchSection[] = [foundation, detection, model, drivers, actuation, sync];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

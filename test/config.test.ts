@@ -43,7 +43,18 @@ describe('the shipped configuration', () => {
     );
     expect(res.ok).toBe(true);
     if (!res.ok) return;
-    expect(res.config.store).toEqual({ path: './data/agent.db', synchronous: 'FULL', flush_interval: 200, batch_size: 2000 });
+    expect(res.config.store).toEqual({
+      path: './data/agent.db',
+      synchronous: 'FULL',
+      flush_interval: 200,
+      batch_size: 2000,
+      max_bytes: 1_000_000_000,
+      min_free_bytes: 100_000_000,
+      retention_age: 86_400_000,
+      retention_bytes: 256_000_000,
+      memory_buffer: 200_000,
+      startup_check: 'quick',
+    });
     expect(res.config.aggregation.window).toBe(10_000);
     expect(res.config.sources[0]).toMatchObject({ id: 's', type: 'simulator', rate: 10, tick: 50, seed: 1, faults: [] });
   });

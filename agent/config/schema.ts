@@ -5,7 +5,7 @@
  * validated in a second pass once the driver type is known.
  */
 import { z } from 'zod';
-import { METRICS } from '../types.js';
+import { EVENT_KINDS, METRICS } from '../types.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -29,6 +29,19 @@ export const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
 
 export const severity = z.enum(['info', 'warning', 'critical']);
 
+const BYTES_RE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)$/;
+const UNIT_BYTES: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** A size written as `512MB`, `1GiB`, `64KB`, or a number of bytes. Parses to bytes. */
+export const byteSize = z
+  .union([z.int().nonnegative(), z.string().regex(BYTES_RE, { message: 'expected a size such as 64KB, 512MB, 1GB or 1GiB' })])
+  .transform((v) => {
+    if (typeof v === 'number') return v;
+    const m = BYTES_RE.exec(v) as RegExpExecArray;
+    return Math.round(Number(m[1]) * (UNIT_BYTES[m[2] as string] as number));
+  })
+  .meta({ description: 'Size: 64KB, 512MB, 1GB, 1GiB, or bytes as a number' });
+
 export const gatewaySchema = z
   .strictObject({
     id: id.default('gateway-1').meta({ description: 'Identifies this gateway in every synced record' }),
@@ -45,6 +58,24 @@ export const storeSchema = z
     }),
     flush_interval: duration.prefault('200ms').meta({ description: 'Longest an accepted event waits before it is written' }),
     batch_size: z.int().min(1).max(100_000).default(2000).meta({ description: 'Events per write transaction' }),
+    max_bytes: byteSize.prefault('1GB').meta({
+      description:
+        'Cap on the events not yet acknowledged by Kafka (payload bytes). When reached, routine events are evicted oldest first, anomalies, actions and audit events last; every eviction is counted and raises an alarm. 0: no cap',
+    }),
+    min_free_bytes: byteSize.prefault('100MB').meta({
+      description:
+        'Free-space floor on the store filesystem. Below it, synced events are deleted, then unsent events evicted as for max_bytes. 0: no floor',
+    }),
+    retention_age: duration.prefault('24h').meta({ description: 'Synced events are kept this long for replay' }),
+    retention_bytes: byteSize.prefault('256MB').meta({ description: 'and at most this many payload bytes of them' }),
+    memory_buffer: z.int().min(1000).max(10_000_000).default(200_000).meta({
+      description:
+        'Events held in memory while the store cannot be written (disk full, unopenable). Beyond it routine events are dropped first, counted, and an alarm is raised',
+    }),
+    startup_check: z.enum(['quick', 'none']).default('quick').meta({
+      description:
+        'quick: PRAGMA quick_check at start; a corrupt file is renamed to <path>.corrupt-<time> and a fresh store starts (with an alarm). none: only corruption found when opening is caught',
+    }),
   })
   .prefault({});
 
@@ -229,6 +260,70 @@ export const controlSchema = z
         password: z.string().optional(),
       })
       .optional(),
+    kafka: z
+      .strictObject({
+        topic: z
+          .string()
+          .min(1)
+          .meta({ description: 'Control messages are consumed from this topic (brokers and security from sync.kafka)' }),
+        reply_topic: z.string().optional().meta({ description: 'Each message is answered here with {id, ok, error}' }),
+        group_id: z.string().optional().meta({ description: 'Consumer group; default edge-agent-control.<gateway id>' }),
+      })
+      .optional(),
+  })
+  .prefault({});
+
+export const syncSchema = z
+  .strictObject({
+    kafka: z
+      .strictObject({
+        brokers: z.array(z.string().min(1)).min(1).meta({ description: 'Bootstrap brokers, host:port' }),
+        client_id: z.string().optional().meta({ description: 'Default edge-agent-<gateway id>' }),
+        topic_prefix: z.string().default('edge.').meta({ description: 'Prefix of every topic the agent writes' }),
+        topics: z
+          .partialRecord(z.enum(EVENT_KINDS), z.string().min(1))
+          .default({})
+          .meta({ description: 'Topic per event kind, after the prefix (default: the kind name, e.g. edge.anomaly)' }),
+        create_topics: z
+          .int()
+          .min(0)
+          .default(3)
+          .meta({ description: 'Create missing topics with this many partitions (0: never create; they must exist)' }),
+        transactional_id: z.string().optional().meta({
+          description:
+            'Stable transactional id (default edge-agent-<gateway id>). Must be unique per gateway and never change: it is how the agent learns after a restart what Kafka already has',
+        }),
+        compression: z.enum(['none', 'gzip', 'snappy', 'lz4']).default('gzip'),
+        batch_max_events: z.int().min(1).max(100_000).default(5000).meta({ description: 'Events per Kafka transaction' }),
+        batch_max_bytes: byteSize.prefault('1MB').meta({ description: 'Payload bytes per Kafka transaction' }),
+        linger: duration.prefault('200ms').meta({ description: 'Longest a partly filled batch waits for more events' }),
+        max_rate: byteSize
+          .prefault(0)
+          .meta({ description: 'Drain-rate cap in payload bytes per second for thin uplinks (0: none)' }),
+        request_timeout: duration.prefault('30s'),
+        retry_max: duration.prefault('30s').meta({ description: 'Longest backoff between failed sends (with jitter)' }),
+        tls: z
+          .strictObject({
+            ca_file: z.string().optional(),
+            cert_file: z.string().optional(),
+            key_file: z.string().optional(),
+            reject_unauthorized: z.boolean().default(true),
+          })
+          .optional()
+          .meta({ description: 'TLS to the brokers (omit for plaintext)' }),
+        sasl: z
+          .strictObject({
+            mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+            username: z.string().min(1),
+            password: z.string().optional().meta({
+              description:
+                'Take it from the environment (EDGE_KAFKA_PASSWORD substituted into the file), never write it in the file. Unset: the variable EDGE_KAFKA_PASSWORD is read at start',
+            }),
+          })
+          .optional(),
+      })
+      .optional()
+      .meta({ description: 'Kafka sync of the event store (omit to buffer only)' }),
   })
   .prefault({});
 
@@ -451,6 +546,7 @@ export const configSchema = z.strictObject({
   time: timeSchema,
   capture: captureSchema,
   control: controlSchema,
+  sync: syncSchema,
   api: apiSchema,
   twin: twinSchema,
   sources: z.array(driverEntrySchema).min(1),
@@ -471,6 +567,8 @@ export type TimeConfig = z.output<typeof timeSchema>;
 export type CaptureConfig = z.output<typeof captureSchema>;
 export type InterlockConfig = z.output<typeof interlockSchema>;
 export type DriverEntry = z.output<typeof driverEntrySchema>;
+export type SyncConfig = z.output<typeof syncSchema>;
+export type StoreConfig = z.output<typeof storeSchema>;
 export type ModelConfig = z.output<typeof modelSchema>;
 export type EnsembleConfig = z.output<typeof ensembleSchema>;
 export type ApiConfig = z.output<typeof apiSchema>;

@@ -151,5 +151,10 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     }
     serialPorts.set(port, src.id);
   });
+  if (config.control.kafka && !config.sync.kafka)
+    problems.push({
+      path: ['control', 'kafka'],
+      message: 'the Kafka control topic needs sync.kafka (brokers and security are taken from there)',
+    });
   return problems;
 }

@@ -109,11 +109,16 @@ export class Service {
     );
     const path = config.store.path;
     if (path !== ':memory:' && existsSync(path)) {
-      const db = openDb(path, 'NORMAL', true);
       try {
-        twin.restoreTrips(activeTrips(db));
-      } finally {
-        db.close();
+        const db = openDb(path, 'NORMAL', true);
+        try {
+          twin.restoreTrips(activeTrips(db));
+        } finally {
+          db.close();
+        }
+      } catch (err) {
+        // A corrupt store is quarantined by agent.start(); the twin starts without the old trips.
+        this.logger.warn({ err: (err as Error).message }, 'cannot read trips for the twin from the store');
       }
     }
     await agent.start();
@@ -253,6 +258,7 @@ export class Service {
       storeBacklog: g.agent.store.backlog,
       storePath: g.config.store.path,
       trippedAssets: g.agent.interlocks.tripped().length,
+      ...(g.agent.sync ? { sync: g.agent.sync.snapshot() } : {}),
     };
   }
 
@@ -294,6 +300,8 @@ export class Service {
     const gauge = (m: { get(): Promise<{ values: Array<{ value: number }> }> }) =>
       m.get().then((v) => v.values[0]?.value ?? null);
     const t = this.telemetry;
+    const snap = this.snapshot();
+    if (snap) t.refresh(snap);
     return Promise.all([gauge(t.syncLagEvents), gauge(t.syncLagSeconds), gauge(t.syncLastSuccess), gauge(t.storeBytes)]).then(
       ([lagEvents, lagSeconds, lastSuccess, bytes]) => ({
         gateway: this.config.gateway.id,

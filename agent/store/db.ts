@@ -33,6 +33,25 @@ const MIGRATIONS: readonly string[] = [
      message_id TEXT,
      origin     TEXT    NOT NULL
    );`,
+  // Kafka sync (issue #7): which sequence ranges went to which partition/offsets, and evictions.
+  // The sync cursor, the store id and the last successful send live in meta.
+  `CREATE TABLE sync_map (
+     first_seq   INTEGER NOT NULL,
+     last_seq    INTEGER NOT NULL,
+     count       INTEGER NOT NULL,
+     topic       TEXT    NOT NULL,
+     partition   INTEGER NOT NULL,
+     base_offset INTEGER NOT NULL,
+     sent_at     INTEGER NOT NULL
+   );
+   CREATE INDEX sync_map_last_seq ON sync_map(last_seq);
+   CREATE TABLE evictions (
+     kind   TEXT PRIMARY KEY,
+     count  INTEGER NOT NULL,
+     bytes  INTEGER NOT NULL
+   );
+   INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(8))));
+   INSERT OR IGNORE INTO meta (key, value) VALUES ('sync_cursor', '0');`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -41,6 +60,8 @@ export function openDb(path: string, synchronous: Synchronous = 'FULL', readonly
   if (!readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { readonly, fileMustExist: readonly });
   if (readonly) return db;
+  // Only a fresh file can take auto_vacuum without a full VACUUM; it lets the store give space back after sync.
+  if ((db.pragma('user_version', { simple: true }) as number) === 0) db.pragma('auto_vacuum = INCREMENTAL');
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma('foreign_keys = ON');

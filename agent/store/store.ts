@@ -3,11 +3,20 @@
  * the writer thread on a timer or when a batch fills. A failed write keeps its rows queued and is
  * retried, so an accepted event is never dropped because the disk hiccuped.
  */
-import { Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
-import type { AgentEvent } from '../types.js';
+import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
 import type { EventRow, Synchronous } from './db.js';
-import type { WriterReply, WriterRequest } from './worker.js';
+import type { KeeperLimits, KeeperStats } from './keeper.js';
+import type { WriterData, WriterReply, WriterRequest } from './worker.js';
+
+const NO_LIMITS: KeeperLimits = {
+  maxBytes: 0,
+  minFreeBytes: 0,
+  retentionAgeMs: Number.MAX_SAFE_INTEGER,
+  retentionBytes: Number.MAX_SAFE_INTEGER,
+};
+const ALARM_INTERVAL_MS = 60_000;
 
 export interface StoreOptions {
   readonly path: string;
@@ -16,6 +25,12 @@ export interface StoreOptions {
   readonly batchSize: number;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Cap, floor and retention (default: none). */
+  readonly limits?: KeeperLimits;
+  /** Events held in memory while the store cannot be written; beyond it routine events are dropped first. */
+  readonly memoryBuffer?: number;
+  /** Key of the store's alarm events. */
+  readonly gatewayId?: string;
 }
 
 export interface StoreStats {
@@ -27,10 +42,37 @@ export interface StoreStats {
   writeErrors: number;
   lastSeq: number;
   lastError: string | undefined;
+  /** Cursor, unsent/synced sizes and evictions, as the writer last reported them. */
+  keeper: KeeperStats | undefined;
+  /** Events dropped from the memory buffer (store unwritable and the buffer full), by kind. */
+  dropped: Record<string, number>;
+  /** Unsent events evicted by the store limits since this store was opened, by kind. */
+  evicted: Record<string, number>;
+  /** The store could not be opened: events are held in memory (bounded) and opening is retried. */
+  degraded: boolean;
 }
 
 export class EventStore {
-  readonly stats: StoreStats = { accepted: 0, persisted: 0, writeErrors: 0, lastSeq: 0, lastError: undefined };
+  readonly stats: StoreStats = {
+    accepted: 0,
+    persisted: 0,
+    writeErrors: 0,
+    lastSeq: 0,
+    lastError: undefined,
+    keeper: undefined,
+    dropped: Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])),
+    evicted: Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])),
+    degraded: false,
+  };
+  /** Where alarms go (the agent points this at its emit, so taps see them); default: this store. */
+  alarmSink: (ev: AgentEvent) => void = (ev) => this.append(ev);
+  /** Called with each writer stats report (the sync service and telemetry read it). */
+  onStats: ((s: KeeperStats) => void) | undefined;
+  private readonly alarmAt = new Map<string, number>();
+  private evictedSinceAlarm: Record<string, number> = {};
+  private syncPort: MessagePort | undefined;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  private quarantineInfo: { quarantined: string; reason: string } | undefined;
   private worker: Worker | undefined;
   private pending: EventRow[] = [];
   private readonly inFlight = new Map<number, readonly EventRow[]>();
@@ -47,12 +89,18 @@ export class EventStore {
 
   async open(): Promise<void> {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { path: this.opts.path, synchronous: this.opts.synchronous },
+      workerData: {
+        path: this.opts.path,
+        synchronous: this.opts.synchronous,
+        limits: this.opts.limits ?? NO_LIMITS,
+      } satisfies WriterData,
     });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WriterReply) => {
         if (m.op === 'ready') {
           this.stats.lastSeq = m.lastSeq;
+          this.stats.keeper = m.stats;
+          if (m.quarantined) this.quarantineInfo = { quarantined: m.quarantined, reason: m.reason ?? 'corrupt' };
           resolve();
         } else if (m.op === 'error') reject(Object.assign(new Error(m.message), { code: m.code }));
       };
@@ -68,15 +116,120 @@ export class EventStore {
       this.stats.lastError = err.message;
     });
     this.worker = worker;
-    this.timer = setInterval(() => this.flushPending(), this.opts.flushInterval);
+    this.stats.degraded = false;
+    if (this.syncPort) worker.postMessage({ op: 'sync-port', port: this.syncPort } satisfies WriterRequest, [this.syncPort]);
+    this.syncPort = undefined;
+    this.timer ??= setInterval(() => this.flushPending(), this.opts.flushInterval);
     this.timer.unref();
+    if (this.quarantineInfo) {
+      this.alarm('store_quarantined', 'corrupt event store quarantined; a fresh store was started', this.quarantineInfo);
+      this.quarantineInfo = undefined;
+    }
+  }
+
+  /** Set when the writer found the file corrupt at open and quarantined it (reported as an alarm). */
+  noteQuarantine(quarantined: string, reason: string): void {
+    this.quarantineInfo = { quarantined, reason };
+  }
+
+  /**
+   * Like open(), but a store that cannot be opened (disk full, unwritable path) does not stop the
+   * agent: events are held in memory within `memoryBuffer`, an alarm is raised and opening is
+   * retried every `retryMs`.
+   */
+  async openOrDegrade(retryMs = 5000): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      this.stats.degraded = true;
+      this.stats.lastError = (err as Error).message;
+      this.opts.logger.error(
+        { err: (err as Error).message, path: this.opts.path },
+        'event store cannot be opened; events are held in memory (bounded) and opening is retried',
+      );
+      this.alarm('store_unavailable', 'event store cannot be opened; buffering in memory', { error: (err as Error).message });
+      this.reopenTimer = setInterval(() => {
+        if (this.closed || this.worker) return;
+        this.open().then(
+          () => {
+            if (this.reopenTimer) clearInterval(this.reopenTimer);
+            this.reopenTimer = undefined;
+            this.opts.logger.info({ path: this.opts.path }, 'event store opened');
+            this.flushPending();
+          },
+          (e: Error) => {
+            this.stats.lastError = e.message;
+          },
+        );
+      }, retryMs);
+      this.reopenTimer.unref();
+    }
+  }
+
+  /** Gives the sync thread its own channel to the writer (for cursor commits and append notices). */
+  connectSync(port: MessagePort): void {
+    if (this.worker) this.worker.postMessage({ op: 'sync-port', port } satisfies WriterRequest, [port]);
+    else this.syncPort = port;
+  }
+
+  /** Raises an alarm event at most once a minute per code. */
+  alarm(code: string, message: string, details: Record<string, unknown> = {}): void {
+    const at = this.now();
+    if (at - (this.alarmAt.get(code) ?? Number.NEGATIVE_INFINITY) < ALARM_INTERVAL_MS) return;
+    this.alarmAt.set(code, at);
+    this.alarmSink({
+      kind: 'alarm',
+      key: this.opts.gatewayId ?? 'gateway',
+      eventTime: at,
+      payload: { type: 'store', code, message, ...details, at },
+    });
+  }
+
+  private noteEvictions(evicted: Record<string, number> | undefined): void {
+    if (!evicted) return;
+    for (const [k, n] of Object.entries(evicted)) {
+      this.evictedSinceAlarm[k] = (this.evictedSinceAlarm[k] ?? 0) + n;
+      this.stats.evicted[k] = (this.stats.evicted[k] ?? 0) + n;
+    }
+    const at = this.now();
+    if (at - (this.alarmAt.get('store_evicting') ?? Number.NEGATIVE_INFINITY) < ALARM_INTERVAL_MS) return;
+    const counts = this.evictedSinceAlarm;
+    this.evictedSinceAlarm = {};
+    this.opts.logger.error({ evicted: counts }, 'event store full: unsent events evicted (routine first)');
+    this.alarm('store_evicting', 'event store full: unsent events evicted', { evicted: counts });
+  }
+
+  /** Keeps the memory buffer within its bound: drops the oldest routine events first, then the oldest. */
+  private shed(): void {
+    const bound = this.opts.memoryBuffer ?? Number.POSITIVE_INFINITY;
+    if (this.pending.length <= bound) return;
+    const target = Math.floor(bound * 0.9);
+    let excess = this.pending.length - target;
+    const dropped: Record<string, number> = {};
+    const keep: EventRow[] = [];
+    for (const r of this.pending) {
+      if (excess > 0 && EVENT_PRIORITY[r[0]] <= 1) {
+        excess--;
+        dropped[r[0]] = (dropped[r[0]] ?? 0) + 1;
+      } else keep.push(r);
+    }
+    if (excess > 0) {
+      for (const r of keep.splice(0, excess)) dropped[r[0]] = (dropped[r[0]] ?? 0) + 1;
+    }
+    this.pending = keep;
+    for (const [k, n] of Object.entries(dropped)) this.stats.dropped[k as EventKind] = (this.stats.dropped[k] ?? 0) + n;
+    this.opts.logger.error({ dropped }, 'event store unwritable and the memory buffer is full: events dropped (routine first)');
+    this.alarm('store_memory_full', 'event store unwritable and the memory buffer full: events dropped', { dropped });
   }
 
   /** Queues an event. Never blocks, never throws on I/O. */
   append(ev: AgentEvent): void {
     this.stats.accepted++;
     this.pending.push([ev.kind, ev.key, ev.eventTime, this.now(), JSON.stringify(ev.payload)]);
-    if (this.pending.length >= this.opts.batchSize) setImmediate(() => this.flushPending());
+    if (this.pending.length >= this.opts.batchSize) {
+      if (this.worker) setImmediate(() => this.flushPending());
+      else if (this.pending.length > (this.opts.memoryBuffer ?? Number.POSITIVE_INFINITY)) this.shed();
+    }
   }
 
   get backlog(): number {
@@ -100,7 +253,14 @@ export class EventStore {
       this.inFlight.delete(m.id);
       this.stats.persisted += m.count;
       this.stats.lastSeq = m.lastSeq;
+      this.stats.keeper = m.stats;
+      this.onStats?.(m.stats);
+      this.noteEvictions(m.evicted);
       this.retryAt = 0;
+    } else if (m.op === 'stats') {
+      this.stats.keeper = m.stats;
+      this.onStats?.(m.stats);
+      this.noteEvictions(m.evicted);
     } else if (m.op === 'error') {
       const failed = this.inFlight.get(m.id);
       this.inFlight.delete(m.id);
@@ -110,6 +270,7 @@ export class EventStore {
       this.stats.lastError = m.message;
       // Keep order: failed rows go back in front of anything queued since.
       if (failed) this.pending = [...failed, ...this.pending];
+      this.shed();
       this.retryAt = this.now() + 1000;
     }
     if (this.inFlight.size === 0 && this.pending.length === 0) {
@@ -147,6 +308,7 @@ export class EventStore {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.reopenTimer) clearInterval(this.reopenTimer);
     const worker = this.worker;
     if (!worker) return;
     try {

@@ -1,0 +1,129 @@
+/**
+ * The Kafka control topic: the same control messages as the MQTT path (agent/control/mqtt.ts),
+ * consumed from a topic with the sync's connection settings. A message with `model_version` goes to
+ * the model hot swap; anything else to the control plane (`applyControl`), which validates,
+ * persists, applies atomically and audits. Answers go to `reply_topic` when set. Offsets are
+ * committed after the message was applied (at least once; a repeated `set` changes nothing).
+ * Never blocks the agent on the broker: kafkajs reconnects in the background.
+ */
+import { type Consumer, Kafka, logLevel, type Producer } from 'kafkajs';
+import type { AgentConfig } from '../config/schema.js';
+import type { ControlPlane } from '../control/control.js';
+import type { Logger } from '../log.js';
+import type { ModelControl } from '../model/control.js';
+import { type KafkaSyncConfig, kafkaConfig } from './kafka.js';
+
+type KafkaControlConfig = NonNullable<AgentConfig['control']['kafka']>;
+
+export class KafkaControl {
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private starting: Promise<void> | undefined;
+  private subscribed: Promise<void>;
+  private markReady: () => void = () => {};
+  private stopped = false;
+
+  constructor(
+    private readonly cfg: KafkaControlConfig,
+    private readonly kafkaCfg: KafkaSyncConfig,
+    private readonly control: ControlPlane,
+    private readonly model: ModelControl | undefined,
+    private readonly logger: Logger,
+    private readonly gatewayId: string,
+  ) {
+    this.subscribed = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
+  }
+
+  /** Connects in the background, retrying until stopped. */
+  start(): void {
+    this.starting ??= this.connectLoop();
+  }
+
+  /** Resolves once the consumer has joined its group and runs. */
+  ready(): Promise<void> {
+    return this.subscribed;
+  }
+
+  private async connectLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopped) {
+      try {
+        await this.connect();
+        return;
+      } catch (err) {
+        attempt++;
+        if (attempt === 1) this.logger.warn({ err: (err as Error).message }, 'Kafka control topic unavailable; retrying');
+        await this.close();
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))));
+      }
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const kafka = new Kafka({
+      ...kafkaConfig(this.kafkaCfg, this.gatewayId, process.env, '-control'),
+      logLevel: logLevel.NOTHING,
+    });
+    const consumer = kafka.consumer({
+      groupId: this.cfg.group_id ?? `edge-agent-control.${this.gatewayId}`,
+      maxWaitTimeInMs: 500,
+      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
+    });
+    this.consumer = consumer;
+    if (this.cfg.reply_topic) {
+      this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await this.producer.connect();
+    }
+    consumer.on(consumer.events.GROUP_JOIN, () => this.markReady());
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.cfg.topic, fromBeginning: false });
+    await consumer.run({
+      autoCommit: true,
+      eachMessage: async ({ topic, message }) => {
+        const res = await this.apply(message.value ?? Buffer.alloc(0), `kafka:${topic}`);
+        if (this.cfg.reply_topic && this.producer)
+          await this.producer.send({
+            topic: this.cfg.reply_topic,
+            acks: -1,
+            messages: [{ key: this.gatewayId, value: JSON.stringify(res) }],
+          });
+      },
+    });
+    this.logger.info({ topic: this.cfg.topic }, 'Kafka control topic subscribed');
+  }
+
+  /** Routes one message: model swaps to the model service, everything else to the control plane. */
+  async apply(raw: Uint8Array, origin: string): Promise<unknown> {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(raw).toString('utf8'));
+    } catch {
+      return this.control.applyControl(raw, origin);
+    }
+    if (parsed && typeof parsed === 'object' && 'model_version' in parsed) {
+      if (!this.model) return this.control.applyControl(raw, origin);
+      const id = (parsed as { id?: unknown }).id;
+      const { id: _, ...msg } = parsed as Record<string, unknown>;
+      const res = await this.model.apply(msg);
+      return typeof id === 'string' ? { id, ...res } : res;
+    }
+    return this.control.applyControl(parsed, origin);
+  }
+
+  private async close(): Promise<void> {
+    const c = this.consumer;
+    const p = this.producer;
+    this.consumer = undefined;
+    this.producer = undefined;
+    await Promise.allSettled([c?.disconnect(), p?.disconnect()]);
+  }
+
+  /** Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.starting;
+    await this.close();
+  }
+}

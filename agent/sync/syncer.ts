@@ -1,0 +1,375 @@
+/**
+ * The Kafka syncer: drains the store's outbox in sequence order, one Kafka transaction per page.
+ * It runs on its own thread (agent/sync/worker.ts) with its own read-only SQLite connection, so
+ * neither the page reads nor JSON/compression work touch the main thread (field note 12).
+ *
+ * Exactly once, across crashes (docs/sync.md):
+ * - One transactional producer per gateway, with a stable transactional.id. Each page is one
+ *   transaction holding the records AND a transactional offset commit of the page's last sequence
+ *   (group `edge-agent-sync.<gateway>`, topic `<prefix>sync-cursor`, metadata {store, seq}).
+ *   Records and cursor become visible together or not at all.
+ * - At start and after every failed attempt the producer is recreated: InitProducerId with the same
+ *   transactional.id fences the old session and completes or aborts its open transaction; then the
+ *   committed cursor is read back from Kafka. Whatever Kafka committed is never sent again, even when
+ *   the crash (or the cut connection) came between the broker's commit and the local cursor write.
+ * - Only this loop reads the backlog and advances the cursor, and the local cursor moves in the
+ *   writer thread in one SQLite transaction with the sequence ↔ partition/offset map (field note 5).
+ */
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import type { KeeperStats, MapEntry } from '../store/keeper.js';
+import { EVENT_KINDS } from '../types.js';
+import { COMPRESSION, registerCodecs } from './codecs.js';
+import {
+  cursorGroup,
+  cursorTopic,
+  type KafkaSyncConfig,
+  kafkaConfig,
+  type SyncRow,
+  toMessage,
+  topicFor,
+  transactionalId,
+} from './kafka.js';
+
+export interface SyncStatus {
+  state: 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped';
+  cursor: number;
+  /** Epoch ms of the last committed transaction (0: none yet in this store). */
+  lastSuccess: number;
+  /** Age of the oldest unsent event (ms; 0 when caught up). */
+  lagMs: number;
+  sentEvents: number;
+  sentBytes: number;
+  batches: number;
+  failures: number;
+  lastError: string | undefined;
+  /** Sequences Kafka had that the local cursor did not (crash between commit and local write). */
+  recovered: number;
+}
+
+export interface SyncerDeps {
+  readonly db: Database.Database;
+  readonly gatewayId: string;
+  readonly config: KafkaSyncConfig;
+  /** Marks everything up to `cursor` sent in the store (writer thread); resolves with its stats. */
+  commit(cursor: number, map: readonly MapEntry[], at: number): Promise<KeeperStats>;
+  /** Resolves when new rows were appended, or after `ms`. */
+  waitForRows(ms: number): Promise<void>;
+  log(level: 'info' | 'warn' | 'error', obj: Record<string, unknown>, msg: string): void;
+  report(status: SyncStatus): void;
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+const PARTITION = Symbol('partition');
+type Tagged = Message & { [PARTITION]?: number };
+
+interface CursorMeta {
+  store: string;
+  seq: number;
+}
+
+export class Syncer {
+  readonly status: SyncStatus = {
+    state: 'starting',
+    cursor: 0,
+    lastSuccess: 0,
+    lagMs: 0,
+    sentEvents: 0,
+    sentBytes: 0,
+    batches: 0,
+    failures: 0,
+    lastError: undefined,
+    recovered: 0,
+  };
+  private readonly kafka: Kafka;
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private readonly page: Database.Statement;
+  private readonly storeId: string;
+  private readonly bootId = randomUUID();
+  private readonly gatewayJson: string;
+  private readonly now: () => number;
+  private topicsReady = false;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly deps: SyncerDeps) {
+    registerCodecs();
+    this.now = deps.now ?? Date.now;
+    const cfg = deps.config;
+    this.kafka = new Kafka({ ...kafkaConfig(cfg, deps.gatewayId, deps.env), logLevel: logLevel.NOTHING });
+    this.page = deps.db.prepare(
+      'SELECT seq, kind, key, event_time, ingest_time, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+    );
+    const meta = (k: string) =>
+      (deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
+    this.storeId = meta('store_id') ?? 'unknown';
+    this.status.cursor = Number(meta('sync_cursor') ?? 0);
+    this.status.lastSuccess = Number(meta('sync_last_success') ?? 0);
+    this.gatewayJson = JSON.stringify(deps.gatewayId);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run().catch((err: Error) => {
+      this.deps.log('error', { err: err.message }, 'Kafka sync stopped unexpectedly; events stay buffered');
+    });
+  }
+
+  /** Stops after the transaction in flight (committed or aborted). Idempotent. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.disconnect();
+    this.status.state = 'stopped';
+    this.deps.report(this.status);
+  }
+
+  private async disconnect(): Promise<void> {
+    const p = this.producer;
+    const a = this.admin;
+    this.producer = undefined;
+    this.admin = undefined;
+    await Promise.allSettled([p?.disconnect(), a?.disconnect()]);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Connects a fresh producer (fencing any previous session) and reads the committed cursor back. */
+  private async connect(): Promise<Producer> {
+    const cfg = this.deps.config;
+    const producer = this.kafka.producer({
+      transactionalId: transactionalId(cfg, this.deps.gatewayId),
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+      allowAutoTopicCreation: false,
+      createPartitioner: () => {
+        const choose = Partitioners.DefaultPartitioner();
+        return (args) => {
+          const p = choose(args);
+          (args.message as Tagged)[PARTITION] = p;
+          return p;
+        };
+      },
+    });
+    this.producer = producer;
+    await producer.connect();
+    const admin = this.kafka.admin();
+    this.admin = admin;
+    await admin.connect();
+    if (!this.topicsReady) {
+      await this.ensureTopics(admin);
+      this.topicsReady = true;
+    }
+    return producer;
+  }
+
+  private async ensureTopics(admin: Admin): Promise<void> {
+    const cfg = this.deps.config;
+    const topics = [...new Set([...EVENT_KINDS.map((k) => topicFor(cfg, k)), cursorTopic(cfg)])];
+    const existing = new Set(await admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    if (cfg.create_topics === 0) throw new Error(`missing Kafka topics: ${missing.join(', ')} (create_topics is 0)`);
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((topic) => ({ topic, numPartitions: topic === cursorTopic(cfg) ? 1 : cfg.create_topics })),
+    });
+    this.deps.log('info', { topics: missing }, 'Kafka topics created');
+  }
+
+  /** The cursor Kafka committed for this gateway and store, or undefined. */
+  private async kafkaCursor(): Promise<number | undefined> {
+    const admin = this.admin as Admin;
+    const res = await admin.fetchOffsets({ groupId: cursorGroup(this.deps.gatewayId), topics: [cursorTopic(this.deps.config)] });
+    const p = res[0]?.partitions[0];
+    if (!p || Number(p.offset) < 0 || !p.metadata) return undefined;
+    try {
+      const m = JSON.parse(p.metadata) as CursorMeta;
+      return m.store === this.storeId ? m.seq : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** After (re)connecting: adopt what Kafka already committed. */
+  private async reconcile(): Promise<void> {
+    const remote = await this.kafkaCursor();
+    if (remote === undefined || remote <= this.status.cursor) return;
+    const gap = remote - this.status.cursor;
+    const stats = await this.deps.commit(remote, [], this.now());
+    this.status.recovered += gap;
+    this.status.cursor = stats.cursor;
+    this.deps.log(
+      'info',
+      { kafka_cursor: remote, local_cursor: remote - gap },
+      'Kafka already had events the local cursor did not mark sent; not resending them',
+    );
+  }
+
+  private readPage(): SyncRow[] {
+    const cfg = this.deps.config;
+    const rows = this.page.all(this.status.cursor, cfg.batch_max_events) as SyncRow[];
+    let bytes = 0;
+    for (let i = 0; i < rows.length; i++) {
+      bytes += (rows[i] as SyncRow).payload.length;
+      if (bytes > cfg.batch_max_bytes && i > 0) return rows.slice(0, i);
+    }
+    return rows;
+  }
+
+  private async run(): Promise<void> {
+    const cfg = this.deps.config;
+    let producer: Producer | undefined;
+    let attempt = 0;
+    let lingered = false;
+    let rateStart = this.now();
+    let rateBytes = 0;
+    const ctx = { gatewayId: this.deps.gatewayId, storeId: this.storeId, bootId: this.bootId };
+    while (this.running) {
+      try {
+        if (!producer) {
+          producer = await this.connect();
+          // Resolves the previous session's transaction, then learn what Kafka has.
+          const txn = await producer.transaction();
+          await txn.abort();
+          await this.reconcile();
+        }
+        const rows = this.readPage();
+        if (rows.length === 0) {
+          this.status.state = 'idle';
+          this.status.lagMs = 0;
+          this.deps.report(this.status);
+          await this.deps.waitForRows(1000);
+          lingered = false;
+          continue;
+        }
+        const first = rows[0] as SyncRow;
+        if (rows.length < cfg.batch_max_events && !lingered && this.now() - first.ingest_time < cfg.linger) {
+          lingered = true;
+          await this.deps.waitForRows(cfg.linger);
+          continue;
+        }
+        lingered = false;
+        this.status.state = 'sending';
+        this.status.lagMs = Math.max(0, this.now() - first.ingest_time);
+        const last = rows[rows.length - 1] as SyncRow;
+        const byTopic = new Map<string, Tagged[]>();
+        let bytes = 0;
+        for (const r of rows) {
+          const t = topicFor(cfg, r.kind);
+          let list = byTopic.get(t);
+          if (!list) byTopic.set(t, (list = []));
+          list.push(toMessage(r, ctx, this.gatewayJson));
+          bytes += r.payload.length;
+        }
+        const txn = await producer.transaction();
+        let meta: RecordMetadata[];
+        try {
+          meta = await txn.sendBatch({
+            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+            acks: -1,
+            compression: COMPRESSION[cfg.compression],
+          });
+          await txn.sendOffsets({
+            consumerGroupId: cursorGroup(this.deps.gatewayId),
+            topics: [
+              {
+                topic: cursorTopic(cfg),
+                partitions: [
+                  {
+                    partition: 0,
+                    offset: String(last.seq),
+                    metadata: JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
+                  } as { partition: number; offset: string },
+                ],
+              },
+            ],
+          });
+          await txn.commit();
+        } catch (err) {
+          await txn.abort().catch(() => {});
+          throw err;
+        }
+        const at = this.now();
+        const stats = await this.deps.commit(last.seq, mapOf(byTopic, meta), at);
+        this.status.cursor = stats.cursor;
+        this.status.lastSuccess = at;
+        this.status.sentEvents += rows.length;
+        this.status.sentBytes += bytes;
+        this.status.batches++;
+        this.status.lastError = undefined;
+        attempt = 0;
+        this.deps.report(this.status);
+        if (cfg.max_rate > 0) {
+          rateBytes += bytes;
+          const due = rateStart + (rateBytes / cfg.max_rate) * 1000;
+          const wait = due - this.now();
+          if (wait > 0) await this.sleep(wait);
+          if (this.now() - rateStart > 10_000) {
+            rateStart = this.now();
+            rateBytes = 0;
+          }
+        }
+      } catch (err) {
+        if (!this.running) break;
+        attempt++;
+        this.status.failures++;
+        this.status.state = 'retrying';
+        const message = (err as Error).message;
+        if (this.status.lastError !== message || attempt === 1)
+          this.deps.log('warn', { err: message, attempt }, 'Kafka send failed; events stay buffered and are retried');
+        this.status.lastError = message;
+        this.deps.report(this.status);
+        // Whatever happened to the transaction, the next session finds out from Kafka.
+        producer = undefined;
+        await this.disconnect();
+        const backoff = Math.min(cfg.retry_max, 200 * 2 ** Math.min(attempt, 10));
+        await this.sleep(backoff / 2 + Math.random() * (backoff / 2));
+      }
+    }
+  }
+}
+
+/** Per topic-partition: which sequences went where (offsets are base_offset + rank within the range). */
+function mapOf(byTopic: Map<string, Tagged[]>, meta: readonly RecordMetadata[]): MapEntry[] {
+  const out: MapEntry[] = [];
+  for (const [topic, messages] of byTopic) {
+    const parts = new Map<number, { first: number; last: number; count: number }>();
+    for (const m of messages) {
+      const p = m[PARTITION] ?? -1;
+      const seq = Number((m.headers as Record<string, string>).seq);
+      const e = parts.get(p);
+      if (e) {
+        e.last = seq;
+        e.count++;
+      } else parts.set(p, { first: seq, last: seq, count: 1 });
+    }
+    for (const [partition, e] of parts) {
+      const md = meta.find((r) => r.topicName === topic && r.partition === partition);
+      out.push({
+        firstSeq: e.first,
+        lastSeq: e.last,
+        count: e.count,
+        topic,
+        partition,
+        baseOffset: md?.baseOffset !== undefined ? Number(md.baseOffset) : -1,
+      });
+    }
+  }
+  return out;
+}

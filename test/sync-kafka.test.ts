@@ -1,0 +1,379 @@
+/**
+ * The Kafka sync against a real broker, behind a TCP proxy the tests can cut. One broker for the
+ * file, a topic prefix per test. Every check is made on what an independent consumer (kcat, read
+ * committed) finds in Kafka: each (gateway, seq) exactly once, in sequence order per key, with the
+ * event time as the record timestamp.
+ *
+ * Sizes: SYNC_BACKLOG (default 100,000; `npm run test:chaos` runs 3,000,000), SYNC_KILLS (default 5;
+ * chaos 30), SYNC_KILL_BACKLOG (default 40,000).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../agent/agent.js';
+import { parseConfig } from '../agent/config/load.js';
+import { openDb } from '../agent/store/db.js';
+import { replay, syncStatus } from '../agent/sync/replay.js';
+import { EVENT_KINDS } from '../agent/types.js';
+import { freePort } from './helpers/free-port.js';
+import {
+  consumeAll,
+  consumeWithKcat,
+  type KafkaBroker,
+  kafkaAvailable,
+  kcatAvailable,
+  requireOrSkip,
+  startKafka,
+} from './helpers/kafka.js';
+import { appendMany, kcatCheck, openStore, silent, startSync, syncConfig } from './helpers/sync.js';
+import { startFlapper, startProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
+
+const BACKLOG = Number(process.env.SYNC_BACKLOG ?? 100_000);
+const KILLS = Number(process.env.SYNC_KILLS ?? 5);
+const KILL_BACKLOG = Number(process.env.SYNC_KILL_BACKLOG ?? 40_000);
+const DRAIN_TIMEOUT = Math.max(120_000, BACKLOG / 2);
+
+const haveKafka = requireOrSkip(kafkaAvailable(), 'Kafka broker (java + Kafka jars or mvn)');
+const haveKcat = haveKafka && requireOrSkip(kcatAvailable(), 'kcat');
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let prefixN = 0;
+const newPrefix = () => `t${Date.now().toString(36)}${prefixN++}.`;
+
+const topicsOf = (prefix: string) => EVENT_KINDS.map((k) => `${prefix}${k}`);
+
+function unsentIn(path: string): { cursor: number; last: number } {
+  const db = openDb(path, 'NORMAL', true);
+  try {
+    const cursor = Number((db.prepare("SELECT value FROM meta WHERE key = 'sync_cursor'").get() as { value: string }).value);
+    const last =
+      (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined)?.seq ?? 0;
+    return { cursor, last };
+  } finally {
+    db.close();
+  }
+}
+
+describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
+  let broker: KafkaBroker | undefined;
+  let proxy: TcpProxy | undefined;
+  const b = () => {
+    if (!broker || !proxy) throw new Error('beforeAll did not finish');
+    return { broker, proxy, brokers: broker.brokers };
+  };
+
+  beforeAll(async () => {
+    const port = await freePort();
+    proxy = await startProxy({ targetPort: port });
+    broker = await startKafka({ port, advertisedPort: proxy.port, partitions: 3 });
+  }, 600_000);
+
+  afterAll(async () => {
+    await broker?.destroy();
+    await proxy?.close();
+  });
+
+  it(`a backlog of ${BACKLOG} events built while the broker is down drains exactly once, in order, with event times`, async () => {
+    const { broker, brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    await broker.stop();
+    const store = openStore(path);
+    await store.open();
+    const sync = startSync(store, path, syncConfig(brokers, prefix));
+    cleanups.push(async () => {
+      await store.close();
+      await sync.stop();
+    });
+    const t0 = Date.now();
+    const built = Date.now();
+    await appendMany(store, BACKLOG, t0 - BACKLOG);
+    const appendSecs = (Date.now() - built) / 1000;
+    expect(store.stats.keeper?.unsentEvents).toBe(BACKLOG);
+    // The syncer has been failing all along; it must resume on its own (field note 2).
+    await waitFor(() => (sync.status?.failures ?? 0) > 0, { what: 'a failed send while the broker is down', timeoutMs: 30_000 });
+    const back = Date.now();
+    await broker.restart();
+    await waitFor(() => store.stats.keeper?.unsentEvents === 0, {
+      what: 'backlog drained',
+      timeoutMs: DRAIN_TIMEOUT,
+      intervalMs: 200,
+    });
+    const drainSecs = (Date.now() - back) / 1000;
+    console.info(
+      `sync: ${BACKLOG} events appended in ${appendSecs.toFixed(1)} s (${Math.round(BACKLOG / appendSecs)}/s), drained in ${drainSecs.toFixed(1)} s after the broker came back (${Math.round(BACKLOG / drainSecs)}/s incl. broker start)`,
+    );
+    const topics = topicsOf(prefix);
+    const res = await kcatCheck(brokers, topics, BACKLOG);
+    expect(res.missing).toEqual([]);
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+    expect(res.timestampMismatches).toBe(0);
+    expect(res.records).toBe(BACKLOG);
+    const sample = await consumeWithKcat(brokers, `${prefix}anomaly`, { timeoutMs: 120_000 });
+    expect(sample[0]?.headers).toMatchObject({ gateway_id: 'gw-test', kind: 'anomaly', schema_version: '1' });
+    expect(sample[0]?.headers.boot_id).toBeTruthy();
+    expect(sample[0]?.headers.store_id).toBeTruthy();
+
+    // Operators see it: last success, lag 0, and the sequence ↔ partition/offset map.
+    const snap = sync.snapshot();
+    expect(snap.lagEvents).toBe(0);
+    expect(snap.lastSuccess).toBeGreaterThan(t0 / 1000 - 1);
+    const status = syncStatus(path);
+    expect(status.cursor).toBe(BACKLOG);
+    expect(status.backlogEvents).toBe(0);
+    expect(status.map.length).toBeGreaterThan(0);
+    const m = status.map[0] as (typeof status.map)[number];
+    const atBase = (await consumeWithKcat(brokers, m.topic, { timeoutMs: 120_000 })).find(
+      (r) => r.partition === m.partition && r.offset === m.base_offset,
+    );
+    expect(Number(atBase?.headers.seq)).toBe(m.first_seq);
+
+    // Replay re-publishes retained events, marked as such.
+    const cfg = await parseConfig(
+      `gateway: { id: gw-test }\nstore: { path: ${path} }\nsync: { kafka: { brokers: ['${brokers}'], topic_prefix: '${prefix}' } }\nsources: [{ id: s, type: simulator }]\nassets: [{ id: a, sensors: [{ id: t, metric: temperature, source: s }] }]\n`,
+      'replay.yaml',
+    );
+    if (!cfg.ok) throw new Error(JSON.stringify(cfg.errors));
+    await store.close();
+    const rep = await replay(cfg.config, { fromSeq: BACKLOG - 99 }, { progress: false });
+    expect(rep).toEqual({ events: 100, firstSeq: BACKLOG - 99, lastSeq: BACKLOG });
+    const after = await kcatCheck(brokers, topics, BACKLOG);
+    expect(after.duplicates).toBe(0);
+    expect(after.replayed.sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => BACKLOG - 99 + i));
+  }, 900_000);
+
+  it('a crash between the Kafka commit and the local cursor write never resends (field notes 6, 7)', async () => {
+    const { brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const n = 20_000;
+    const run = async (lose?: number) => {
+      if (lose !== undefined) {
+        // As if the process died after Kafka committed and before the writer stored the cursor.
+        const db = openDb(path, 'NORMAL');
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'sync_cursor'").run(String(lose));
+        db.close();
+      }
+      const store = openStore(path);
+      await store.open();
+      const sync = startSync(store, path, syncConfig(brokers, prefix));
+      await waitFor(() => sync.status?.state === 'idle' && store.stats.keeper?.unsentEvents === 0, {
+        what: 'idle and drained',
+        timeoutMs: 60_000,
+      });
+      const recovered = sync.status?.recovered ?? 0;
+      await store.close();
+      await sync.stop();
+      return recovered;
+    };
+    const store = openStore(path);
+    await store.open();
+    await appendMany(store, n, Date.now() - n);
+    await store.close();
+    expect(await run()).toBe(0); // full buffer
+    expect(await run(0)).toBe(n); // local cursor lost entirely
+    expect(await run(n / 2)).toBe(n / 2); // partly
+    expect(await run()).toBe(0); // empty buffer: nothing to do
+    const res = await kcatCheck(brokers, topicsOf(prefix), n);
+    expect(res.duplicates).toBe(0);
+    expect(res.missing).toEqual([]);
+    expect(res.orderViolations).toBe(0);
+  }, 300_000);
+
+  it('a broker restart mid-drain and a flapping link: exactly once, and the sender always resumes (field notes 2, 7)', async () => {
+    const { broker, proxy, brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const n = Math.min(BACKLOG, 60_000);
+    const store = openStore(path);
+    await store.open();
+    await appendMany(store, n, Date.now() - n);
+    const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000 }));
+    cleanups.push(async () => {
+      await store.close();
+      await sync.stop();
+    });
+    await waitFor(() => (store.stats.keeper?.cursor ?? 0) > n / 5, { what: '20% drained', timeoutMs: 60_000 });
+    await broker.restart();
+    await waitFor(() => (store.stats.keeper?.cursor ?? 0) > n / 2, { what: '50% drained', timeoutMs: 120_000 });
+    // Cut every connection at random moments, sometimes refusing new ones for a while.
+    const flapper = startFlapper(proxy, { minIntervalMs: 100, maxIntervalMs: 700, downMs: 150, durationMs: 60_000, seed: 7 });
+    await waitFor(() => (store.stats.keeper?.cursor ?? 0) === n || flapper.cuts >= 40, {
+      what: 'drain under flapping',
+      timeoutMs: 120_000,
+      intervalMs: 100,
+    });
+    const cuts = await flapper.stop();
+    const successBefore = sync.status?.lastSuccess ?? 0;
+    await appendMany(store, 1000, Date.now(), n);
+    await waitFor(() => store.stats.keeper?.unsentEvents === 0 && (sync.status?.lastSuccess ?? 0) > successBefore, {
+      what: 'resumed after the last cut',
+      timeoutMs: 120_000,
+      intervalMs: 100,
+    });
+    console.info(`sync: ${cuts} link cuts, ${sync.status?.failures} failed attempts, all resumed`);
+    expect(cuts).toBeGreaterThan(0);
+    const res = await kcatCheck(brokers, topicsOf(prefix), n + 1000);
+    expect(res.missing).toEqual([]);
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+  }, 600_000);
+
+  it(`kill -9 of the writer and of the syncer at random moments, ${KILLS} times each (field notes 1, 5, 6, 8)`, async () => {
+    const { proxy, brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const children = new Set<ChildProcess>();
+    cleanups.push(() => {
+      for (const c of children) c.kill('SIGKILL');
+    });
+    const child = (args: Record<string, unknown>, onLine: (l: string) => void = () => {}) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sync-child.ts', JSON.stringify(args)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.add(p);
+      let buf = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        const lines = buf.split('\n');
+        buf = lines.pop() ?? '';
+        for (const l of lines) onLine(l);
+      });
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      return { p, exited };
+    };
+    const rnd = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
+
+    // Writes killed at random: every acknowledged sequence must survive, and SQLite stays consistent.
+    const startedAt = Date.now();
+    let acked = 0;
+    let produced = 0;
+    for (let k = 0; k < KILLS && produced < KILL_BACKLOG; k++) {
+      // Event times must be recent: the records carry them as timestamps, and the broker deletes
+      // records older than its retention (7 days) as soon as its retention check runs.
+      const c = child({ mode: 'produce', path, count: KILL_BACKLOG, from: produced, t0: startedAt - KILL_BACKLOG }, (l) => {
+        if (l.startsWith('acked ')) acked = Math.max(acked, Number(l.slice(6)));
+      });
+      await new Promise((r) => setTimeout(r, rnd(1500, 3500)));
+      c.p.kill('SIGKILL');
+      await c.exited;
+      const { last } = unsentIn(path);
+      expect(last).toBeGreaterThanOrEqual(acked);
+      produced = last;
+    }
+    const db = openDb(path, 'NORMAL', true);
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    db.close();
+    const total = unsentIn(path).last;
+    expect(total).toBeGreaterThan(0);
+
+    // Kafka unreachable, the syncer killed and restarted, then Kafka back: the backlog drains (note 1).
+    proxy.setDown(true);
+    proxy.cutAll();
+    const offline = child({ mode: 'sync', path, brokers, prefix });
+    await new Promise((r) => setTimeout(r, 2000));
+    offline.p.kill('SIGKILL');
+    await offline.exited;
+    proxy.setDown(false);
+
+    // The syncer killed at random moments of the drain.
+    let kills = 0;
+    for (let k = 0; k < KILLS; k++) {
+      let cursor = 0;
+      const c = child({ mode: 'sync', path, brokers, prefix }, (l) => {
+        const m = /^cursor (\d+)/.exec(l);
+        if (m) cursor = Number(m[1]);
+      });
+      await waitFor(() => cursor > 0 || c.p.exitCode !== null, { what: 'sync child running', timeoutMs: 60_000 });
+      await new Promise((r) => setTimeout(r, rnd(50, 1500)));
+      c.p.kill('SIGKILL');
+      await c.exited;
+      kills++;
+      if (unsentIn(path).cursor >= total) break;
+    }
+    const last = child({ mode: 'sync', path, brokers, prefix, exitWhenDrained: true });
+    expect(await last.exited).toBe(0);
+    expect(unsentIn(path).cursor).toBe(total);
+
+    // An independent consumer counts every (gateway, seq).
+    const res = await kcatCheck(brokers, topicsOf(prefix), total);
+    console.info(`sync: ${total} events, ${kills} syncer kills: ${res.unique} unique, ${res.duplicates} duplicates in Kafka`);
+    expect(res.missing).toEqual([]);
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+  }, 900_000);
+
+  it('setpoint and model control messages from a Kafka topic, answered on the reply topic', async () => {
+    const { brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const prefix = newPrefix();
+    const yaml = `
+gateway: { id: gw-ctl }
+store: { path: ${join(dir.path, 'agent.db')}, flush_interval: 50ms }
+log: { level: silent }
+sync: { kafka: { brokers: ['${brokers}'], topic_prefix: '${prefix}' } }
+control: { kafka: { topic: ${prefix}control, reply_topic: ${prefix}control-replies } }
+sources: [{ id: sim, type: simulator, rate: 5 }]
+assets:
+  - id: pump-1
+    sensors: [{ id: temperature, metric: temperature, unit: degC, source: sim }]
+detectors:
+  - { id: overheat, type: threshold, asset: pump-1, sensor: temperature, setpoint: 90 }
+`;
+    const res = await parseConfig(yaml, 'ctl.yaml');
+    if (!res.ok) throw new Error(JSON.stringify(res.errors));
+    const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic: `${prefix}control` }, { topic: `${prefix}control-replies` }],
+    });
+    await admin.disconnect();
+    const agent = await Agent.create(res.config, { logger: silent });
+    cleanups.push(() => agent.stop());
+    await agent.start();
+    await agent.kafkaControl?.ready();
+    const producer = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${prefix}control`,
+      messages: [
+        { value: JSON.stringify({ op: 'set', detector: 'overheat', params: { setpoint: 80 }, id: 'm-1' }) },
+        { value: JSON.stringify({ op: 'set', detector: 'nope', params: { setpoint: 1 }, id: 'm-2' }) },
+        { value: JSON.stringify({ model_version: 'v9', id: 'm-3' }) },
+      ],
+    });
+    await producer.disconnect();
+    const replies = await consumeAll(brokers, `${prefix}control-replies`, { expected: 3, timeoutMs: 60_000 });
+    const byId = Object.fromEntries(replies.map((r) => [JSON.parse(r.value ?? '{}').id, JSON.parse(r.value ?? '{}')]));
+    expect(byId['m-1']).toMatchObject({ ok: true, detector: 'overheat', op: 'set' });
+    expect(byId['m-2']).toMatchObject({ ok: false });
+    expect(byId['m-3']).toMatchObject({ ok: false }); // no model configured: rejected like on MQTT
+    expect(agent.pipeline.detector('overheat')?.config).toMatchObject({ setpoint: 80 });
+    // The audit trail goes to Kafka through the sync.
+    await waitFor(
+      async () =>
+        (await consumeWithKcat(brokers, `${prefix}audit`)).some(
+          (r) => JSON.parse(r.value ?? '{}').payload?.origin === `kafka:${prefix}control`,
+        ),
+      { what: 'control audit event in Kafka', timeoutMs: 30_000, intervalMs: 500 },
+    );
+  }, 120_000);
+});
