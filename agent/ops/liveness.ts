@@ -38,6 +38,7 @@ export class Liveness {
   private lastPersisted = -1;
   private lastProgressAt: number;
   last: LivenessResult;
+  private lastTickAt: number | undefined;
 
   constructor(private readonly opts: LivenessOptions) {
     this.now = opts.now ?? Date.now;
@@ -46,6 +47,7 @@ export class Liveness {
   }
 
   start(): void {
+    this.lastTickAt = undefined;
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
     this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
@@ -82,7 +84,12 @@ export class Liveness {
 
   private tick(): void {
     const h = this.histogram;
-    const delayMs = h ? h.max / 1e6 : 0;
+    // The histogram can record a stall only after this timer has already run and reset it, so the
+    // lateness of this very timer is measured too: either one catches a blocked loop.
+    const t = performance.now();
+    const late = this.lastTickAt === undefined ? 0 : t - this.lastTickAt - this.opts.intervalMs;
+    this.lastTickAt = t;
+    const delayMs = Math.max(h ? h.max / 1e6 : 0, late);
     h?.reset();
     if (this.check(delayMs).ok) {
       this.opts.ping?.();
