@@ -66,8 +66,10 @@ export class KafkaControl {
       ...kafkaConfig(this.kafkaCfg, this.gatewayId, process.env, '-control'),
       logLevel: logLevel.NOTHING,
     });
+    const groupId = this.cfg.group_id ?? `edge-agent-control.${this.gatewayId}`;
+    await this.pinStart(kafka, groupId);
     const consumer = kafka.consumer({
-      groupId: this.cfg.group_id ?? `edge-agent-control.${this.gatewayId}`,
+      groupId,
       maxWaitTimeInMs: 500,
       retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
     });
@@ -92,6 +94,29 @@ export class KafkaControl {
       },
     });
     this.logger.info({ topic: this.cfg.topic }, 'Kafka control topic subscribed');
+  }
+
+  /**
+   * A new group starts at the topic's end as of now: committing those offsets before joining makes
+   * that exact. Left to `fromBeginning: false`, each partition's start is resolved at its first fetch,
+   * after the group reported ready, and a message sent in between would be skipped. A group with
+   * committed offsets resumes from them (messages sent while the agent was down are applied).
+   */
+  private async pinStart(kafka: Kafka, groupId: string): Promise<void> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [this.cfg.topic] });
+      if (committed && committed.partitions.some((p) => p.offset !== '-1')) return;
+      const ends = await admin.fetchTopicOffsets(this.cfg.topic);
+      await admin.setOffsets({
+        groupId,
+        topic: this.cfg.topic,
+        partitions: ends.map((e) => ({ partition: e.partition, offset: e.offset })),
+      });
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Routes one message: model swaps to the model service, everything else to the control plane. */
