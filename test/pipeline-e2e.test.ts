@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
-import { parseConfig } from '../agent/config/load.js';
-import type { AgentConfig } from '../agent/config/schema.js';
+import { parseConfigOrThrow } from '../agent/config/load.js';
 import { openDb } from '../agent/store/db.js';
 import { activeTrips, summarize } from '../agent/store/queries.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 const configYaml = (dbPath: string, rate = 200) => `
 store: { path: ${dbPath}, flush_interval: 50ms }
@@ -43,21 +43,7 @@ interlocks:
     actions: [{ actuator: log-stop, command: stop }]
 `;
 
-async function config(yaml: string): Promise<AgentConfig> {
-  const res = await parseConfig(yaml, 'test.yaml');
-  if (!res.ok) throw new Error(JSON.stringify(res.errors));
-  return res.config;
-}
-
-async function waitFor<T>(fn: () => T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const config = (yaml: string) => parseConfigOrThrow(yaml, 'test.yaml');
 
 function sumAggregateCounts(dbPath: string): number {
   const db = openDb(dbPath, 'NORMAL', true);
@@ -85,7 +71,7 @@ describe('agent end to end on the simulator', () => {
     const agent = await Agent.create(await config(configYaml(dbPath)), { logger: silent });
     cleanups.push(() => agent.stop());
     await agent.start();
-    await waitFor(() => agent.interlocks.state('pump-1') === 'tripped', 'pump-1 trip');
+    await waitFor(() => agent.interlocks.state('pump-1') === 'tripped', { what: 'pump-1 trip', timeoutMs: 20_000 });
     expect(agent.interlocks.state('pump-2')).toBe('running');
     await agent.stop();
 
@@ -116,7 +102,7 @@ describe('agent end to end on the simulator', () => {
     const cfg = await config(configYaml(dbPath));
     const first = await Agent.create(cfg, { logger: silent });
     await first.start();
-    await waitFor(() => first.interlocks.state('pump-1') === 'tripped', 'trip');
+    await waitFor(() => first.interlocks.state('pump-1') === 'tripped', { what: 'trip', timeoutMs: 20_000 });
     await first.stop();
 
     const noFault = await config(configYaml(dbPath).replace(/faults:[\s\S]*?magnitude: 60 \}\n/, 'faults: []\n'));
@@ -149,7 +135,7 @@ describe('edge-agent run as a process', () => {
     let err = '';
     child.stdout?.on('data', (d) => (out += d));
     child.stderr?.on('data', (d) => (err += d));
-    await waitFor(() => out.includes('asset tripped'), 'the trip in the log');
+    await waitFor(() => out.includes('asset tripped'), { what: 'the trip in the log', timeoutMs: 20_000 });
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child?.once('exit', resolve));
     expect(err).toBe('');

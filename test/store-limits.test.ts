@@ -9,8 +9,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
-import { parseConfig } from '../agent/config/load.js';
-import type { AgentConfig } from '../agent/config/schema.js';
+import { parseConfigOrThrow } from '../agent/config/load.js';
 import { openDb } from '../agent/store/db.js';
 import { checkStoreFile, onVolatileFs } from '../agent/store/file.js';
 import { StoreKeeper } from '../agent/store/keeper.js';
@@ -247,11 +246,7 @@ interlocks:
   - asset: pump-1
     actions: [{ actuator: log-stop, command: stop }]
 `;
-  async function config(yaml: string): Promise<AgentConfig> {
-    const res = await parseConfig(yaml, 'test.yaml');
-    if (!res.ok) throw new Error(JSON.stringify(res.errors));
-    return res.config;
-  }
+  const config = (yaml: string) => parseConfigOrThrow(yaml, 'test.yaml');
 
   for (const damage of ['garbled', 'truncated'] as const) {
     it(`a ${damage} database: quarantined, fresh store, alarm, and the machine still stops`, async () => {

@@ -28,6 +28,13 @@ export function formatConfigError(e: ConfigError): string {
   return `${e.file}:${e.line}:${e.col}: ${where}${e.message}${e.hint ? ` (${e.hint})` : ''}`;
 }
 
+/** For configs built in memory (tests, benches, replays): the config, or one Error listing every problem. */
+export async function parseConfigOrThrow(text: string, file = 'inline.yaml', env: NodeJS.ProcessEnv = {}): Promise<AgentConfig> {
+  const res = await parseConfig(text, file, env);
+  if (!res.ok) throw new Error(res.errors.map(formatConfigError).join('\n'));
+  return res.config;
+}
+
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfigResult> {
   let text: string;
   try {

@@ -9,11 +9,11 @@ import type { AgentConfig } from '../../agent/config/schema.js';
 import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
-import { makeReading } from '../../agent/reading.js';
 import { EventStore } from '../../agent/store/store.js';
 import type { Reading } from '../../agent/types.js';
 import { SignalGenerator } from '../../drivers/simulator/simulator.js';
 import { tempDir } from '../../test/helpers/tmp.js';
+import { measureTrips } from './trip.js';
 import { type BenchRow, type BenchSection, latencyRows, round } from './types.js';
 
 const silent = pino({ level: 'silent' });
@@ -117,22 +117,7 @@ async function tripLatency(): Promise<BenchRow[]> {
     );
     const gen = new SignalGenerator(sensors, { seed: 2, rate: 1000, faults: [] }, Date.UTC(2026, 0, 1));
     const hot = sensors.find((s) => s.asset === 'pump-0' && s.id === 'temperature') as BoundSensor;
-    const background: Reading[] = [];
-    const samples: number[] = [];
-    for (let i = 0; i < 20_000; i++) {
-      background.length = 0;
-      gen.generateSteps(2, 0, background);
-      pipeline.ingest(background);
-      const t = gen.nextTime;
-      // Cross the setpoint, time the decision, then come back down and acknowledge.
-      const trip = [makeReading(hot, 200, t, t)];
-      const start = process.hrtime.bigint();
-      pipeline.ingest(trip);
-      samples.push(Number(calledAt - start) / 1000);
-      pipeline.ingest([makeReading(hot, 20, t + 1, t + 1)]);
-      interlocks.ack('pump-0', 'bench');
-      if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
-    }
+    const samples = await measureTrips({ pipeline, interlocks, gen, hot, calledAt: () => calledAt }, 20_000, 1000);
     await store.close();
     return latencyRows(
       'foundation',

@@ -14,9 +14,8 @@ import { ModelHook } from '../../agent/model/hook.js';
 import { createRunner, type RunnerKind } from '../../agent/model/runner.js';
 import { ModelService } from '../../agent/model/service.js';
 import { Pipeline } from '../../agent/pipeline.js';
-import { makeReading } from '../../agent/reading.js';
-import type { Reading } from '../../agent/types.js';
 import { SignalGenerator } from '../../drivers/simulator/simulator.js';
+import { measureTrips } from './trip.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const S = 'model';
@@ -204,24 +203,7 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
     }
   };
 
-  const measure = async (iters: number): Promise<number[]> => {
-    const background: Reading[] = [];
-    const samples: number[] = [];
-    for (let i = 0; i < iters; i++) {
-      background.length = 0;
-      gen.generateSteps(2, 0, background);
-      pipeline.ingest(background);
-      const t = gen.nextTime;
-      const trip = [makeReading(hot, 200, t, t)];
-      const start = process.hrtime.bigint();
-      pipeline.ingest(trip);
-      samples.push(Number(calledAt - start) / 1000);
-      pipeline.ingest([makeReading(hot, 20, t + 1, t + 1)]);
-      interlocks.ack('pump-0', 'bench');
-      if (i % 20 === 0) await tick();
-    }
-    return samples;
-  };
+  const measure = (iters: number) => measureTrips({ pipeline, interlocks, gen, hot, calledAt: () => calledAt }, iters, 20);
 
   await measure(2000);
   const quiet = stats(await measure(10_000));
