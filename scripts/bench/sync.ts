@@ -1,7 +1,8 @@
 /**
  * Sync figures, each beside its baseline from the same run:
  * - store append rate through EventStore (writer thread, limits on) vs a raw better-sqlite3 batched insert;
- * - drain of a backlog (default 1,000,000 events; SYNC_BENCH_EVENTS) to a local broker through the
+ * - drain of a backlog (default 1,000,000 events; SYNC_BENCH_EVENTS; sync options can be overridden
+ *   with SYNC_BENCH_OVERRIDES='{"compression":"lz4"}') to a local broker through the
  *   transactional syncer vs kcat producing the same records (acks=all, idempotent, gzip) from a file;
  * - the main thread while the backlog drains: event-loop delay p99 and the store's append rate,
  *   idle vs draining (field note 12).
@@ -90,7 +91,10 @@ export const sync: BenchSection = {
       const drainStore = openStore(path, LIMITS);
       await drainStore.open();
       const prefix = 'bench.';
-      const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms' });
+      const cfg = syncConfig(broker.brokers, prefix, {
+        linger: '100ms',
+        ...JSON.parse(process.env.SYNC_BENCH_OVERRIDES ?? '{}'),
+      });
       const lag = monitorEventLoopDelay({ resolution: 5 });
       // Idle reference for the main thread.
       lag.enable();
