@@ -427,21 +427,44 @@ interface KcatJsonRecord {
 }
 
 /**
- * Reads the whole topic (beginning to current end) with kcat: `kcat -C -e -J`.
- * Exact "everything up to now" semantics, independent of kafkajs.
+ * Reads a topic with kcat (`kcat -C -e -J`): from the beginning to the current end, or only `count`
+ * records from `partition` at `offset`. Exact "everything up to now" semantics, independent of
+ * kafkajs. Output is parsed line by line, so a topic of millions of records never becomes one string.
  */
 export async function consumeWithKcat(
   brokers: string,
   topic: string,
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; partition?: number; offset?: string | number; count?: number } = {},
 ): Promise<ConsumedRecord[]> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const proc = spawn('kcat', ['-C', '-b', brokers, '-t', topic, '-o', 'beginning', '-e', '-J', '-q'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
+  const args = ['-C', '-b', brokers, '-t', topic, '-o', String(opts.offset ?? 'beginning'), '-e', '-J', '-q'];
+  if (opts.partition !== undefined) args.push('-p', String(opts.partition));
+  if (opts.count !== undefined) args.push('-c', String(opts.count));
+  const proc = spawn('kcat', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const records: ConsumedRecord[] = [];
+  let rest = '';
   let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const take = (line: string) => {
+    if (line.trim() === '') return;
+    const r = JSON.parse(line) as KcatJsonRecord;
+    const headers: Record<string, string> = {};
+    const h = r.headers ?? [];
+    for (let i = 0; i + 1 < h.length; i += 2) headers[h[i] as string] = h[i + 1] as string;
+    records.push({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      key: r.key,
+      value: r.payload,
+      headers,
+      timestamp: r.ts ?? 0,
+    });
+  };
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (rest + d).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) take(line);
+  });
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -449,22 +472,6 @@ export async function consumeWithKcat(
     proc.once('close', resolve);
   }).finally(() => clearTimeout(timer));
   if (code !== 0) throw new Error(`kcat exited with ${code}: ${err.trim()}`);
-  return out
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const r = JSON.parse(line) as KcatJsonRecord;
-      const headers: Record<string, string> = {};
-      const h = r.headers ?? [];
-      for (let i = 0; i + 1 < h.length; i += 2) headers[h[i] as string] = h[i + 1] as string;
-      return {
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-        key: r.key,
-        value: r.payload,
-        headers,
-        timestamp: r.ts ?? 0,
-      };
-    });
+  take(rest);
+  return records;
 }
