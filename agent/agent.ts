@@ -14,7 +14,7 @@ import { Interlocks } from './interlock.js';
 import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
 import { ModelHook } from './model/hook.js';
-import { ModelService } from './model/service.js';
+import { ModelService, modelOptionsFromConfig } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
 import { checkStoreFile } from './store/file.js';
@@ -95,13 +95,7 @@ export class Agent {
     const m = config.model;
     if (m) {
       this.model = new ModelService({
-        dir: m.dir,
-        card: m.card,
-        runner: m.runner,
-        queueSize: m.queue_size,
-        batchSize: m.batch_size,
-        watch: m.watch,
-        watchDebounceMs: m.watch_debounce,
+        ...modelOptionsFromConfig(m),
         emit,
         logger: logger.child({ component: 'model' }),
         gatewayId: config.gateway.id,

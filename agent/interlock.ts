@@ -92,6 +92,18 @@ export class SensorWatch {
   }
 }
 
+/** The decision fields of a trip event; built after the commands are on the wire. */
+function decisionOf(asset: string, cause: TripCause, decidedAt: number) {
+  return {
+    asset,
+    detector: cause.detector,
+    severity: cause.severity,
+    value: cause.value,
+    reading_event_time: cause.eventTime,
+    decided_at: decidedAt,
+  };
+}
+
 export class Interlocks {
   private readonly latches = new Map<string, AssetLatch>();
   private readonly watches: SensorWatch[] = [];
@@ -261,12 +273,7 @@ export class Interlocks {
         eventTime: cause.eventTime,
         payload: {
           type: 'dry_run_trip',
-          asset,
-          detector: cause.detector,
-          severity: cause.severity,
-          value: cause.value,
-          reading_event_time: cause.eventTime,
-          decided_at: decidedAt,
+          ...decisionOf(asset, cause, decidedAt),
           would_send: cfg.actions.map((a) => ({ actuator: a.actuator, command: a.command })),
         },
       });
@@ -281,12 +288,7 @@ export class Interlocks {
       eventTime: cause.eventTime,
       payload: {
         type: 'trip',
-        asset,
-        detector: cause.detector,
-        severity: cause.severity,
-        value: cause.value,
-        reading_event_time: cause.eventTime,
-        decided_at: decidedAt,
+        ...decisionOf(asset, cause, decidedAt),
         commands: sent,
       },
     });

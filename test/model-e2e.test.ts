@@ -14,7 +14,7 @@ import type { ActuatorDriver, BoundSensor } from '../agent/driver.js';
 import { Interlocks } from '../agent/interlock.js';
 import { createModelControl } from '../agent/model/control.js';
 import { ModelHook } from '../agent/model/hook.js';
-import { ModelService } from '../agent/model/service.js';
+import { ModelService, modelOptionsFromConfig } from '../agent/model/service.js';
 import { Pipeline } from '../agent/pipeline.js';
 import { openDb } from '../agent/store/db.js';
 import { EventStore } from '../agent/store/store.js';
@@ -84,13 +84,7 @@ async function plant() {
   const pipeline = new Pipeline(config, interlocks, emit);
   const m = config.model as NonNullable<typeof config.model>;
   const service = new ModelService({
-    dir: m.dir,
-    card: m.card,
-    runner: m.runner,
-    queueSize: m.queue_size,
-    batchSize: m.batch_size,
-    watch: m.watch,
-    watchDebounceMs: m.watch_debounce,
+    ...modelOptionsFromConfig(m),
     emit,
     logger: silent,
     gatewayId: 'gw',

@@ -11,8 +11,10 @@
  *    and its scores carry that model's version. On failure the old model stays active and an
  *    `alarm` event says why; on success an `audit` event records the swap.
  */
+
 import { type FSWatcher, readdirSync, readFileSync, watch } from 'node:fs';
 import { basename, join } from 'node:path';
+import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { AgentEvent } from '../types.js';
 import { type CardFile, type ModelCard, ModelCardError, readCardFile } from './card.js';
@@ -56,6 +58,21 @@ export interface ModelServiceOptions {
   /** Key of gateway-wide events (swap audits and rejections). */
   readonly gatewayId: string;
   readonly now?: () => number;
+}
+
+/** The options that come from the `model:` config section. */
+export function modelOptionsFromConfig(
+  m: NonNullable<AgentConfig['model']>,
+): Pick<ModelServiceOptions, 'dir' | 'card' | 'runner' | 'queueSize' | 'batchSize' | 'watch' | 'watchDebounceMs'> {
+  return {
+    dir: m.dir,
+    card: m.card,
+    runner: m.runner,
+    queueSize: m.queue_size,
+    batchSize: m.batch_size,
+    watch: m.watch,
+    watchDebounceMs: m.watch_debounce,
+  };
 }
 
 export interface ModelCounters extends QueueCounters {

@@ -8,9 +8,11 @@
  * (gateway_id, store_id, seq) identifies an event for consumers that dedupe; store_id only changes
  * when a gateway starts a fresh store (new disk, or a corrupt one quarantined).
  */
+
 import { readFileSync } from 'node:fs';
 import type { KafkaConfig, Message, SASLOptions } from 'kafkajs';
 import type { SyncConfig } from '../config/schema.js';
+import type { StoredEventRow } from '../store/db.js';
 import type { EventKind } from '../types.js';
 
 export type KafkaSyncConfig = NonNullable<SyncConfig['kafka']>;
@@ -64,14 +66,8 @@ export function kafkaConfig(
   return out;
 }
 
-export interface SyncRow {
-  seq: number;
-  kind: EventKind;
-  key: string;
-  event_time: number;
-  ingest_time: number;
-  payload: string;
-}
+/** A stored event as the syncer reads it. */
+export type SyncRow = StoredEventRow;
 
 export interface RecordContext {
   readonly gatewayId: string;

@@ -21,7 +21,7 @@ import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import type { BoundSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
@@ -29,6 +29,7 @@ import { EventStore } from '../../agent/store/store.js';
 import type { Reading } from '../../agent/types.js';
 import { mosquittoUnavailable, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
+import { timingActuator } from './trip.js';
 import { type BenchRow, type BenchSection, latencyRows, round } from './types.js';
 
 const silent = pino({ level: 'silent' });
@@ -82,16 +83,7 @@ export async function inProcess(rate: number, seconds: number): Promise<BenchRow
       logger: silent,
     });
     await store.open();
-    let calledAt = 0n;
-    const actuator: ActuatorDriver = {
-      init() {},
-      async start() {},
-      async stop() {},
-      execute() {
-        calledAt = process.hrtime.bigint();
-        return Promise.resolve({ ok: true });
-      },
-    };
+    const { actuator, calledAt } = timingActuator();
     const emit = store.append.bind(store);
     const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent, Date.now, config.detectors);
     const pipeline = new Pipeline(config, interlocks, emit);
@@ -123,7 +115,7 @@ export async function inProcess(rate: number, seconds: number): Promise<BenchRow
       const start = process.hrtime.bigint();
       pipeline.ingest(batch);
       if (phase === 0) {
-        samples.push(Number(calledAt - start) / 1000);
+        samples.push(Number(calledAt() - start) / 1000);
         phase = 1;
       } else {
         interlocks.ack('pump-0', 'bench');

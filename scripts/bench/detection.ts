@@ -10,6 +10,7 @@ import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Reading } from '../../agent/types.js';
+import { timingActuator } from './trip.js';
 import { type BenchRow, type BenchSection, latencyRows, round } from './types.js';
 
 const silent = pino({ level: 'silent' });
@@ -49,19 +50,10 @@ function yaml(): string {
   return l.join('\n');
 }
 
-async function build(onExecute: () => void) {
+async function build(actuator: ActuatorDriver) {
   const res = await parseConfig(yaml(), 'bench.yaml');
   if (!res.ok) throw new Error(JSON.stringify(res.errors));
   const cfg = res.config;
-  const actuator: ActuatorDriver = {
-    init() {},
-    async start() {},
-    async stop() {},
-    execute() {
-      onExecute();
-      return Promise.resolve({ ok: true });
-    },
-  };
   let events = 0;
   const emit = () => {
     events++;
@@ -91,7 +83,7 @@ export const detection: BenchSection = {
   name: 'detection',
   async run(): Promise<BenchRow[]> {
     const t0 = Date.UTC(2026, 0, 1);
-    const { pipeline, sensors, events } = await build(() => {});
+    const { pipeline, sensors, events } = await build(timingActuator().actuator);
     const steps = 4000;
     const all = readings(sensors, steps, t0);
     const batchSize = sensors.length;
@@ -108,10 +100,8 @@ export const detection: BenchSection = {
     const secs = (performance.now() - start) / 1000;
     const n = timed.length;
 
-    let calledAt = 0n;
-    const lat = await build(() => {
-      calledAt = process.hrtime.bigint();
-    });
+    const { actuator, calledAt } = timingActuator();
+    const lat = await build(actuator);
     const hot = lat.sensors.find((s) => s.asset === 'p0' && s.id === 'temperature') as BoundSensor;
     const bg = readings(lat.sensors, 3000, t0);
     const samples: number[] = [];
@@ -123,7 +113,7 @@ export const detection: BenchSection = {
       const trip = [makeReading(hot, 200, t + 5, t + 5)];
       const s0 = process.hrtime.bigint();
       lat.pipeline.ingest(trip);
-      samples.push(Number(calledAt - s0) / 1000);
+      samples.push(Number(calledAt() - s0) / 1000);
       lat.pipeline.ingest([makeReading(hot, 20, t + 6, t + 6)]);
       lat.interlocks.ack('p0', 'bench');
     }

@@ -13,7 +13,7 @@ import { EventStore } from '../../agent/store/store.js';
 import type { Reading } from '../../agent/types.js';
 import { SignalGenerator } from '../../drivers/simulator/simulator.js';
 import { tempDir } from '../../test/helpers/tmp.js';
-import { measureTrips } from './trip.js';
+import { measureTrips, timingActuator } from './trip.js';
 import { type BenchRow, type BenchSection, latencyRows, round } from './types.js';
 
 const silent = pino({ level: 'silent' });
@@ -53,20 +53,10 @@ async function build(assets: number, dbPath: string, actuator: ActuatorDriver) {
   return { config, store, interlocks, pipeline, sensors };
 }
 
-const noopActuator = (onExecute: () => void = () => {}): ActuatorDriver => ({
-  init() {},
-  async start() {},
-  async stop() {},
-  execute() {
-    onExecute();
-    return Promise.resolve({ ok: true });
-  },
-});
-
 async function throughput(): Promise<BenchRow[]> {
   const dir = tempDir();
   try {
-    const { store, pipeline, sensors } = await build(100, join(dir.path, 'bench.db'), noopActuator());
+    const { store, pipeline, sensors } = await build(100, join(dir.path, 'bench.db'), timingActuator().actuator);
     const gen = new SignalGenerator(sensors, { seed: 1, rate: 1000, faults: [] }, Date.UTC(2026, 0, 1));
     const batch: Reading[] = [];
     const total = 3_000_000;
@@ -109,15 +99,11 @@ async function throughput(): Promise<BenchRow[]> {
 async function tripLatency(): Promise<BenchRow[]> {
   const dir = tempDir();
   try {
-    let calledAt = 0n;
-    const { store, pipeline, interlocks, sensors } = await build(
-      10,
-      join(dir.path, 'bench.db'),
-      noopActuator(() => (calledAt = process.hrtime.bigint())),
-    );
+    const { actuator, calledAt } = timingActuator();
+    const { store, pipeline, interlocks, sensors } = await build(10, join(dir.path, 'bench.db'), actuator);
     const gen = new SignalGenerator(sensors, { seed: 2, rate: 1000, faults: [] }, Date.UTC(2026, 0, 1));
     const hot = sensors.find((s) => s.asset === 'pump-0' && s.id === 'temperature') as BoundSensor;
-    const samples = await measureTrips({ pipeline, interlocks, gen, hot, calledAt: () => calledAt }, 20_000, 1000);
+    const samples = await measureTrips({ pipeline, interlocks, gen, hot, calledAt }, 20_000, 1000);
     await store.close();
     return latencyRows(
       'foundation',

@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
-import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import type { BoundSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { readCardFile } from '../../agent/model/card.js';
 import { ModelHook } from '../../agent/model/hook.js';
@@ -15,7 +15,7 @@ import { createRunner, type RunnerKind } from '../../agent/model/runner.js';
 import { ModelService } from '../../agent/model/service.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { SignalGenerator } from '../../drivers/simulator/simulator.js';
-import { measureTrips } from './trip.js';
+import { measureTrips, timingActuator } from './trip.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const S = 'model';
@@ -161,16 +161,7 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
   const res = await parseConfig(plantYaml(), 'bench.yaml');
   if (!res.ok) throw new Error(JSON.stringify(res.errors));
   const config = res.config;
-  let calledAt = 0n;
-  const actuator: ActuatorDriver = {
-    init() {},
-    async start() {},
-    async stop() {},
-    execute() {
-      calledAt = process.hrtime.bigint();
-      return Promise.resolve({ ok: true });
-    },
-  };
+  const { actuator, calledAt } = timingActuator();
   const emit = () => {};
   const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent);
   const pipeline = new Pipeline(config, interlocks, emit);
@@ -203,7 +194,7 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
     }
   };
 
-  const measure = (iters: number) => measureTrips({ pipeline, interlocks, gen, hot, calledAt: () => calledAt }, iters, 20);
+  const measure = (iters: number) => measureTrips({ pipeline, interlocks, gen, hot, calledAt }, iters, 20);
 
   await measure(2000);
   const quiet = stats(await measure(10_000));

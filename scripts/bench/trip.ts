@@ -3,7 +3,7 @@
  * reading crosses the setpoint of `hot`, the time until the actuator is called is taken, then the
  * value falls back and the trip is acknowledged so the next sample can trip again.
  */
-import type { BoundSensor } from '../../agent/driver.js';
+import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
 import type { Interlocks } from '../../agent/interlock.js';
 import type { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
@@ -37,4 +37,21 @@ export async function measureTrips(p: TripProbe, samples: number, yieldEvery: nu
     if (i % yieldEvery === 0) await new Promise((r) => setImmediate(r));
   }
   return out;
+}
+
+/** An actuator that does nothing but note when it was called, for the latency figures. */
+export function timingActuator(): { actuator: ActuatorDriver; calledAt: () => bigint } {
+  let at = 0n;
+  return {
+    actuator: {
+      init() {},
+      async start() {},
+      async stop() {},
+      execute() {
+        at = process.hrtime.bigint();
+        return Promise.resolve({ ok: true });
+      },
+    },
+    calledAt: () => at,
+  };
 }
