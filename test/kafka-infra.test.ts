@@ -1,6 +1,5 @@
 import { CompressionTypes, type Message, Partitioners, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers/free-port.js';
 import {
   type ConsumedRecord,
   consumeAll,
@@ -12,8 +11,9 @@ import {
   kcatAvailable,
   requireOrSkip,
   startKafka,
+  startKafkaBehindProxy,
 } from './helpers/kafka.js';
-import { type Flapper, startFlapper, startProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { type Flapper, startFlapper, type TcpProxy } from './helpers/tcp-proxy.js';
 
 const TOTAL = 1000;
 const KEYS = 10;
@@ -125,9 +125,7 @@ describe.skipIf(!haveKafka)('kafka through a flapping TCP proxy', () => {
   const topic = 'infra-chaos';
 
   beforeAll(async () => {
-    const port = await freePort();
-    proxy = await startProxy({ targetPort: port });
-    broker = await startKafka({ port, advertisedPort: proxy.port, partitions: 3 });
+    ({ broker, proxy } = await startKafkaBehindProxy({ partitions: 3 }));
     expect(broker.brokers).toBe(`127.0.0.1:${proxy.port}`);
   }, 600_000);
 

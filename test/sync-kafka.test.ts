@@ -16,7 +16,6 @@ import { parseConfig } from '../agent/config/load.js';
 import { openDb } from '../agent/store/db.js';
 import { replay, syncStatus } from '../agent/sync/replay.js';
 import { EVENT_KINDS } from '../agent/types.js';
-import { freePort } from './helpers/free-port.js';
 import {
   consumeAll,
   consumeWithKcat,
@@ -24,10 +23,10 @@ import {
   kafkaAvailable,
   kcatAvailable,
   requireOrSkip,
-  startKafka,
+  startKafkaBehindProxy,
 } from './helpers/kafka.js';
 import { appendMany, kcatCheck, openStore, silent, startSync, syncConfig } from './helpers/sync.js';
-import { startFlapper, startProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { startFlapper, type TcpProxy } from './helpers/tcp-proxy.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -70,9 +69,7 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
   };
 
   beforeAll(async () => {
-    const port = await freePort();
-    proxy = await startProxy({ targetPort: port });
-    broker = await startKafka({ port, advertisedPort: proxy.port, partitions: 3 });
+    ({ broker, proxy } = await startKafkaBehindProxy({ partitions: 3 }));
   }, 600_000);
 
   afterAll(async () => {

@@ -30,6 +30,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, type KafkaConfig, logLevel } from 'kafkajs';
 import { freePort } from './free-port.js';
+import { startProxy, type TcpProxy } from './tcp-proxy.js';
 
 export const DEFAULT_KAFKA_VERSION = process.env.KAFKA_VERSION ?? '3.9.2';
 export const KAFKA_SCRIPT = fileURLToPath(new URL('../../scripts/kafka-dev.sh', import.meta.url));
@@ -214,6 +215,30 @@ async function brokerReady(brokers: string): Promise<boolean> {
   } finally {
     await admin.disconnect().catch(() => {});
   }
+}
+
+/**
+ * A broker that advertises a chaos proxy in front of it, so every client connection can be cut.
+ * The broker's port is chosen before it binds, and test files start brokers in parallel, so a
+ * start that fails is retried on fresh ports.
+ */
+export async function startKafkaBehindProxy(
+  opts: Omit<StartKafkaOptions, 'port' | 'advertisedPort'> = {},
+  attempts = 3,
+): Promise<{ broker: KafkaBroker; proxy: TcpProxy }> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    const port = await freePort();
+    const proxy = await startProxy({ targetPort: port });
+    try {
+      return { proxy, broker: await startKafka({ ...opts, port, advertisedPort: proxy.port }) };
+    } catch (err) {
+      last = err;
+      await proxy.close();
+      console.warn(`Kafka behind a proxy did not start (attempt ${i + 1}/${attempts}): ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw last;
 }
 
 export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaBroker> {
