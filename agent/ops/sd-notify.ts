@@ -4,13 +4,15 @@
  * a Linux abstract socket.
  *
  * Node has no AF_UNIX datagram sockets, so two transports:
- * - native: `node-unix-socket` (prebuilt N-API binaries for x64, arm64 and armv7, glibc and musl).
- *   It sends from the main PID, which is what the default `NotifyAccess=main` accepts. This is the
- *   path systemd itself uses (/run/systemd/notify).
- * - helper: one long-lived `python3` child that forwards each message. Used for abstract sockets,
- *   which `node-unix-socket` cannot address (it passes the path as a C string, so a leading NUL
- *   truncates it), and when the native module does not load on this platform. Its datagrams come
- *   from the helper's PID, so the unit then needs `NotifyAccess=all`.
+ * - native: `unix-dgram`, a small addon compiled at install on every platform (x64, arm64, armv7;
+ *   glibc and musl: it needs only a C++ compiler, like better-sqlite3). It sends from the main PID,
+ *   which is what the unit's `NotifyAccess=main` accepts. systemd passes a filesystem path
+ *   (/run/systemd/notify) to services, so this is the path taken under systemd.
+ * - helper: one long-lived `python3` child that forwards each message. Used only for abstract sockets,
+ *   which `unix-dgram` cannot address (it copies the path as a C string, so a leading NUL truncates
+ *   it), or when the addon failed to load. Its datagrams come from the helper's PID, which
+ *   `NotifyAccess=main` discards, so the agent says so at ERROR when it starts the helper: the unit
+ *   then needs `NotifyAccess=all`.
  * Without $NOTIFY_SOCKET (not started by systemd) every call is a no-op.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -60,16 +62,18 @@ for line in sys.stdin:
 `;
 
 interface NativeSocket {
-  sendTo(buf: Buffer, offset: number, length: number, dest: string, cb?: (err?: Error) => void): void;
+  send(buf: Buffer, offset: number, length: number, dest: string, cb?: (err?: Error) => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
   close(): void;
 }
 
-function loadNative(): (new () => NativeSocket) | undefined {
+/** The addon's socket factory, or the reason it cannot be loaded. */
+function loadNative(): { create: () => NativeSocket } | { error: string } {
   try {
-    const mod = createRequire(import.meta.url)('node-unix-socket') as { DgramSocket: new () => NativeSocket };
-    return mod.DgramSocket;
-  } catch {
-    return undefined;
+    const mod = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram'): NativeSocket };
+    return { create: () => mod.createSocket('unix_dgram') };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
 }
 
@@ -85,15 +89,16 @@ export function createNotifier(logger: Logger, env: NodeJS.ProcessEnv = process.
   const limited = new RateLimitedLog(60_000);
   const fail = (err: string) => limited.log(logger, 'warn', 'sd_notify', { socket: raw, err }, 'cannot notify systemd');
 
-  const Native = addr.kind === 'path' ? loadNative() : undefined;
-  if (Native && addr.kind === 'path') {
-    const sock = new Native();
+  const native = addr.kind === 'path' ? loadNative() : undefined;
+  if (native && 'create' in native && addr.kind === 'path') {
+    const sock = native.create();
+    sock.on('error', (err) => fail(err.message));
     return {
       transport: 'native',
       notify(message) {
         const buf = Buffer.from(message);
         try {
-          sock.sendTo(buf, 0, buf.length, addr.path, (err) => err && fail(err.message));
+          sock.send(buf, 0, buf.length, addr.path, (err) => err && fail(err.message));
         } catch (err) {
           fail((err as Error).message);
         }
@@ -106,6 +111,13 @@ export function createNotifier(logger: Logger, env: NodeJS.ProcessEnv = process.
     };
   }
 
+  logger.error(
+    {
+      socket: raw,
+      reason: addr.kind === 'abstract' ? 'abstract socket' : `unix-dgram did not load: ${native && 'error' in native ? native.error : '?'}`,
+    },
+    'sd_notify goes through a python3 helper, so its messages come from another PID: the unit needs NotifyAccess=all (README, "Install as a service")',
+  );
   let child: ChildProcess | undefined = spawn('python3', ['-c', HELPER, raw as string], {
     stdio: ['pipe', 'ignore', 'pipe'],
   });
