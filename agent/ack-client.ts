@@ -1,9 +1,11 @@
 /**
  * `edge-agent ack ASSET --by NAME`: an HTTP client of the running agent's API
- * (`POST /api/assets/:id/ack`, bearer token). It reads `api.listen` and `api.token` from the config file
- * without validating the rest, so it works while another part of the config is being edited.
+ * (`POST /api/assets/:id/ack`, bearer token). It reads `api.listen`, `api.token` and `api.token_file`
+ * from the config file without validating the rest, so it works while another part of the config is
+ * being edited, and finds the token where the agent does (see `findToken`).
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 
 export const DEFAULT_API_LISTEN = '127.0.0.1:8080';
@@ -13,15 +15,53 @@ export const EX_UNAVAILABLE = 69;
 export interface AckTarget {
   readonly url: string;
   readonly token: string | undefined;
+  /** Where the token came from, or every place looked at when none was found (for the error message). */
+  readonly tokenFrom: string;
 }
+
+/** The file `scripts/install.sh` writes and the unit hands to the agent as the credential "api-token". */
+export const INSTALLED_TOKEN_FILE = '/etc/edge-agent/credentials/api-token';
 
 const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const substitute = (v: string, env: NodeJS.ProcessEnv): string =>
   v.replace(ENV_RE, (_, name: string, def?: string) => env[name] ?? def ?? '');
 
-/** Where the API of the agent configured by `file` listens, and its token (after ${ENV} substitution). */
-export async function ackTarget(file: string, env: NodeJS.ProcessEnv = process.env): Promise<AckTarget> {
-  let api: { listen?: unknown; token?: unknown } = {};
+/**
+ * The token, looked for in the agent's own order: `--token-file`, `api.token` (after ${ENV}
+ * substitution), `api.token_file`, the systemd credential `api-token` in $CREDENTIALS_DIRECTORY,
+ * and the file the installer writes for that credential.
+ */
+async function findToken(
+  api: { token?: unknown; token_file?: unknown },
+  env: NodeJS.ProcessEnv,
+  tokenFile: string | undefined,
+): Promise<{ token: string | undefined; from: string }> {
+  const inline = typeof api.token === 'string' ? substitute(api.token, env).trim() : '';
+  const files: string[] = [];
+  if (tokenFile) files.push(tokenFile);
+  else if (inline) return { token: inline, from: 'api.token' };
+  else {
+    if (typeof api.token_file === 'string') files.push(substitute(api.token_file, env));
+    if (env.CREDENTIALS_DIRECTORY) files.push(join(env.CREDENTIALS_DIRECTORY, 'api-token'));
+    files.push(INSTALLED_TOKEN_FILE);
+  }
+  const tried: string[] = [];
+  for (const f of files) {
+    try {
+      const token = (await readFile(f, 'utf8')).trim();
+      if (token) return { token, from: f };
+      tried.push(`${f} (empty)`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      tried.push(code === 'EACCES' ? `${f} (permission denied: run as root, or pass --token-file)` : `${f} (${code ?? 'unreadable'})`);
+    }
+  }
+  return { token: undefined, from: `no token found; looked at ${inline || tokenFile ? '' : 'api.token (empty), '}${tried.join(', ')}` };
+}
+
+/** Where the API of the agent configured by `file` listens, and its token. */
+export async function ackTarget(file: string, env: NodeJS.ProcessEnv = process.env, tokenFile?: string): Promise<AckTarget> {
+  let api: { listen?: unknown; token?: unknown; token_file?: unknown } = {};
   let text: string | undefined;
   try {
     text = await readFile(file, 'utf8');
@@ -33,9 +73,9 @@ export async function ackTarget(file: string, env: NodeJS.ProcessEnv = process.e
     api = doc?.api ?? {};
   }
   const listen = typeof api.listen === 'string' ? substitute(api.listen, env) : DEFAULT_API_LISTEN;
-  const token = typeof api.token === 'string' ? substitute(api.token, env) : undefined;
+  const { token, from } = await findToken(api, env, tokenFile);
   const base = /^https?:\/\//.test(listen) ? listen : `http://${listen}`;
-  return { url: base.replace(/\/$/, ''), token: token || undefined };
+  return { url: base.replace(/\/$/, ''), token, tokenFrom: from };
 }
 
 export interface AckOutcome {
@@ -72,7 +112,12 @@ export async function sendAck(target: AckTarget, asset: string, by: string, time
   } catch {}
   if (res.ok) return { exitCode: 0, message: `${asset}: trip acknowledged by ${by}` };
   if (res.status === 401 || res.status === 403)
-    return { exitCode: 77, message: `the agent refused the token (HTTP ${res.status}); check api.token in the config` };
+    return {
+      exitCode: 77,
+      message: target.token
+        ? `the agent refused the token from ${target.tokenFrom} (HTTP ${res.status})`
+        : `the agent needs a token (HTTP ${res.status}): ${target.tokenFrom}`,
+    };
   if (res.status === 404) return { exitCode: 1, message: `unknown asset "${asset}"${detail ? `: ${detail}` : ''}` };
   if (res.status === 409) return { exitCode: 1, message: `${asset} is not tripped; nothing to acknowledge` };
   return { exitCode: 1, message: `the agent answered HTTP ${res.status}${detail ? `: ${detail}` : ''}` };

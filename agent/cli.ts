@@ -6,11 +6,12 @@
  *   export    --normal --out FILE [--since ISO] [--until ISO] [--margin 10m] [--asset ID]...
  *             normal-operation windows from the store as training data (agent/model/export.ts)
  *   probe     modbus ...        read a Modbus register block and print every decoding
- *   ack ASSET --by NAME [--config FILE]   acknowledge a trip through the running agent's HTTP API
+ *   ack ASSET --by NAME [--config FILE] [--token-file FILE]   acknowledge a trip through the running agent's HTTP API
+ *   --version                   print the version
  *   replay    --from-seq N | --since ISO [--until ISO] [--to-seq N]   re-publish retained events to Kafka
  *   sync status [--json]        backlog, lag, last send and the sequence -> partition/offset map
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ackTarget, sendAck } from './ack-client.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
@@ -32,13 +33,20 @@ commands:
              write normal-operation windows (no anomaly, trip or alarm within the margin) as
              training data for scripts/train-model.py
   probe      probe modbus --host H --unit U --address A --count N: print every decoding of a block
-  ack ASSET --by NAME
-             acknowledge ASSET's trip through the running agent's API (api.listen, api.token)
+  ack ASSET --by NAME [--token-file FILE]
+             acknowledge ASSET's trip through the running agent's API (api.listen); the token is
+             found as the agent finds it: api.token, api.token_file, the credential api-token
+  --version  print the version
   replay     --from-seq N | --since ISO [--until ISO] [--to-seq N]
              re-publish retained events to Kafka, marked with the header replay=1
   sync status [--json]
              backlog, lag, last successful send, sequence -> partition/offset map
 `;
+
+/** The version in package.json: beside agent/ in a checkout, and in the compiled build or bundle. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
   const res: ConfigResult = await loadConfigFile(file);
@@ -95,12 +103,12 @@ async function exportCommand(
   process.exitCode = runExport(config.store.path, v);
 }
 
-async function ack(file: string, asset: string | undefined, by: string | undefined): Promise<void> {
+async function ack(file: string, asset: string | undefined, by: string | undefined, tokenFile: string | undefined): Promise<void> {
   if (!asset || !by) {
-    process.stderr.write('usage: edge-agent ack ASSET --by NAME [--config FILE]\n');
+    process.stderr.write('usage: edge-agent ack ASSET --by NAME [--config FILE] [--token-file FILE]\n');
     process.exit(64);
   }
-  const outcome = await sendAck(await ackTarget(file), asset, by);
+  const outcome = await sendAck(await ackTarget(file, process.env, tokenFile), asset, by);
   (outcome.exitCode === 0 ? process.stdout : process.stderr).write(`${outcome.message}\n`);
   if (outcome.exitCode !== 0) process.exit(outcome.exitCode);
 }
@@ -168,8 +176,14 @@ export async function main(argv: string[]): Promise<void> {
       'from-seq': { type: 'string' },
       'to-seq': { type: 'string' },
       json: { type: 'boolean' },
+      'token-file': { type: 'string' },
+      version: { type: 'boolean', short: 'V' },
     },
   });
+  if (values.version) {
+    process.stdout.write(`edge-agent ${version()}\n`);
+    return;
+  }
   const [command] = positionals;
   const file = values.config ?? DEFAULT_CONFIG;
   if (values.help || !command) {
@@ -186,7 +200,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'export':
       return exportCommand(file, values);
     case 'ack':
-      return ack(file, positionals[1], values.by);
+      return ack(file, positionals[1], values.by, values['token-file']);
     case 'replay':
       return replayCommand(file, values);
     case 'sync':

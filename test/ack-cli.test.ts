@@ -4,7 +4,7 @@
  * POST /api/assets/:id/ack, bearer token, {"by": NAME}.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,39 @@ describe('edge-agent ack', () => {
     cleanups.push(dir.remove);
     const file = join(dir.path, 'agent.yaml');
     writeFileSync(file, 'sources: []\n');
-    expect(await ackTarget(file)).toEqual({ url: 'http://127.0.0.1:8080', token: undefined });
+    expect(await ackTarget(file, {})).toMatchObject({ url: 'http://127.0.0.1:8080', token: undefined });
+  });
+
+  it('finds the token where the agent does: api.token_file, the credential, or --token-file', async () => {
+    const api = await standIn('from-file');
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const tokenFile = join(dir.path, 'token');
+    writeFileSync(tokenFile, 'from-file\n');
+    const withFile = join(dir.path, 'with-file.yaml');
+    writeFileSync(withFile, `api:\n  listen: 127.0.0.1:${api.port}\n  token: \${EDGE_API_TOKEN:-}\n  token_file: ${tokenFile}\n`);
+    const viaConfig = await cli(['ack', 'pump-1', '--by', 'alice', '--config', withFile]);
+    expect(viaConfig.stderr).toBe('');
+    expect(viaConfig.status).toBe(0);
+    expect(api.requests.at(-1)?.auth).toBe('Bearer from-file');
+
+    // The systemd credential directory, as the unit hands it to the agent.
+    const creds = join(dir.path, 'credentials');
+    mkdirSync(creds);
+    writeFileSync(join(creds, 'api-token'), 'from-file');
+    const bare = join(dir.path, 'bare.yaml');
+    writeFileSync(bare, `api:\n  listen: 127.0.0.1:${api.port}\n`);
+    expect(await ackTarget(bare, { CREDENTIALS_DIRECTORY: creds })).toMatchObject({ token: 'from-file', tokenFrom: join(creds, 'api-token') });
+
+    // --token-file wins over everything; without any token the message says where it looked.
+    const missing = await cli(['ack', 'pump-1', '--by', 'alice', '--config', bare, '--token-file', join(dir.path, 'nope')]);
+    expect(missing.status).toBe(77);
+    expect(missing.stderr).toContain(`needs a token (HTTP 401): no token found; looked at ${join(dir.path, 'nope')} (ENOENT)`);
+  });
+
+  it('prints its version', async () => {
+    const res = await cli(['--version']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/^edge-agent \d+\.\d+\.\d+\n$/);
   });
 });

@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { type CardFile, type ModelCard, ModelCardError } from './card.js';
 import { SessionHost } from './host.js';
+import { workerUrl } from '../worker-url.js';
 
 export type RunnerKind = 'inline' | 'worker';
 
@@ -52,7 +53,7 @@ export class WorkerRunner implements ModelRunner {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(new URL('./worker-entry.mjs', import.meta.url));
+    const w = new Worker(workerUrl(import.meta.url));
     w.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.req);
       if (!p) return;

@@ -9,6 +9,7 @@ import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '..
 import type { EventRow, Synchronous } from './db.js';
 import type { KeeperLimits, KeeperStats } from './keeper.js';
 import type { WriterData, WriterReply, WriterRequest } from './worker.js';
+import { workerUrl } from '../worker-url.js';
 
 const NO_LIMITS: KeeperLimits = {
   maxBytes: 0,
@@ -88,7 +89,7 @@ export class EventStore {
   }
 
   async open(): Promise<void> {
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+    const worker = new Worker(workerUrl(import.meta.url), {
       workerData: {
         path: this.opts.path,
         synchronous: this.opts.synchronous,

@@ -10,6 +10,7 @@ import type { KafkaSyncConfig } from './kafka.js';
 import { Progress } from './progress.js';
 import type { SyncStatus } from './syncer.js';
 import type { SyncWorkerData, SyncWorkerReply } from './worker.js';
+import { workerUrl } from '../worker-url.js';
 
 export interface SyncSnapshot {
   readonly lagEvents: number;
@@ -54,7 +55,7 @@ export class SyncService {
     }
     const channel = new MessageChannel();
     this.store.connectSync(channel.port1);
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+    const worker = new Worker(workerUrl(import.meta.url), {
       workerData: {
         path: this.path,
         gatewayId: this.gatewayId,
