@@ -53,10 +53,15 @@ async function findToken(
       tried.push(`${f} (empty)`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      tried.push(code === 'EACCES' ? `${f} (permission denied: run as root, or pass --token-file)` : `${f} (${code ?? 'unreadable'})`);
+      tried.push(
+        code === 'EACCES' ? `${f} (permission denied: run as root, or pass --token-file)` : `${f} (${code ?? 'unreadable'})`,
+      );
     }
   }
-  return { token: undefined, from: `no token found; looked at ${inline || tokenFile ? '' : 'api.token (empty), '}${tried.join(', ')}` };
+  return {
+    token: undefined,
+    from: `no token found; looked at ${inline || tokenFile ? '' : 'api.token (empty), '}${tried.join(', ')}`,
+  };
 }
 
 /** Where the API of the agent configured by `file` listens, and its token. */

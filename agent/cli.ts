@@ -103,7 +103,12 @@ async function exportCommand(
   process.exitCode = runExport(config.store.path, v);
 }
 
-async function ack(file: string, asset: string | undefined, by: string | undefined, tokenFile: string | undefined): Promise<void> {
+async function ack(
+  file: string,
+  asset: string | undefined,
+  by: string | undefined,
+  tokenFile: string | undefined,
+): Promise<void> {
   if (!asset || !by) {
     process.stderr.write('usage: edge-agent ack ASSET --by NAME [--config FILE] [--token-file FILE]\n');
     process.exit(64);

@@ -28,7 +28,10 @@ function newestSource() {
 if (existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource()) {
   await import('../dist/agent/cli.js');
 } else {
-  if (existsSync(stamp)) process.stderr.write('edge-agent: dist/ is older than the sources; running the sources through tsx (npm run build to refresh)\n');
+  if (existsSync(stamp))
+    process.stderr.write(
+      'edge-agent: dist/ is older than the sources; running the sources through tsx (npm run build to refresh)\n',
+    );
   const { register } = await import('tsx/esm/api');
   register();
   await import('../agent/cli.ts');

@@ -39,9 +39,13 @@ export function build(outArg = 'dist'): BuildResult {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
 
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], {
-    stdio: 'inherit',
-  });
+  const tsc = spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (tsc.status !== 0) throw new Error(`tsc failed (exit ${tsc.status})`);
 
   for (const top of ['agent', 'drivers']) {

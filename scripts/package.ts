@@ -64,7 +64,7 @@ function prune(modules: string): void {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (!e.isDirectory()) {
-        if (/\.(d\.ts|d\.mts|d\.cts|map|md)$/.test(e.name) && !/^(license|licence|notice)/i.test(e.name)) rm(p);
+        if (/\.(ts|mts|cts|map|md)$/.test(e.name) && !/^(license|licence|notice)/i.test(e.name)) rm(p);
         continue;
       }
       if (e.name === 'prebuilds') {
@@ -79,11 +79,19 @@ function prune(modules: string): void {
   for (const addon of ['better-sqlite3', 'unix-dgram', join('@serialport', 'bindings-cpp')]) {
     const dir = join(modules, addon);
     if (!existsSync(dir)) continue;
-    for (const d of ['deps', 'src', join('build', 'deps'), join('build', 'Release', 'obj'), join('build', 'Release', 'obj.target'), join('build', 'Release', '.deps')])
+    for (const d of [
+      'deps',
+      'src',
+      join('build', 'deps'),
+      join('build', 'Release', 'obj'),
+      join('build', 'Release', 'obj.target'),
+      join('build', 'Release', '.deps'),
+    ])
       rm(join(dir, d));
     const release = join(dir, 'build', 'Release');
     if (!existsSync(release)) continue;
-    for (const f of readdirSync(release, { withFileTypes: true })) if (f.isFile() && !f.name.endsWith('.node')) rm(join(release, f.name));
+    for (const f of readdirSync(release, { withFileTypes: true }))
+      if (f.isFile() && !f.name.endsWith('.node')) rm(join(release, f.name));
   }
 }
 
@@ -121,5 +129,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { values } = parseArgs({ options: { 'out-dir': { type: 'string', default: 'release' } } });
   const res = packageBundle(values['out-dir']);
   const mb = (n: number) => (n / 1e6).toFixed(1);
-  process.stdout.write(`${relative(process.cwd(), res.file)}: ${mb(res.bytes)} MB compressed, ${mb(res.installedBytes)} MB installed\nsha256 ${res.sha256}\n`);
+  process.stdout.write(
+    `${relative(process.cwd(), res.file)}: ${mb(res.bytes)} MB compressed, ${mb(res.installedBytes)} MB installed\nsha256 ${res.sha256}\n`,
+  );
 }

@@ -111,7 +111,10 @@ describe('edge-agent ack', () => {
     writeFileSync(join(creds, 'api-token'), 'from-file');
     const bare = join(dir.path, 'bare.yaml');
     writeFileSync(bare, `api:\n  listen: 127.0.0.1:${api.port}\n`);
-    expect(await ackTarget(bare, { CREDENTIALS_DIRECTORY: creds })).toMatchObject({ token: 'from-file', tokenFrom: join(creds, 'api-token') });
+    expect(await ackTarget(bare, { CREDENTIALS_DIRECTORY: creds })).toMatchObject({
+      token: 'from-file',
+      tokenFrom: join(creds, 'api-token'),
+    });
 
     // --token-file wins over everything; without any token the message says where it looked.
     const missing = await cli(['ack', 'pump-1', '--by', 'alice', '--config', bare, '--token-file', join(dir.path, 'nope')]);

@@ -5,9 +5,9 @@
  * `npm run bench -- model` measures both.
  */
 import { Worker } from 'node:worker_threads';
+import { workerUrl } from '../worker-url.js';
 import { type CardFile, type ModelCard, ModelCardError } from './card.js';
 import { SessionHost } from './host.js';
-import { workerUrl } from '../worker-url.js';
 
 export type RunnerKind = 'inline' | 'worker';
 

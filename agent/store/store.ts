@@ -6,10 +6,10 @@
 import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
+import { workerUrl } from '../worker-url.js';
 import type { EventRow, Synchronous } from './db.js';
 import type { KeeperLimits, KeeperStats } from './keeper.js';
 import type { WriterData, WriterReply, WriterRequest } from './worker.js';
-import { workerUrl } from '../worker-url.js';
 
 const NO_LIMITS: KeeperLimits = {
   maxBytes: 0,

@@ -6,11 +6,11 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { EventStore } from '../store/store.js';
+import { workerUrl } from '../worker-url.js';
 import type { KafkaSyncConfig } from './kafka.js';
 import { Progress } from './progress.js';
 import type { SyncStatus } from './syncer.js';
 import type { SyncWorkerData, SyncWorkerReply } from './worker.js';
-import { workerUrl } from '../worker-url.js';
 
 export interface SyncSnapshot {
   readonly lagEvents: number;
