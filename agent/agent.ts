@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { loadActuator, loadSource } from '../drivers/index.js';
 import type { AgentConfig } from './config/schema.js';
 import { ControlPlane } from './control/control.js';
-import { MqttControl } from './control/mqtt.js';
+import type { MqttControl } from './control/mqtt.js';
 import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
 import { Interlocks } from './interlock.js';
@@ -21,7 +21,7 @@ import { checkStoreFile } from './store/file.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
-import { KafkaControl } from './sync/control.js';
+import type { KafkaControl } from './sync/control.js';
 import { SyncService } from './sync/service.js';
 import type { AgentEvent, Reading } from './types.js';
 
@@ -202,6 +202,8 @@ export class Agent {
       this.sync = new SyncService(this.store, path, this.config.gateway.id, kafka, this.logger.child({ component: 'sync' }));
       this.sync.start();
       if (this.config.control.kafka) {
+        // Loaded only when configured: kafkajs and mqtt.js are a large part of start-up time and memory.
+        const { KafkaControl } = await import('./sync/control.js');
         this.kafkaControl = new KafkaControl(
           this.config.control.kafka,
           kafka,
@@ -214,6 +216,7 @@ export class Agent {
       }
     }
     if (this.config.control.mqtt) {
+      const { MqttControl } = await import('./control/mqtt.js');
       this.controlTopic = new MqttControl(
         this.config.control.mqtt,
         this.control,

@@ -16,7 +16,6 @@ import { parseArgs } from 'node:util';
 import { ackTarget, sendAck } from './ack-client.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
-import { runService } from './ops/service.js';
 import { openDb } from './store/db.js';
 import { summarize } from './store/queries.js';
 
@@ -56,7 +55,8 @@ async function loadOrExit(file: string): Promise<AgentConfig> {
   process.exit(EX_CONFIG);
 }
 
-function run(file: string): Promise<void> {
+async function run(file: string): Promise<void> {
+  const { runService } = await import('./ops/service.js');
   return runService(file);
 }
 

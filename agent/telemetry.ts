@@ -8,7 +8,6 @@
 import { stat, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import si from 'systeminformation';
 import type { SourceCounter } from './driver.js';
 import type { PipelineCounters } from './pipeline.js';
 import type { StoreStats } from './store/store.js';
@@ -310,6 +309,8 @@ export class Telemetry {
         }
       }
     }
+    // Loaded on the first sample, not at start: it is only needed every few seconds.
+    const si = (await import('systeminformation')).default;
     const [load, mem, temp] = await Promise.all([
       si.currentLoad().catch(() => undefined),
       si.mem().catch(() => undefined),

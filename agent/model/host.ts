@@ -29,6 +29,8 @@ export class SessionHost {
         intraOpNumThreads: 1,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        // The arena pre-reserves memory sized for large tensors; these windows are a few KB.
+        enableCpuMemArena: false,
       });
     } catch (err) {
       throw new ModelCardError('model_file', `not a loadable ONNX graph: ${(err as Error).message.split('\n')[0]}`, file);
