@@ -59,8 +59,13 @@ if [ -z "$BUNDLE" ] && [ -f "$SRC/PLATFORM" ]; then
 elif [ -z "$BUNDLE" ]; then
   [ -d "$SRC/node_modules" ] || die "no bundle given and no node_modules in $SRC: run 'npm ci' first, or pass --bundle FILE" 66
   say "packaging the checkout (npm run package)"
-  (cd "$SRC" && npm run --silent package -- --out-dir "$work/release") >/dev/null
-  BUNDLE="$(ls "$work"/release/edge-agent-*.tar.gz)"
+  run bash -c "cd '$SRC' && npm run --silent package -- --out-dir '$work/release' >/dev/null"
+  if [ "$DRY_RUN" = 1 ]; then
+    payload="$SRC" # the checkout stands in for the bundle it would install (rendering, validation)
+    copy_from="$work/release/edge-agent-*/"
+  else
+    BUNDLE="$(ls "$work"/release/edge-agent-*.tar.gz)"
+  fi
 fi
 if [ -n "$BUNDLE" ]; then
   [ -f "$BUNDLE" ] || die "bundle $BUNDLE not found" 66
@@ -78,9 +83,11 @@ if [ -n "$BUNDLE" ]; then
 fi
 
 # The bundle's native addons only load on the platform and Node.js ABI they were built for.
-read -r platform abi <"$payload/PLATFORM"
-here="linux-$("$NODE" -p 'process.arch') node-abi-$("$NODE" -p 'process.versions.modules')"
-[ "$platform $abi" = "$here" ] || die "the bundle is for $platform $abi, this machine is $here: build the bundle on a machine like this one (npm run package)" 65
+if [ -f "$payload/PLATFORM" ]; then
+  read -r platform abi <"$payload/PLATFORM"
+  here="linux-$("$NODE" -p 'process.arch') node-abi-$("$NODE" -p 'process.versions.modules')"
+  [ "$platform $abi" = "$here" ] || die "the bundle is for $platform $abi, this machine is $here: build the bundle on a machine like this one (npm run package)" 65
+fi
 
 [ -n "$CONFIG" ] || CONFIG="$payload/agent.config.yaml"
 [ -f "$CONFIG" ] || die "config $CONFIG not found" 66
@@ -118,7 +125,7 @@ own() { if [ -z "$ROOT_DIR" ]; then echo "-o $1 -g $2"; fi; }
 say "agent in $DEST"
 if [ -e "$DEST" ]; then run rm -rf "$DEST.previous"; run mv "$DEST" "$DEST.previous"; fi
 run install -d -m 0755 "$DEST"
-run cp -a "$payload/." "$DEST/"
+run cp -a "${copy_from:-$payload/.}" "$DEST/"
 [ -z "$ROOT_DIR" ] && run chown -R root:root "$DEST"
 
 say "edge-agent on the PATH ($BIN_DIR/edge-agent)"

@@ -267,10 +267,16 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     for (let k = 0; k < KILLS && produced < KILL_BACKLOG; k++) {
       // Event times must be recent: the records carry them as timestamps, and the broker deletes
       // records older than its retention (7 days) as soon as its retention check runs.
+      let opened: () => void = () => {};
+      const firstAck = new Promise<void>((r) => (opened = r));
       const c = child({ mode: 'produce', path, count: KILL_BACKLOG, from: produced, t0: startedAt - KILL_BACKLOG }, (l) => {
         if (l.startsWith('acked ')) acked = Math.max(acked, Number(l.slice(6)));
+        opened();
       });
-      await new Promise((r) => setTimeout(r, rnd(1500, 3500)));
+      // The random moment counts from the child's first committed flush: on a loaded machine its start-up
+      // alone can take longer than the window, and a kill before the store exists tests nothing.
+      await Promise.race([firstAck, c.exited]);
+      await new Promise((r) => setTimeout(r, rnd(0, 2000)));
       c.p.kill('SIGKILL');
       await c.exited;
       const { last } = unsentIn(path);

@@ -59,7 +59,9 @@ describe('install and uninstall scripts', () => {
     const plan = out.split('\n').filter((l) => l.startsWith('[dry-run] '));
     const find = (re: RegExp) => plan.findIndex((l) => re.test(l));
     expect(find(/useradd --system .* edge-agent$/)).toBeGreaterThanOrEqual(0);
-    expect(find(/npm ci --omit=dev/)).toBeGreaterThan(find(/useradd/));
+    expect(find(/npm run --silent package/)).toBeGreaterThanOrEqual(0);
+    expect(find(/cp -a .* \/opt\/edge-agent\/$/)).toBeGreaterThan(find(/useradd/));
+    expect(find(/install -m 0755 .* \/usr\/local\/bin\/edge-agent$/)).toBeGreaterThan(0);
     expect(find(/install -m 0640 .* \/etc\/edge-agent\/agent\.yaml$/)).toBeGreaterThan(0);
     expect(find(/credentials\/api-token/)).toBeGreaterThan(0);
     expect(find(/\/etc\/systemd\/system\/edge-agent\.service$/)).toBeGreaterThan(0);
