@@ -17,10 +17,14 @@ import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiSchema } from '../agent/config/schema.js';
+import { type ApiBackend, ApiServer } from '../agent/ops/api.js';
 import type { Service } from '../agent/ops/service.js';
 import type { AssetTwin } from '../agent/ops/twin.js';
+import { Telemetry } from '../agent/telemetry.js';
 import { startService } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -392,5 +396,118 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
     expect(JSON.parse(ok.body)).toMatchObject({ ok: true, user: 'Ana' });
     // The shared token needs a name.
     expect((await login(SHARED_TOKEN, '')).status).toBe(400);
+  });
+});
+
+/**
+ * The page against the answers other parts of the agent will give (the cross-issue contracts), through
+ * the real ApiServer and Chromium, with a fixed backend in place of the running agent: a limit changed
+ * at run time (contract B: {value, file_value, origin, by, applied_at}) and an acknowledgement refused
+ * while the tripping condition still holds (contract C: 409 {ok: false, error, raised}).
+ */
+describe.skipIf(missing)('dashboard renders the limit-origin and refused-ack contracts', () => {
+  it('labels an overridden limit with who set it, and shows why an ack is refused with what is still raised', async () => {
+    const now = Date.now();
+    const limit = {
+      detector: 'pump-1-overheat',
+      type: 'threshold',
+      direction: 'above',
+      raise: { value: 92, file_value: 95, origin: 'override', by: 'cloud-ops', applied_at: new Date(now - 60_000).toISOString() },
+      clear: { value: 80, file_value: 80, origin: 'file' },
+      severity: 'critical',
+      trip: true,
+    };
+    const twin = {
+      asset: 'pump-1',
+      name: 'Cooling pump 1',
+      state: 'tripped',
+      trip: { detector: 'pump-1-overheat', at: now - 5000 },
+      ack: null,
+      health: 20,
+      model_version: null,
+      active_anomalies: [
+        { detector: 'pump-1-overheat', sensor: 'temperature', severity: 'critical', trip: true, since: now - 5000, value: 97 },
+      ],
+      sensors: [
+        {
+          id: 'temperature',
+          metric: 'temperature',
+          unit: 'degC',
+          value: 97,
+          quality: 'good',
+          event_time: now,
+          window: null,
+          limits: [limit],
+        },
+      ],
+      updated_at: now,
+    };
+    const refusal = 'pump-1-overheat still holds on temperature (97 degC): the trip cannot be released until it clears';
+    const backend: ApiBackend = {
+      liveness: () => ({ ok: true, reasons: [] }),
+      readiness: () => ({ ready: true, reasons: [] }),
+      metrics: async () => '',
+      twin: () => ({ gateway: 'gw-c', generated_at: now, assets: [twin] }),
+      series: () => ({
+        generated_at: now,
+        assets: [
+          {
+            asset: 'pump-1',
+            sensors: {
+              temperature: [
+                [now - 10_000, 70],
+                [now - 5000, 96],
+                [now, 97],
+              ],
+            },
+            markers: [],
+          },
+        ],
+      }),
+      events: (asset) => (asset === undefined ? { 'pump-1': [] } : asset === 'pump-1' ? [] : undefined),
+      status: () => ({
+        gateway: 'gw-c',
+        ready: { ready: true, reasons: [] },
+        health: { ok: true, reasons: [] },
+        store: null,
+        sync: { configured: false },
+      }),
+      token: () => SHARED_TOKEN,
+      hasAsset: (a) => a === 'pump-1',
+      ack: () => ({ refused: refusal, raised: [{ detector: 'pump-1-overheat', sensor: 'temperature' }] }),
+    };
+    const api = apiSchema.parse({ listen: '127.0.0.1:0' });
+    const server = new ApiServer({
+      config: api,
+      backend,
+      logger: pino({ level: 'silent' }),
+      telemetry: new Telemetry(),
+    });
+    const addr = await server.start();
+    const browser = await chromium.launch({ executablePath: CHROMIUM as string, args: ['--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await page.goto(`http://127.0.0.1:${addr.port}/`);
+      const chart = page.locator('section[data-asset="pump-1"] canvas');
+      await page.waitForFunction(() =>
+        document.querySelector('section[data-asset="pump-1"] canvas')?.getAttribute('aria-label')?.includes('raises'),
+      );
+      expect(await chart.getAttribute('aria-label')).toContain(
+        'pump-1-overheat raises above 92.00 degC (override by cloud-ops at',
+      );
+      await page.click('#loginBtn');
+      await page.fill('#name', 'Jana Novak');
+      await page.fill('#token', SHARED_TOKEN);
+      await page.click('#login button[type=submit]');
+      await page.locator('#user', { hasText: 'Logged in as Jana Novak' }).waitFor();
+      await page.click('section[data-asset="pump-1"] button.ack');
+      const msg = page.locator('section[data-asset="pump-1"] .ackmsg');
+      await msg.locator('li').waitFor();
+      expect(await msg.locator('p').textContent()).toBe(`Acknowledge refused (409): ${refusal}`);
+      expect(await msg.locator('li').textContent()).toBe('pump-1-overheat is still raised on temperature');
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
   });
 });
