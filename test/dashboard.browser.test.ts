@@ -195,7 +195,9 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
     await rebound.close();
     // The allowed name answers, but reading needs a login here (public_read: false); probes do not.
     expect((await call('GET', '/api/status')).status).toBe(401);
-    expect((await call('GET', '/healthz')).status).toBe(200);
+    const health = await call('GET', '/healthz');
+    expect(health.status).toBe(200);
+    expect(health.headers['strict-transport-security']).toBe('max-age=31536000');
     expect((await call('GET', '/api/status', bearer)).status).toBe(200);
   });
 

@@ -155,6 +155,8 @@ export class ApiServer {
   private readonly publicRead: boolean;
   private readonly tls: { cert: Buffer; key: Buffer } | undefined;
   private readonly now: () => number;
+  /** Over HTTPS, browsers are told to never use plain HTTP for this name again. */
+  private readonly hsts: Record<string, string>;
 
   /** Reads the page and the TLS files; throws (naming the file) when one is unreadable. */
   constructor(private readonly opts: ApiOptions) {
@@ -183,6 +185,7 @@ export class ApiServer {
     this.users = c.users.map((u) => ({ name: u.name, sha256: Buffer.from(u.token_sha256, 'hex') }));
     this.publicRead = c.public_read ?? isLoopbackHost(host);
     this.tls = c.tls ? { cert: readFileSync(c.tls.cert_file), key: readFileSync(c.tls.key_file) } : undefined;
+    this.hsts = this.tls ? { 'strict-transport-security': 'max-age=31536000' } : {};
   }
 
   /** Listens; rejects (with the address in the message) when the port is taken. */
@@ -235,6 +238,7 @@ export class ApiServer {
   private json(res: ServerResponse, route: ApiRoute, code: number, body: unknown, headers: Record<string, string> = {}): void {
     const data = JSON.stringify(body);
     res.writeHead(code, {
+      ...this.hsts,
       'content-type': 'application/json; charset=utf-8',
       'cache-control': 'no-store',
       'x-content-type-options': 'nosniff',
@@ -373,6 +377,7 @@ export class ApiServer {
       case '/':
       case '/index.html':
         res.writeHead(200, {
+          ...this.hsts,
           'content-type': 'text/html; charset=utf-8',
           'cache-control': 'no-cache',
           'content-security-policy': this.csp,
