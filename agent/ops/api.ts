@@ -32,7 +32,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ApiConfig } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { type Logger, RateLimitedLog } from '../log.js';
 import type { ApiRoute, Telemetry } from '../telemetry.js';
 
 const DASHBOARD = new URL('./dashboard.html', import.meta.url);
@@ -157,11 +157,13 @@ export class ApiServer {
   private readonly now: () => number;
   /** Over HTTPS, browsers are told to never use plain HTTP for this name again. */
   private readonly hsts: Record<string, string>;
+  private readonly rateLog: RateLimitedLog;
 
   /** Reads the page and the TLS files; throws (naming the file) when one is unreadable. */
   constructor(private readonly opts: ApiOptions) {
     const c = opts.config;
     this.now = opts.now ?? Date.now;
+    this.rateLog = new RateLimitedLog(60_000, this.now);
     this.page = readFileSync(DASHBOARD);
     // The page's one inline script and style, allowed by hash: nothing injected runs.
     const html = this.page.toString('utf8');
@@ -284,7 +286,8 @@ export class ApiServer {
     if (list.length > this.opts.config.login_max_failures) list.shift();
     this.failures.set(key, list);
     if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value as string);
-    this.opts.logger.warn({ client: key }, 'API login failed');
+    // One line per minute at most: a password-guessing run must not flood the journal.
+    this.rateLog.log(this.opts.logger, 'warn', 'login-failed', { client: key }, 'API login or bearer token refused');
   }
 
   /** Who a presented token belongs to: the shared API token (no name) or a user. */
