@@ -86,16 +86,27 @@ export function isLoopbackHost(host: string): boolean {
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
 
 /** Config problems of the `api` section (used by the semantic checks of `edge-agent validate`). */
-export function apiProblems(api: ApiConfig): Array<{ path: string[]; message: string; hint?: string }> {
+export function apiProblems(api: ApiConfig): Array<{ path: Array<string | number>; message: string; hint?: string }> {
   if (!api.enabled) return [];
   const { host } = parseListen(api.listen);
-  const problems: Array<{ path: string[]; message: string; hint?: string }> = [];
+  const problems: Array<{ path: Array<string | number>; message: string; hint?: string }> = [];
   if (!isLoopbackHost(host) && !api.tls)
     problems.push({
       path: ['api', 'tls'],
       message: `api.listen ${api.listen} is not a loopback address: the plant network needs HTTPS`,
       hint: 'set api.tls.cert_file and api.tls.key_file; README, "Opening the dashboard to the plant network"',
     });
+  const seen = new Map<string, string>();
+  api.users.forEach((u, i) => {
+    const other = seen.get(u.token_sha256);
+    if (other !== undefined)
+      problems.push({
+        path: ['api', 'users', i, 'token_sha256'],
+        message: `"${u.name}" has the same token as "${other}": the audit could not tell them apart`,
+        hint: 'give every person their own token',
+      });
+    seen.set(u.token_sha256, u.name);
+  });
   if (isWildcard(host) && api.allowed_hosts.length === 0)
     problems.push({
       path: ['api', 'allowed_hosts'],
