@@ -43,7 +43,8 @@ type P = Record<string, unknown>;
 const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
 
 export class AssetEventLog {
-  private readonly rings = new Map<string, AssetEvent[]>();
+  /** Raw events per asset; described only when read, so the tap on the trip path stays a few field reads. */
+  private readonly rings = new Map<string, AgentEvent[]>();
   private readonly detectorAsset = new Map<string, string>();
   private readonly detectorType = new Map<string, string>();
   private readonly detectorSensor = new Map<string, string>();
@@ -87,15 +88,13 @@ export class AssetEventLog {
     }
   }
 
-  /** An event tap: cheap, and nothing for the routine kinds. */
+  /** An event tap: a few field reads, nothing for the routine kinds; the sentence is built when read. */
   onEvent(ev: AgentEvent): void {
-    if (ev.kind === 'aggregate' || ev.kind === 'capture' || ev.kind === 'twin') return;
-    const p = ev.payload as P;
-    const e = this.describe(ev, p);
-    if (!e) return;
-    const ring = this.rings.get(e.asset);
+    const asset = this.assetOf(ev);
+    if (asset === undefined) return;
+    const ring = this.rings.get(asset);
     if (!ring) return;
-    ring.push(e.event);
+    ring.push(ev);
     if (ring.length > PER_ASSET) ring.shift();
   }
 
@@ -103,7 +102,36 @@ export class AssetEventLog {
   list(asset: string, limit = 50): AssetEvent[] | undefined {
     const ring = this.rings.get(asset);
     if (!ring) return undefined;
-    return ring.slice(-limit).reverse();
+    const out: AssetEvent[] = [];
+    for (let i = ring.length - 1; i >= 0 && out.length < limit; i--) {
+      const ev = ring[i] as AgentEvent;
+      const e = this.describe(ev, ev.payload as P);
+      if (e) out.push(e.event);
+    }
+    return out;
+  }
+
+  /** The asset an event belongs on, or undefined when it is not listed. */
+  private assetOf(ev: AgentEvent): string | undefined {
+    const p = ev.payload as P;
+    switch (ev.kind) {
+      case 'anomaly':
+        return ev.key;
+      case 'action':
+        return p.type === 'trip' ||
+          p.type === 'dry_run_trip' ||
+          p.type === 'suppressed' ||
+          (p.type === 'command_result' && p.ok !== true)
+          ? ev.key
+          : undefined;
+      case 'audit':
+        if (p.type === 'ack') return ev.key;
+        return p.type === 'control' ? this.detectorAsset.get(str(p.detector)) : undefined;
+      case 'alarm':
+        return p.type === 'fail_safe' ? ev.key : undefined;
+      default:
+        return undefined;
+    }
   }
 
   private value(asset: string, sensor: string, v: unknown): string {
