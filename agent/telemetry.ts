@@ -19,7 +19,19 @@ export const ANOMALY_STATES = ['raised', 'cleared'] as const;
 export const ACTION_RESULTS = ['ok', 'failed'] as const;
 export const WATCHDOG_WITHHELD = ['event_loop', 'store'] as const;
 export const RELOAD_RESULTS = ['applied', 'unchanged', 'rejected', 'failed'] as const;
-export const API_ROUTES = ['healthz', 'readyz', 'metrics', 'twin', 'series', 'status', 'ack', 'dashboard', 'other'] as const;
+export const API_ROUTES = [
+  'healthz',
+  'readyz',
+  'metrics',
+  'twin',
+  'series',
+  'status',
+  'events',
+  'login',
+  'ack',
+  'dashboard',
+  'other',
+] as const;
 export type ApiRoute = (typeof API_ROUTES)[number];
 
 /** What `refresh()` reads from the running agent. A new `generation` (after a reload) restarts the deltas. */

@@ -93,6 +93,16 @@ export const aggregationSchema = z
   })
   .prefault({});
 
+export const apiUserSchema = z.strictObject({
+  name: z.string().trim().min(1).max(64).meta({ description: 'Who this is; the audit trail of an acknowledgement names them' }),
+  token_sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, { message: 'expected the SHA-256 of the token as 64 lowercase hex digits' })
+    .meta({
+      description: 'SHA-256 (hex) of the person\'s token: `printf %s "$TOKEN" | sha256sum`. The token itself is never stored',
+    }),
+});
+
 export const apiSchema = z
   .strictObject({
     enabled: z.boolean().default(true).meta({ description: 'Serve the local HTTP API and dashboard' }),
@@ -100,14 +110,46 @@ export const apiSchema = z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected host:port, e.g. 127.0.0.1:8080' })
       .default('127.0.0.1:8080')
-      .meta({ description: 'host:port of the API and dashboard. Keep it on 127.0.0.1 unless a firewall guards the port' }),
+      .meta({
+        description:
+          'host:port of the API and dashboard. A non-loopback address (the plant network) needs `tls` and, for 0.0.0.0 or [::], `allowed_hosts`',
+      }),
     token: z.string().optional().meta({
       description:
-        'Bearer token for POST /api/assets/:id/ack; take it from the environment (EDGE_API_TOKEN), never write it in the file. Empty or unset: token_file, then the systemd credential "api-token"; with none, acknowledging over the API is disabled',
+        'The API token: a bearer token for tools and the CLI, and a dashboard login (with the person\'s name). Take it from the environment (EDGE_API_TOKEN), never write it in the file. Empty or unset: token_file, then the systemd credential "api-token"; with none (and no users), acknowledging is disabled',
     }),
     token_file: z.string().optional().meta({
-      description: 'File holding the bearer token, e.g. one passed by systemd LoadCredential= (in $CREDENTIALS_DIRECTORY)',
+      description: 'File holding the API token, e.g. one passed by systemd LoadCredential= (in $CREDENTIALS_DIRECTORY)',
     }),
+    users: z.array(apiUserSchema).default([]).meta({
+      description:
+        'Per-person tokens: each logs in to the dashboard (or sends `Authorization: Bearer`) as its name, so the audit says who acknowledged',
+    }),
+    allowed_hosts: z
+      .array(z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)$/, { message: 'expected a host name or address, no port' }))
+      .default([])
+      .meta({
+        description:
+          'Host names (Host header, without port) the API answers to, besides localhost, 127.0.0.1, [::1] and the listen address. Every other Host is refused with 403, also on loopback (DNS rebinding)',
+      }),
+    tls: z
+      .strictObject({
+        cert_file: z
+          .string()
+          .meta({ description: 'PEM certificate (chain) of the dashboard, e.g. $CREDENTIALS_DIRECTORY/api-cert' }),
+        key_file: z.string().meta({ description: 'PEM private key of that certificate' }),
+      })
+      .optional()
+      .meta({ description: 'Serve HTTPS with this certificate and key (required when listen is not a loopback address)' }),
+    public_read: z.boolean().optional().meta({
+      description:
+        'Serve the read-only routes (twin, series, events, status, metrics) without login. Unset: true when listen is a loopback address, false otherwise. /healthz and /readyz never need a login',
+    }),
+    session_ttl: duration.prefault('12h').meta({ description: 'A dashboard login lasts this long (a shift)' }),
+    login_max_failures: z.int().min(1).max(1000).default(5).meta({
+      description: 'Failed logins (or wrong bearer tokens) per client address within login_window; then 429 until it passes',
+    }),
+    login_window: duration.prefault('1m'),
   })
   .prefault({});
 

@@ -1,6 +1,7 @@
 /** Checks that need the whole config: references between sections and duplicate ids. */
 import { detectionChecks } from '../detect/semantic.js';
 import { modelProblems } from '../model/semantic.js';
+import { apiProblems } from '../ops/api.js';
 import type { AgentConfig } from './schema.js';
 
 export interface SemanticProblem {
@@ -136,6 +137,7 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     }
   });
   problems.push(...modelProblems(config));
+  problems.push(...apiProblems(config.api));
   // Two sources opening one serial port would garble each other's frames on the bus.
   const serialPorts = new Map<string, string>();
   config.sources.forEach((src, i) => {

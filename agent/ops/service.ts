@@ -23,6 +23,7 @@ import { openDb } from '../store/db.js';
 import { activeTrips } from '../store/queries.js';
 import { Telemetry, type TelemetrySnapshot } from '../telemetry.js';
 import { type ApiBackend, ApiServer } from './api.js';
+import { AssetEventLog } from './events.js';
 import { Liveness } from './liveness.js';
 import { createNotifier, type Notifier, watchdogTimeoutMs } from './sd-notify.js';
 import { TwinTracker } from './twin.js';
@@ -33,12 +34,13 @@ interface Generation {
   readonly config: AgentConfig;
   readonly agent: Agent;
   readonly twin: TwinTracker;
+  readonly events: AssetEventLog;
   readonly startedAt: number;
 }
 
 /** Where the ack token comes from: api.token, then api.token_file, then the systemd credential "api-token". */
 export function resolveToken(
-  api: ApiConfig,
+  api: Partial<ApiConfig>,
   env: NodeJS.ProcessEnv,
 ): { token: string | undefined; source: 'config' | 'file' | 'credential' | 'none'; error?: string } {
   if (api.token?.trim()) return { token: api.token.trim(), source: 'config' };
@@ -102,9 +104,11 @@ export class Service {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
     });
+    const events = new AssetEventLog(config);
     agent.readingTaps.push((batch) => twin.onReadings(batch));
     agent.eventTaps.push(
       (ev) => twin.onEvent(ev),
+      (ev) => events.onEvent(ev),
       (ev) => this.telemetry.onEvent(ev),
     );
     const path = config.store.path;
@@ -113,6 +117,7 @@ export class Service {
         const db = openDb(path, 'NORMAL', true);
         try {
           twin.restoreTrips(activeTrips(db));
+          events.seed(db);
         } finally {
           db.close();
         }
@@ -123,7 +128,7 @@ export class Service {
     }
     await agent.start();
     twin.start(config.twin.interval);
-    return { config, agent, twin, startedAt: Date.now() };
+    return { config, agent, twin, events, startedAt: Date.now() };
   }
 
   private async stopGeneration(g: Generation): Promise<void> {
@@ -136,17 +141,19 @@ export class Service {
     const resolved = resolveToken(api, this.env);
     if (resolved.error)
       this.logger.error({ err: resolved.error }, 'API token unreadable; acknowledging over the API is disabled');
-    else if (!resolved.token && api.enabled)
-      this.logger.warn('no API token configured: the dashboard and API are read-only (set EDGE_API_TOKEN or api.token_file)');
+    else if (!resolved.token && api.enabled && api.users.length === 0)
+      this.logger.warn(
+        'no API token configured: the dashboard and API are read-only (set EDGE_API_TOKEN, api.token_file or api.users)',
+      );
     this.token = resolved.token;
     if (!api.enabled) return;
-    const server = new ApiServer({
-      listen: api.listen,
-      backend: this.backend(),
-      logger: this.logger.child({ component: 'api' }),
-      telemetry: this.telemetry,
-    });
     try {
+      const server = new ApiServer({
+        config: api,
+        backend: this.backend(),
+        logger: this.logger.child({ component: 'api' }),
+        telemetry: this.telemetry,
+      });
       this.apiAddress = await server.start();
       this.api = server;
     } catch (err) {
@@ -282,12 +289,17 @@ export class Service {
       },
       twin: () => ({ gateway: this.config.gateway.id, generated_at: Date.now(), assets: this.gen?.twin.snapshot() ?? [] }),
       series: (since) => ({ generated_at: Date.now(), assets: this.gen?.twin.series(since) ?? [] }),
+      events: (asset, limit) => {
+        const log = this.gen?.events;
+        if (asset !== undefined) return log?.list(asset, limit);
+        return Object.fromEntries(this.config.assets.map((a) => [a.id, log?.list(a.id, limit) ?? []]));
+      },
       status: () => this.status(),
       token: () => this.token,
       hasAsset: (asset) => this.config.assets.some((a) => a.id === asset),
-      ack: (asset, by) => {
+      ack: (asset, by, via) => {
         const g = this.gen;
-        if (!g?.agent.interlocks.ack(asset, by)) return undefined;
+        if (!g?.agent.interlocks.ack(asset, by, via)) return undefined;
         const twin = g.twin.snapshot().find((t) => t.asset === asset);
         this.notifier.notify(`STATUS=${this.statusLine()}`);
         return twin?.state ?? 'running';
@@ -309,7 +321,7 @@ export class Service {
         uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
         ready: this.readiness(),
         health: this.liveness.last,
-        ack_enabled: this.token !== undefined,
+        ack_enabled: this.token !== undefined || this.config.api.users.length > 0,
         sources: g?.agent.sourceStates() ?? [],
         pipeline: g ? { readings: g.agent.pipeline.counters.readings, anomalies: g.agent.pipeline.counters.anomalies } : null,
         store: g
@@ -325,7 +337,12 @@ export class Service {
             }
           : null,
         // Fed by the Kafka sync through the telemetry gauges; null/0 until a sync is configured.
-        sync: { lag_events: lagEvents, lag_seconds: lagSeconds, last_success: lastSuccess ? lastSuccess * 1000 : null },
+        sync: {
+          configured: g?.config.sync.kafka !== undefined,
+          lag_events: lagEvents,
+          lag_seconds: lagSeconds,
+          last_success: lastSuccess ? lastSuccess * 1000 : null,
+        },
       }),
     );
   }

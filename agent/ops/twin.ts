@@ -131,7 +131,8 @@ export function limitsOf(d: DetectorConfig): SensorLimit | undefined {
     const down = typeof cfg.delta_down === 'number' ? cfg.delta_down : 0;
     return { ...base, direction, raise: cfg.setpoint + sign * up, clear: cfg.setpoint - sign * down };
   }
-  if (typeof cfg.limit === 'number') return { ...base, direction, raise: cfg.limit, clear: cfg.limit };
+  // z-score and rate-of-change limits are not in the sensor's unit: they are not drawn on its chart.
+  if (typeof cfg.limit === 'number' && d.type === 'count_over') return { ...base, direction, raise: cfg.limit, clear: cfg.limit };
   return undefined;
 }
 
