@@ -105,7 +105,7 @@ export class KafkaControl {
     await admin.connect();
     try {
       const [committed] = await admin.fetchOffsets({ groupId, topics: [this.cfg.topic] });
-      if (committed && committed.partitions.some((p) => p.offset !== '-1')) return;
+      if (committed?.partitions.some((p) => p.offset !== '-1')) return;
       const ends = await admin.fetchTopicOffsets(this.cfg.topic);
       await admin.setOffsets({
         groupId,
