@@ -70,6 +70,11 @@ detectors:
   - { id: hot, type: threshold, asset: pump-1, sensor: temperature, setpoint: ${o.setpoint ?? 90}, delta_down: 2 }
 `;
 
+const setpointOf = (a: Agent) => {
+  const d = a.pipeline.detector('hot');
+  return d ? (d.config as { setpoint: number }).setpoint : undefined;
+};
+
 async function client(port: number, topic: string): Promise<{ c: MqttClient; replies: Reply[] }> {
   const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
   cleanups.push(() => c.endAsync(true));
@@ -99,7 +104,7 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     await agent().controlTopic?.ready();
     const { c, replies } = await client(broker.port, topic);
     const set = `${topic}/set`;
-    const setpoint = () => (agent().pipeline.detector('hot')?.config as { setpoint: number }).setpoint;
+    const setpoint = () => setpointOf(agent());
 
     // The simulated pump runs at about 65 degC: nothing fires at 90.
     await waitFor(() => agent().pipeline.counters.readings > 20, { what: 'readings' });
@@ -257,7 +262,7 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     // Unchanged file: the start-up log names the override with both values.
     lines.length = 0;
     const second = await start(80);
-    expect((second.pipeline.detector('hot')?.config as { setpoint: number }).setpoint).toBe(60);
+    expect(setpointOf(second)).toBe(60);
     const inForce = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'run-time override in force');
     expect(inForce).toMatchObject({
       detector: 'hot',
@@ -272,7 +277,7 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     // The file now says 70: the file's value applies and the conflict is named, in the log and in `control show`.
     lines.length = 0;
     const third = await start(70);
-    expect((third.pipeline.detector('hot')?.config as { setpoint: number }).setpoint).toBe(70);
+    expect(setpointOf(third)).toBe(70);
     const conflict = lines.map((l) => JSON.parse(l)).find((l) => /config file changed under a run-time override/.test(l.msg));
     expect(conflict).toMatchObject({ detector: 'hot', param: 'setpoint', file_value_then: 80, file_value_now: 70, override: 60 });
     expect(third.control.overridesView()).toEqual([
