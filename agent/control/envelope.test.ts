@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseKeys, signBody, signCommand, verifyMessage } from './envelope.js';
+import { buildControlSchema } from './json-schema.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const pair = () => generateKeyPairSync('ed25519');
@@ -80,4 +82,45 @@ print(json.dumps({"pem": pem, "msg": {"v": 1, "key_id": "spark-1", "payload": b6
     const res = verifyMessage(JSON.stringify(msg), { ...opts, keys: pyKeys });
     expect(res).toMatchObject({ ok: true, body: { id: 'py-1', params: { setpoint: 82.5 } } });
   });
+
+  it('schema/control-message.schema.json is current (npm run schema)', () => {
+    expect(JSON.parse(readFileSync('schema/control-message.schema.json', 'utf8'))).toEqual(buildControlSchema());
+  });
+
+  const pyJs = spawnSync('python3', ['-c', 'import jsonschema'], { stdio: 'ignore' });
+  if (pyJs.status !== 0 && process.env.CI) throw new Error('CI must run the JSON Schema check (python3-jsonschema)');
+  it.skipIf(pyJs.status !== 0)(
+    'the JSON Schema accepts what the agent accepts and refuses what it refuses (python jsonschema)',
+    () => {
+      const env = signBody(body({ valid_for: '30m' }), privateKey, 'cloud-1');
+      const cases = {
+        good_envelope: [env, true],
+        padded_sig: [{ ...env, sig: `${env.sig}==` }, false],
+        extra_key: [{ ...env, x: 1 }, false],
+        good_body: [body({ valid_for: '30m' }), true],
+        reset_body: [body({ op: 'reset', params: undefined }), true],
+        model_body: [body({ op: 'model', detector: undefined, params: { model_version: 'v2' } }), true],
+        no_expiry: [body({ expires_at: undefined }), false],
+        bad_op: [body({ op: 'shutdown' }), false],
+        local_time: [body({ issued_at: '2026-06-01T11:59:00' }), false],
+      };
+      const script = `
+import json, sys, jsonschema
+schema = json.load(open("schema/control-message.schema.json"))
+body = dict(schema["$defs"]["body"], **{"$defs": schema["$defs"]})
+out = {}
+for name, doc in json.loads(sys.stdin.read()).items():
+    try:
+        jsonschema.validate(doc, schema if "sig" in doc else body, format_checker=jsonschema.FormatChecker())
+        out[name] = True
+    except jsonschema.ValidationError:
+        out[name] = False
+print(json.dumps(out))
+`;
+      const docs = Object.fromEntries(Object.entries(cases).map(([k, [doc]]) => [k, doc]));
+      const out = spawnSync('python3', ['-c', script], { input: JSON.stringify(docs), encoding: 'utf8' });
+      expect(out.status, out.stderr).toBe(0);
+      expect(JSON.parse(out.stdout)).toEqual(Object.fromEntries(Object.entries(cases).map(([k, [, ok]]) => [k, ok])));
+    },
+  );
 });
