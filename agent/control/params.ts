@@ -69,7 +69,10 @@ export function controlChecks(config: AgentConfig): ControlProblem[] {
         });
         continue;
       }
-      if (lo > hi) problems.push({ path, message: `bounds [${lo}, ${hi}]: the first must not exceed the second` });
+      if (lo > hi) {
+        problems.push({ path, message: `bounds [${lo}, ${hi}]: the first must not exceed the second` });
+        continue;
+      }
       const v = (d as unknown as Record<string, unknown>)[param];
       if (typeof v === 'number' && (v < lo || v > hi))
         problems.push({ path, message: `the file's ${param} (${v}) is outside its bounds [${lo}, ${hi}]` });
