@@ -151,7 +151,7 @@ describe('control plane', () => {
         reason: expect.stringMatching(/cannot change "trip"/),
       }),
     ]);
-    store.remove('hot');
+    expect(store.all()).toEqual([]);
     store.save({
       detector: 'hot',
       params: { setpoint: 50 },

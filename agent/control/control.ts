@@ -80,6 +80,8 @@ export interface OverrideView {
   readonly origin: string;
   /** Set when the config file's value changed since the override was made: the file's value applies. */
   readonly conflict?: { readonly file_value_then: unknown; readonly file_value_now: unknown };
+  /** Set when today's control.limits do not allow the value: it is dropped at the next start. */
+  readonly not_allowed?: string;
 }
 
 export interface ControlOptions {
@@ -203,11 +205,12 @@ export class ControlPlane {
       }
       const res = this.validateSet(s.detector, s.params, s.expiresAt);
       if ('error' in res) {
+        store.remove(s.detector);
         this.logger.warn(
-          { detector: s.detector, reason: res.error },
-          'persisted override no longer valid; config file values apply',
+          { detector: s.detector, params: s.params, reason: res.error },
+          'persisted override not allowed by this config: dropped, config file values apply',
         );
-        this.audit({ type: 'control_rejected', origin: 'restore', detector: s.detector, reason: res.error });
+        this.audit({ type: 'control_rejected', origin: 'restore', detector: s.detector, params: s.params, reason: res.error });
         continue;
       }
       this.o.pipeline.reconfigure(s.detector, res.config);
@@ -442,7 +445,7 @@ export class ControlPlane {
   overridesView(): OverrideView[] {
     const out: OverrideView[] = [];
     const rows = [...this.overrides.values(), ...this.conflicts.values()].sort((a, b) => a.detector.localeCompare(b.detector));
-    for (const s of rows) out.push(...viewOf(s, this.fileConfig.get(s.detector)));
+    for (const s of rows) out.push(...viewOf(s, this.fileConfig.get(s.detector), this.o.config.control.limits));
     return out;
   }
 
@@ -686,11 +689,26 @@ export function fileChanges(file: DetectorConfig, s: StoredSetpoint): Array<{ pa
 }
 
 /** One row per overridden parameter, with the conflict when the file changed under it. */
-export function viewOf(s: StoredSetpoint, file: DetectorConfig | undefined): OverrideView[] {
+export function viewOf(
+  s: StoredSetpoint,
+  file: DetectorConfig | undefined,
+  limits?: AgentConfig['control']['limits'],
+): OverrideView[] {
   const changes = new Map((file ? fileChanges(file, s) : []).map((c) => [c.param, c]));
   return Object.entries(s.params).map(([param, value]) => {
     const c = changes.get(param);
     const pm = s.meta[param];
+    const bounds = limits?.[s.detector]?.[param];
+    const notAllowed =
+      limits === undefined
+        ? undefined
+        : !file
+          ? 'the detector is no longer in the config file'
+          : !bounds
+            ? `${param} is not declared in control.limits.${s.detector}`
+            : typeof value !== 'number' || value < bounds[0] || value > bounds[1]
+              ? `outside control.limits.${s.detector}.${param} [${bounds[0]}, ${bounds[1]}]`
+              : undefined;
     return {
       detector: s.detector,
       param,
@@ -702,6 +720,7 @@ export function viewOf(s: StoredSetpoint, file: DetectorConfig | undefined): Ove
       expires_at: s.expiresAt,
       origin: s.origin,
       ...(c ? { conflict: { file_value_then: c.then, file_value_now: c.now } } : {}),
+      ...(notAllowed ? { not_allowed: notAllowed } : {}),
     };
   });
 }
