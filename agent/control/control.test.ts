@@ -23,11 +23,11 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function setup(limits = '{ hot: { setpoint: [40, 95] } }') {
+async function setup(limits = '{ hot: { setpoint: [40, 95] } }', maxRate = 1000) {
   const res = await parseConfig(
     `
 gateway: { id: gw-1 }
-control: { limits: ${limits}, max_valid_for: 1h }
+control: { limits: ${limits}, max_valid_for: 1h, max_rate: ${maxRate} }
 sources: [{ id: plc, type: simulator }]
 assets: [{ id: pump, sensors: [{ id: temp, metric: temperature, unit: degC, source: plc }] }]
 detectors:
@@ -111,6 +111,30 @@ describe('control plane', () => {
     await w.control.handle('{"op":"set"}', 'test');
     expect(w.events).toHaveLength(2);
     expect(w.events[1]?.payload).toMatchObject({ type: 'control_rejected', kind: 'unsigned', suppressed_since_last: 49 });
+  });
+
+  it('checks at most control.max_rate messages per second; the rest are refused unchecked', async () => {
+    const w = await setup(undefined, 5);
+    const res = [];
+    for (let i = 0; i < 8; i++) res.push(await w.send({ op: 'set', detector: 'hot', params: { setpoint: 60 + i } }));
+    expect(res.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'rate_limited',
+      'rate_limited',
+      'rate_limited',
+    ]);
+    expect(w.setpoint()).toBe(64);
+    w.clock.now += 400;
+    expect(await w.send({ op: 'set', detector: 'hot', params: { setpoint: 70 } })).toMatchObject({ ok: true });
+    expect(await w.send({ op: 'set', detector: 'hot', params: { setpoint: 71 } })).toMatchObject({ ok: true });
+    expect(await w.send({ op: 'set', detector: 'hot', params: { setpoint: 72 } })).toMatchObject({
+      ok: false,
+      reason: 'rate_limited',
+    });
   });
 
   it('without keys every message is refused', async () => {
