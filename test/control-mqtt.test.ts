@@ -300,5 +300,9 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     const shown = await cli(['control', 'show', '--config', file]);
     expect(shown.stdout).toMatch(/hot\.setpoint {2}file 70 {2}effective 70 {2}override 60/);
     expect(shown.stdout).toMatch(/CONFLICT hot\.setpoint: the config file changed 80 -> 70 since the override 60 was made/);
+    // With the agent stopped, `control reset` works on the store.
+    const reset = await cli(['control', 'reset', '--by', 'Jana Novak', '--config', file]);
+    expect(reset.stdout).toMatch(/the agent is not reachable .*in the store: reset hot to the config file/);
+    expect((await cli(['control', 'show', '--config', file])).stdout).toMatch(/no run-time overrides/);
   }, 120_000);
 });

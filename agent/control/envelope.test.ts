@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseKeys, signBody, signCommand, verifyMessage } from './envelope.js';
+import { DEFAULT_KEYS_FILE, keysFilePath, parseKeys, signBody, signCommand, verifyMessage } from './envelope.js';
 import { buildControlSchema } from './json-schema.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -81,6 +81,16 @@ print(json.dumps({"pem": pem, "msg": {"v": 1, "key_id": "spark-1", "payload": b6
     const pyKeys = parseKeys(JSON.stringify({ keys: [{ key_id: 'spark-1', public_key_pem: pyPem }] }), 'py.json');
     const res = verifyMessage(JSON.stringify(msg), { ...opts, keys: pyKeys });
     expect(res).toMatchObject({ ok: true, body: { id: 'py-1', params: { setpoint: 82.5 } } });
+  });
+
+  it('public keys come from control.keys_file, else the systemd credential, else the default path; only Ed25519', () => {
+    expect(keysFilePath('/etc/x.json', { CREDENTIALS_DIRECTORY: '/run/credentials/edge-agent.service' })).toBe('/etc/x.json');
+    expect(keysFilePath(undefined, { CREDENTIALS_DIRECTORY: '/run/credentials/edge-agent.service' })).toBe(
+      '/run/credentials/edge-agent.service/control-keys',
+    );
+    expect(keysFilePath(undefined, {})).toBe(DEFAULT_KEYS_FILE);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(() => parseKeys(JSON.stringify({ keys: [{ key_id: 'r', public_key_pem: rsa }] }), 'k.json')).toThrow(/not Ed25519/);
   });
 
   it('schema/control-message.schema.json is current (npm run schema)', () => {
