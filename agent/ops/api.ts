@@ -13,6 +13,8 @@
  *   POST /api/login             body {"token", "name"?}: sets the session cookie; 401 | 429 (rate limited)
  *   POST /api/logout            ends the session
  *   POST /api/assets/:id/ack    body {"by": "NAME"}: 200 {asset, state} | 400 | 401 | 403 | 404 | 409
+ *   POST /api/control/reset     body {"by": "NAME", "detector"?: "ID"}: run-time overrides back to the
+ *                               config file (`edge-agent control reset`); 200 {ok, reset} | 400 | 401 | 403 | 404 | 409
  *
  * Security, on every request, in this order:
  * 1. Host allow-list (localhost, 127.0.0.1, [::1], the listen address, `api.allowed_hosts`): anything
@@ -62,6 +64,8 @@ export interface ApiBackend {
    * or a refusal (contract C) when a tripping condition still holds.
    */
   ack(asset: string, by: string, via: string): string | undefined | AckRefusal;
+  /** Returns detectors (all when undefined) to the config file's values. */
+  controlReset?(detector: string | undefined, by: string): { ok: boolean; error?: string; reset?: readonly string[] };
 }
 
 export interface ApiOptions {
@@ -385,6 +389,12 @@ export class ApiServer {
       }
       return this.ack(req, res, who, decodeURIComponent(ack?.[1] as string));
     }
+    if (path === '/api/control/reset') {
+      if (method !== 'POST') return this.json(res, 'other', 405, { error: 'use POST' }, { allow: 'POST' });
+      const who = this.who(req);
+      if (who.kind !== 'anonymous') this.checkWrite(req, who);
+      return this.controlReset(req, res, who);
+    }
     if (method !== 'GET' && method !== 'HEAD')
       return this.json(res, 'other', 405, { error: 'method not allowed' }, { allow: 'GET' });
     switch (path) {
@@ -515,6 +525,37 @@ export class ApiServer {
     const t = this.now();
     for (const [id, s] of this.sessions) if (s.expires <= t) this.sessions.delete(id);
     while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
+  }
+
+  /** `edge-agent control reset`: authorised like an acknowledgement; returning to the file never weakens protection. */
+  private async controlReset(req: IncomingMessage, res: ServerResponse, who: Who): Promise<void> {
+    if (who.kind === 'anonymous')
+      return this.json(
+        res,
+        'other',
+        401,
+        { ok: false, error: this.loginEnabled() ? 'log in, or send Authorization: Bearer TOKEN' : DISABLED },
+        {
+          'www-authenticate': 'Bearer realm="edge-agent"',
+        },
+      );
+    let body: Record<string, unknown>;
+    try {
+      body = await readJson(req);
+    } catch (err) {
+      return this.json(res, 'other', 400, {
+        ok: false,
+        error: `body must be JSON {"by": "NAME", "detector"?: "ID"}: ${(err as Error).message}`,
+      });
+    }
+    const named = who.kind === 'session' ? who.session.name : who.principal.name;
+    const by = named ?? (typeof body.by === 'string' ? body.by.trim() : '');
+    if (!by || by.length > 64)
+      return this.json(res, 'other', 400, { ok: false, error: '"by" must name the person resetting (1-64 characters)' });
+    if (body.detector !== undefined && typeof body.detector !== 'string')
+      return this.json(res, 'other', 400, { ok: false, error: '"detector" must be a string' });
+    const r = this.opts.backend.controlReset?.(body.detector, by) ?? { ok: false, error: 'agent not running' };
+    return this.json(res, 'other', r.ok ? 200 : /unknown detector/.test(r.error ?? '') ? 404 : 409, r);
   }
 
   private async ack(req: IncomingMessage, res: ServerResponse, who: Who, asset: string): Promise<void> {

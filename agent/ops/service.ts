@@ -103,8 +103,13 @@ export class Service {
     const twin = new TwinTracker(config, {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
+      detector: (id) => {
+        const d = agent.pipeline.detector(id);
+        return d ? { config: d.config, settings: agent.control.settings(id) } : undefined;
+      },
     });
     const events = new AssetEventLog(config);
+    agent.control.listeners.push((id) => twin.settingsChanged(id));
     agent.readingTaps.push((batch) => twin.onReadings(batch));
     agent.eventTaps.push(
       (ev) => twin.onEvent(ev),
@@ -304,6 +309,7 @@ export class Service {
         this.notifier.notify(`STATUS=${this.statusLine()}`);
         return twin?.state ?? 'running';
       },
+      controlReset: (detector, by) => this.gen?.agent.control.reset(detector, by) ?? { ok: false, error: 'agent not running' },
     };
   }
 
@@ -334,6 +340,14 @@ export class Service {
               write_errors: g.agent.store.stats.writeErrors,
               last_error: g.agent.store.stats.lastError ?? null,
               bytes,
+            }
+          : null,
+        control: g
+          ? {
+              applied: g.agent.control.counters.applied,
+              rejected: g.agent.control.counters.rejected,
+              rejected_by_reason: g.agent.control.counters.byReason,
+              overrides: g.agent.control.overridesView(),
             }
           : null,
         // Fed by the Kafka sync through the telemetry gauges; null/0 until a sync is configured.
