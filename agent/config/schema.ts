@@ -72,6 +72,10 @@ export const storeSchema = z
       description:
         'Events held in memory while the store cannot be written (disk full, unopenable). Beyond it routine events are dropped first, counted, and an alarm is raised',
     }),
+    latch_journal: z.string().optional().meta({
+      description:
+        'File where each trip is made durable (fdatasync) right after its stop commands left, and read back at start so the latch and the stop survive a crash or power loss. Default: <path>.latches (none for :memory:)',
+    }),
     startup_check: z.enum(['quick', 'none']).default('quick').meta({
       description:
         'quick: PRAGMA quick_check at start; a corrupt file is renamed to <path>.corrupt-<time> and a fresh store starts (with an alarm). none: only corruption found when opening is caught',
@@ -131,6 +135,10 @@ export const sensorSchema = z.strictObject({
     .meta({ description: "Where the source finds the value; its keys are the source driver's (see its README)" }),
   min: z.number().optional().meta({ description: 'Lowest physically valid value; below is quality "bad"' }),
   max: z.number().optional().meta({ description: 'Highest physically valid value; above is quality "bad"' }),
+  range_trip: z.boolean().optional().meta({
+    description:
+      "Default true. A reading past min/max on the side a tripping detector of this sensor watches (above: max, below: min, both for zscore/multivariate) trips that interlock, as a raised 'range:above_max'/'range:below_min' condition. Only where min/max are set. false: such a reading is only quality bad (edge-agent validate warns)",
+  }),
 });
 
 export const assetSchema = z.strictObject({
@@ -472,12 +480,16 @@ export const interlockSchema = z.strictObject({
   dry_run: z.boolean().default(false).meta({
     description: 'Commissioning: decide, latch and audit what would have been sent, but send nothing to the actuators',
   }),
+  reset: z.enum(['refuse', 'when_clear']).default('refuse').meta({
+    description:
+      'An acknowledgement while a tripping condition still holds (a tripping detector raised, a watched sensor silent, bad or unread since start): refuse: refused (API 409, CLI non-zero, MQTT answer) and audited; when_clear: recorded, and the asset is released by itself once every condition has cleared',
+  }),
   fail_safe: z
     .strictObject({
-      policy: z
-        .enum(['none', 'alarm', 'stop'])
-        .default('alarm')
-        .meta({ description: 'When a watched sensor goes silent or bad: raise an alarm event, or trip the asset' }),
+      policy: z.enum(['none', 'alarm', 'stop']).default('stop').meta({
+        description:
+          'When a watched sensor goes silent or bad: trip the asset (stop), or only raise an alarm event (alarm; edge-agent validate warns about every tripping detector it weakens)',
+      }),
       silent_after: duration.prefault('30s').meta({ description: 'A watched sensor with no reading for this long is silent' }),
       bad_readings: z
         .int()

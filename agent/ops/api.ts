@@ -3,18 +3,22 @@
  *
  *   GET  /                      the dashboard (one self-contained page, no CDN)
  *   GET  /healthz               200 while the liveness checks pass, else 503 with the reasons
- *   GET  /readyz                200 once the store is open and every source started, else 503
+ *   GET  /readyz                200 once the store is open and every source started, else 503 (status
+ *                               "degraded" when the store or latch journal is unusable: still protecting)
  *   GET  /metrics               Prometheus text format (agent/telemetry.ts)
  *   GET  /api/twin              the digital twin of every asset
  *   GET  /api/series?since=MS   recent values per sensor and anomaly markers, for charts
  *   GET  /api/status            gateway, store, sync and source status
  *   POST /api/assets/:id/ack    body {"by": "NAME"}, header `Authorization: Bearer TOKEN`;
- *                               200 {asset, state} | 400 | 401 | 404 unknown asset | 409 not tripped
+ *                               200 {ok, asset, state[, deferred, raised]} | 400 | 401 | 404 unknown asset |
+ *                               409 {ok: false, error, raised: [{detector, sensor}]} while a tripping condition
+ *                               holds (contract C), or 409 {ok: false, error} when not tripped
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AckResult } from '../interlock.js';
 import type { Logger } from '../log.js';
 import type { ApiRoute, Telemetry } from '../telemetry.js';
 
@@ -23,7 +27,8 @@ const DASHBOARD = new URL('./dashboard.html', import.meta.url);
 /** What the API reads from the running service; swapped atomically on reload. */
 export interface ApiBackend {
   liveness(): { ok: boolean; reasons: readonly string[] };
-  readiness(): { ready: boolean; reasons: readonly string[] };
+  /** `degraded`: protecting the machines, but the store (or latch journal) is not usable. */
+  readiness(): { ready: boolean; degraded?: boolean; reasons: readonly string[] };
   metrics(): Promise<string>;
   twin(): unknown;
   series(since: number): unknown;
@@ -31,8 +36,8 @@ export interface ApiBackend {
   /** The bearer token, or undefined when acknowledging over the API is disabled. */
   token(): string | undefined;
   hasAsset(asset: string): boolean;
-  /** Unlatches the asset's trip; returns the new machine state, or undefined when it was not tripped. */
-  ack(asset: string, by: string): string | undefined;
+  /** Acknowledges the asset's trip: released, deferred (reset: when_clear), or refused. */
+  ack(asset: string, by: string): AckResult;
 }
 
 export interface ApiOptions {
@@ -127,7 +132,8 @@ export class ApiServer {
       }
       case '/readyz': {
         const r = b.readiness();
-        return this.json(res, 'readyz', r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons });
+        const status = r.ready ? 'ready' : r.degraded ? 'degraded' : 'not ready';
+        return this.json(res, 'readyz', r.ready ? 200 : 503, { status, reasons: r.reasons });
       }
       case '/metrics': {
         const text = await b.metrics();
@@ -176,9 +182,10 @@ export class ApiServer {
     if (!by || by.length > 64)
       return this.json(res, 'ack', 400, { error: '"by" must name the person acknowledging (1-64 characters)' });
     if (!b.hasAsset(asset)) return this.json(res, 'ack', 404, { error: `unknown asset "${asset}"` });
-    const state = b.ack(asset, by);
-    if (state === undefined) return this.json(res, 'ack', 409, { error: `asset "${asset}" is not tripped`, asset });
-    return this.json(res, 'ack', 200, { asset, state });
+    const r = b.ack(asset, by);
+    if (!r.ok)
+      return this.json(res, 'ack', 409, { ok: false, error: r.error, asset, ...('raised' in r ? { raised: r.raised } : {}) });
+    return this.json(res, 'ack', 200, { asset, ...r });
   }
 }
 

@@ -72,6 +72,7 @@ export class Service {
   private readonly notifier: Notifier;
   private readonly liveness: Liveness;
   private reloading: Promise<void> | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedAt = Date.now();
 
@@ -161,12 +162,43 @@ export class Service {
     this.telemetry.startSampler(() => this.snapshot());
     this.liveness.start();
     this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}\nMAINPID=${process.pid}`);
+    this.watchStatus();
     this.logger.info({ notify: this.notifier.transport, watchdog_ms: watchdogTimeoutMs(this.env) ?? null }, 'service ready');
   }
 
   private statusLine(): string {
     const tripped = this.gen?.agent.interlocks.tripped() ?? [];
-    return `running; ${tripped.length ? `tripped: ${tripped.join(', ')}` : 'no trips'}`;
+    const degraded = this.degradation();
+    return `running; ${tripped.length ? `tripped: ${tripped.join(', ')}` : 'no trips'}${degraded.length ? `; DEGRADED: ${degraded.join('; ')}` : ''}`;
+  }
+
+  /**
+   * What keeps the agent from being fully ready although it protects the machines: an event store that
+   * cannot be opened or written (events held in the bounded memory buffer), an unusable latch journal.
+   */
+  private degradation(): string[] {
+    const g = this.gen;
+    if (!g) return [];
+    const out: string[] = [];
+    const st = g.agent.store.stats;
+    if (st.degraded || st.failing)
+      out.push(
+        `event store ${st.degraded ? 'cannot be opened' : 'cannot be written'} (${st.lastError ?? 'unknown error'}); interlocks keep protecting the machines, ${g.agent.store.backlog} events held in memory`,
+      );
+    if (g.agent.journalError) out.push(`latch journal unusable (${g.agent.journalError}); trips may not survive a crash`);
+    return out;
+  }
+
+  /** Keeps the STATUS= line current while the store degrades or recovers (only changes are sent). */
+  private watchStatus(): void {
+    let last = this.statusLine();
+    this.statusTimer = setInterval(() => {
+      const line = this.statusLine();
+      if (line === last) return;
+      last = line;
+      this.notifier.notify(`STATUS=${line}`);
+    }, 2000);
+    this.statusTimer.unref();
   }
 
   /** SIGHUP. Never throws; concurrent reloads are coalesced. */
@@ -236,6 +268,7 @@ export class Service {
   /** Ordered shutdown. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      if (this.statusTimer) clearInterval(this.statusTimer);
       this.notifier.notify('STOPPING=1\nSTATUS=stopping');
       await this.reloading;
       await this.api?.stop();
@@ -262,13 +295,15 @@ export class Service {
     };
   }
 
-  private readiness(): { ready: boolean; reasons: string[] } {
+  private readiness(): { ready: boolean; degraded: boolean; reasons: string[] } {
     const reasons: string[] = [];
     const g = this.gen;
     if (this.stopping) reasons.push('stopping');
     if (!g) reasons.push('agent not running (starting or reloading)');
     else for (const s of g.agent.sourceStates()) if (!s.started) reasons.push(`source ${s.id} not started (retrying)`);
-    return { ready: reasons.length === 0, reasons };
+    const degraded = this.degradation();
+    reasons.push(...degraded);
+    return { ready: reasons.length === 0, degraded: degraded.length > 0, reasons };
   }
 
   private backend(): ApiBackend {
@@ -287,10 +322,10 @@ export class Service {
       hasAsset: (asset) => this.config.assets.some((a) => a.id === asset),
       ack: (asset, by) => {
         const g = this.gen;
-        if (!g?.agent.interlocks.ack(asset, by)) return undefined;
-        const twin = g.twin.snapshot().find((t) => t.asset === asset);
-        this.notifier.notify(`STATUS=${this.statusLine()}`);
-        return twin?.state ?? 'running';
+        if (!g) return { ok: false, reason: 'not_tripped', error: 'agent not running (starting or reloading)' };
+        const res = g.agent.interlocks.ack(asset, by);
+        if (res.ok) this.notifier.notify(`STATUS=${this.statusLine()}`);
+        return res;
       },
     };
   }

@@ -85,7 +85,7 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
       {
         ack: (asset, by, via) => {
           acks.push([asset, by, via]);
-          return true;
+          return { ok: true, state: 'running' };
         },
       },
     );
