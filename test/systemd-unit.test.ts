@@ -35,6 +35,8 @@ describe('systemd unit', () => {
       'CapabilityBoundingSet=',
       'DevicePolicy=closed',
       'DeviceAllow=char-ttyUSB rw',
+      // drivers/exec/README.md's GPIO stop relay (gpioset on /dev/gpiochip*).
+      'DeviceAllow=char-gpiochip rw',
       'ReadWritePaths=/var/lib/edge-agent',
       'LoadCredential=api-token:/etc/edge-agent/credentials/api-token',
       'ExecReload=/bin/kill -HUP $MAINPID',
@@ -60,6 +62,8 @@ describe('install and uninstall scripts', () => {
     const find = (re: RegExp) => plan.findIndex((l) => re.test(l));
     expect(find(/useradd --system .* edge-agent$/)).toBeGreaterThanOrEqual(0);
     expect(find(/npm ci --omit=dev/)).toBeGreaterThan(find(/useradd/));
+    expect(find(/usermod -a -G gpio edge-agent$/)).toBeGreaterThan(find(/useradd/));
+    expect(find(/60-edge-agent-gpio\.rules \/etc\/udev\/rules\.d\//)).toBeGreaterThan(0);
     expect(find(/install -m 0640 .* \/etc\/edge-agent\/agent\.yaml$/)).toBeGreaterThan(0);
     expect(find(/credentials\/api-token/)).toBeGreaterThan(0);
     expect(find(/\/etc\/systemd\/system\/edge-agent\.service$/)).toBeGreaterThan(0);
