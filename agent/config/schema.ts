@@ -54,7 +54,7 @@ export const storeSchema = z
     path: z.string().default('./data/agent.db').meta({ description: 'SQLite event store file' }),
     synchronous: z.enum(['FULL', 'NORMAL', 'OFF']).default('FULL').meta({
       description:
-        'SQLite durability. FULL: an acknowledged batch survives power loss (gateway default). NORMAL: faster, the last batches may be lost on power loss. OFF: tests only.',
+        'SQLite durability (docs/sync.md). FULL: the WAL is synced at every commit; SQLite documents a committed batch as durable across power loss on storage that honours flushes (gateway default). NORMAL: faster; a power loss may roll back the last batches. OFF: tests only.',
     }),
     flush_interval: duration.prefault('200ms').meta({ description: 'Longest an accepted event waits before it is written' }),
     batch_size: z.int().min(1).max(100_000).default(2000).meta({ description: 'Events per write transaction' }),
@@ -74,7 +74,7 @@ export const storeSchema = z
     }),
     latch_journal: z.string().optional().meta({
       description:
-        'File where each trip is made durable (fdatasync) right after its stop commands left, and read back at start so the latch and the stop survive a crash or power loss. Default: <path>.latches (none for :memory:)',
+        'Latch journal: each trip is written here right after its stop commands left (write(2) in the same tick, then fdatasync(2) off the main thread) and read back at start, so the latch and the stop survive a crash. Default: <path>.latches (none for :memory:)',
     }),
     startup_check: z.enum(['quick', 'none']).default('quick').meta({
       description:
