@@ -610,6 +610,8 @@ export class Interlocks {
       const latch = this.latches.get(w.asset) as AssetLatch;
       const fs = latch.config.fail_safe;
       if (fs.policy === 'none' || w.silent) continue;
+      // The gateway clock stepped back: restart the silence clock rather than wait out the jump.
+      if (t < w.lastSeen) w.lastSeen = t;
       if (t - w.lastSeen > fs.silent_after) this.sensorFault(w, 'silent', undefined);
     }
     for (const latch of this.latches.values()) this.recheck(latch);

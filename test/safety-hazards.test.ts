@@ -216,3 +216,52 @@ describe('hazard: a restart while tripped', () => {
     expect(p.interlocks.tripped()).toEqual(['pump-2']);
   });
 });
+
+describe('hazard: an actuator command fails or its read-back disagrees', () => {
+  it('the failure is recorded per command, the latch holds and the stop is re-asserted until it takes', async () => {
+    const p = await plant();
+    p.result = () =>
+      Promise.resolve({
+        ok: false,
+        ack: { read_back: [false], verified: false },
+        error: 'read-back differs from the value written',
+      });
+    p.feed('pump-1', 'temperature', 150);
+    await vi.advanceTimersByTimeAsync(3000);
+    const results = p.ofType('command_result');
+    expect(results.map((r) => [r.phase, r.ok])).toEqual([
+      ['trip', false],
+      ['reassert', false],
+      ['reassert', false],
+      ['reassert', false],
+    ]);
+    expect(results[0]).toMatchObject({ error: 'read-back differs from the value written', ack: { verified: false } });
+    expect(p.interlocks.state('pump-1')).toBe('tripped');
+  });
+});
+
+describe('hazard: a clock jump', () => {
+  it('the gateway clock stepping back an hour does not blind the silence check: readings dropped as late trip by silence', async () => {
+    const p = await plant();
+    p.feed('pump-1', 'temperature', 50);
+    p.feed('pump-2', 'pressure', 6);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    // Readings stamped by the stepped-back clock are older than the watermark: dropped as late, unseen.
+    for (let i = 0; i < 8; i++) {
+      vi.advanceTimersByTime(1000);
+      p.feed('pump-1', 'temperature', 50);
+    }
+    expect(p.pipeline.counters.late).toBeGreaterThan(0);
+    expect(p.interlocks.state('pump-1')).toBe('tripped');
+    expect(p.ofType('trip')[0]).toMatchObject({ detector: 'fail_safe:silent' });
+  });
+
+  it('a reading stamped far in the future is rejected: it cannot trip, nor push the watermark ahead', async () => {
+    const p = await plant();
+    p.feed('pump-1', 'temperature', 150, 'good', Date.now() + 3_600_000);
+    expect(p.pipeline.counters.future).toBe(1);
+    expect(p.interlocks.state('pump-1')).toBe('running');
+    p.feed('pump-1', 'temperature', 150);
+    expect(p.interlocks.state('pump-1')).toBe('tripped');
+  });
+});

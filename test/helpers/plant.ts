@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { ActuatorCommand, ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import type { ActuatorCommand, ActuatorDriver, ActuatorResult, BoundSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { LatchJournal } from '../../agent/latch-journal.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -67,6 +67,8 @@ export class Plant {
   pipeline!: Pipeline;
   journal!: LatchJournal;
   life = -1;
+  /** What the actuator answers (a device that fails or whose read-back disagrees: ok false). */
+  result: () => Promise<ActuatorResult> = () => Promise.resolve({ ok: true });
   private readonly sensors = new Map<string, BoundSensor>();
   private readonly actuator: ActuatorDriver = {
     init() {},
@@ -74,7 +76,7 @@ export class Plant {
     async stop() {},
     execute: (cmd: ActuatorCommand) => {
       this.commands.push({ asset: cmd.asset, command: cmd.command, phase: cmd.reason.phase, life: this.life });
-      return Promise.resolve({ ok: true });
+      return this.result();
     },
   };
 
