@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EX_REFUSED } from '../agent/ack-client.js';
+import { openDb } from '../agent/store/db.js';
 import { notifySocket } from './helpers/notify-socket.js';
 import { apiConfigYaml, startService, TOKEN } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
@@ -67,5 +68,58 @@ describe('hazard: an acknowledgement releases a machine whose fault is still pre
     expect(service.agent?.interlocks.state('pump-1')).toBe('tripped');
     const audit = service.agent?.interlocks.raisedConditions('pump-1');
     expect(audit).toEqual([{ detector: 'overheat', sensor: 'temperature' }]);
+  });
+});
+
+describe('hazard: a config reload that weakens protection', () => {
+  it('the latch survives the reload, and the change is audited with its safety warnings', async () => {
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const db = join(dir.path, 'agent.db');
+    const file = join(dir.path, 'agent.yaml');
+    const yaml = apiConfigYaml(db);
+    writeFileSync(file, yaml);
+    const { service } = await startService(yaml, file);
+    cleanups.push(() => service.stop());
+    await waitFor(() => service.agent?.interlocks.state('pump-1') === 'tripped', { what: 'the trip', timeoutMs: 30_000 });
+    // Weaker: the overheat limit far above the process, and a silent sensor only alarms.
+    writeFileSync(
+      file,
+      yaml
+        .replace('setpoint: 90, delta_up: 5', 'setpoint: 5000, delta_up: 5')
+        .replace(
+          'actions: [{ actuator: log-stop, command: stop }]',
+          'fail_safe: { policy: alarm }\n    actions: [{ actuator: log-stop, command: stop }]',
+        ),
+    );
+    const before = service.agent;
+    await service.reload();
+    const agent = service.agent;
+    expect(agent).not.toBe(before);
+    expect(agent?.interlocks.state('pump-1')).toBe('tripped');
+    await agent?.store.flush();
+    const d = openDb(db, 'NORMAL', true);
+    try {
+      const audits = (
+        d
+          .prepare(
+            "SELECT payload FROM events WHERE kind = 'audit' AND json_extract(payload, '$.type') LIKE 'config_%' ORDER BY seq",
+          )
+          .all() as Array<{
+          payload: string;
+        }>
+      ).map((r) => JSON.parse(r.payload) as { type: string; warnings: string[] });
+      expect(audits.map((a) => a.type)).toEqual(['config_loaded', 'config_reloaded']);
+      expect(audits[1]?.warnings.join('\n')).toContain('fail_safe.policy "alarm" only raises an alarm');
+      // The reassert after the restart of the agent's components is in the store too.
+      const reasserts = d
+        .prepare("SELECT COUNT(*) AS n FROM events WHERE json_extract(payload, '$.type') = 'reassert'")
+        .get() as {
+        n: number;
+      };
+      expect(reasserts.n).toBeGreaterThan(0);
+    } finally {
+      d.close();
+    }
   });
 });

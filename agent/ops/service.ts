@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Agent } from '../agent.js';
 import { formatConfigError, loadConfigFile } from '../config/load.js';
 import type { AgentConfig, ApiConfig } from '../config/schema.js';
+import { safetyWarnings } from '../config/semantic.js';
 import { createLogger, type Logger } from '../log.js';
 import { openDb } from '../store/db.js';
 import { activeTrips } from '../store/queries.js';
@@ -158,12 +159,30 @@ export class Service {
 
   async start(): Promise<void> {
     this.gen = await this.startGeneration(this.config);
+    this.auditConfig('config_loaded', this.config);
     await this.startApi(this.config.api);
     this.telemetry.startSampler(() => this.snapshot());
     this.liveness.start();
     this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}\nMAINPID=${process.pid}`);
     this.watchStatus();
     this.logger.info({ notify: this.notifier.transport, watchdog_ms: watchdogTimeoutMs(this.env) ?? null }, 'service ready');
+  }
+
+  /**
+   * A config takes effect: its safety warnings (agent/config/semantic.ts, as `edge-agent validate` prints
+   * them) are logged, and an audit event records the change with them, so a reload that weakens
+   * protection leaves a trace beside the trips it affects.
+   */
+  private auditConfig(type: 'config_loaded' | 'config_reloaded', config: AgentConfig): void {
+    const warnings = safetyWarnings(config).map((w) => `${w.path.join('.')}: ${w.message}`);
+    for (const w of warnings) this.logger.warn({ file: this.file, warning: w }, 'config weakens protection');
+    const at = Date.now();
+    this.gen?.agent.store.append({
+      kind: 'audit',
+      key: config.gateway.id,
+      eventTime: at,
+      payload: { type, file: this.file, at, warnings },
+    });
   }
 
   private statusLine(): string {
@@ -240,6 +259,7 @@ export class Service {
       }
       this.telemetry.reloads.inc({ result: 'applied' });
       this.logger.info({ file: this.file }, 'config reloaded');
+      this.auditConfig('config_reloaded', next);
     } catch (err) {
       this.telemetry.reloads.inc({ result: 'failed' });
       this.logger.error({ err: (err as Error).message }, 'config reload failed; see the previous lines for what runs now');
