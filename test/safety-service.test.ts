@@ -123,3 +123,37 @@ describe('hazard: a config reload that weakens protection', () => {
     }
   });
 });
+
+describe('hazard: a reading past the sensor range never trips (validate)', () => {
+  it('edge-agent validate warns about every tripping detector that would only alarm, and still exits 0', async () => {
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const file = join(dir.path, 'weak.yaml');
+    writeFileSync(
+      file,
+      apiConfigYaml(join(dir.path, 'agent.db'))
+        .replace(
+          '{ id: temperature, metric: temperature, unit: degC, source: sim }',
+          '{ id: temperature, metric: temperature, unit: degC, source: sim, max: 200, range_trip: false }',
+        )
+        .replace(
+          'actions: [{ actuator: log-stop, command: stop }]',
+          'fail_safe: { policy: alarm }\n    actions: [{ actuator: log-stop, command: stop }]',
+        ),
+    );
+    const res = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        ['bin/edge-agent.js', 'validate', '--config', file],
+        { encoding: 'utf8', env: { PATH: process.env.PATH } },
+        (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain(': OK');
+    expect(res.stderr).toContain('warning: interlocks.0.fail_safe.policy: tripping detector "overheat" reads temperature');
+    expect(res.stderr).toContain(
+      'warning: detectors.0.sensor: tripping detector "overheat": sensor "temperature" has range_trip: false',
+    );
+  });
+});
