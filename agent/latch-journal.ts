@@ -13,7 +13,7 @@
  * to a temporary file, fsync'd, renamed over, directory fsync'd) and opens it for appending. `close()`
  * syncs and closes; idempotent.
  */
-import { closeSync, fdatasync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** What the journal remembers of a latched asset: enough to re-latch it and to re-record the trip. */
@@ -78,6 +78,7 @@ export class LatchJournal {
         released.set(line.asset, { by: line.by, at: line.at });
       }
     }
+    mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w', 0o640);
     try {

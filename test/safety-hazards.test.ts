@@ -201,6 +201,10 @@ describe('hazard: a crash right after a trip forgets it', () => {
     j.close();
     // Compacted: one line per latched asset.
     expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(1);
+    // A first start creates the directory, as the store does.
+    const fresh = new LatchJournal(join(dir.path, 'state', 'new', 'agent.db.latches'));
+    expect(fresh.open().latched.size).toBe(0);
+    fresh.close();
   });
 });
 
