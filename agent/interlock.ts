@@ -308,8 +308,9 @@ export class Interlocks {
 
   /**
    * Level check (every watched reading, every fail-safe tick): a tripped asset with a deferred ack is
-   * released once nothing holds; a running asset with a tripping condition raised trips now, e.g. once a cooldown or rate limit that suppressed it has passed. Waits for a
-   * debounce in progress; a suppression is audited once, when the condition raised, not here.
+   * released once nothing holds; a running asset with a tripping condition raised trips now, e.g. once
+   * a cooldown or rate limit that suppressed it has passed. Waits for a debounce in progress; a
+   * suppression is audited once, when the condition raised, not here.
    */
   recheck(latch: AssetLatch): void {
     if (latch.state === 'tripped') {
