@@ -164,8 +164,8 @@ export class Service {
     this.telemetry.startSampler(() => this.snapshot());
     this.liveness.start();
     this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}\nMAINPID=${process.pid}`);
-    this.watchStatus();
     this.logger.info({ notify: this.notifier.transport, watchdog_ms: watchdogTimeoutMs(this.env) ?? null }, 'service ready');
+    this.watchStatus();
   }
 
   /**
