@@ -11,6 +11,13 @@ import { parse } from 'yaml';
 export const DEFAULT_API_LISTEN = '127.0.0.1:8080';
 /** sysexits.h EX_UNAVAILABLE: the agent is not reachable. */
 export const EX_UNAVAILABLE = 69;
+/** sysexits.h EX_TEMPFAIL: refused for now (a tripping condition still holds); try again once it cleared. */
+export const EX_REFUSED = 75;
+
+const names = (raised: unknown): string =>
+  Array.isArray(raised)
+    ? raised.map((c: { detector?: unknown; sensor?: unknown }) => `${String(c.detector)} on ${String(c.sensor)}`).join(', ')
+    : '';
 
 export interface AckTarget {
   readonly url: string;
@@ -111,11 +118,20 @@ export async function sendAck(target: AckTarget, asset: string, by: string, time
   }
   const body = await res.text().catch(() => '');
   let detail = body.trim();
+  let parsed: { error?: string; message?: string; deferred?: unknown; raised?: unknown } | undefined;
   try {
-    const j = JSON.parse(body) as { error?: string; message?: string };
-    detail = j.error ?? j.message ?? detail;
+    parsed = JSON.parse(body) as typeof parsed;
+    detail = parsed?.error ?? parsed?.message ?? detail;
   } catch {}
-  if (res.ok) return { exitCode: 0, message: `${asset}: trip acknowledged by ${by}` };
+  if (res.ok) {
+    const deferred = parsed?.deferred === true;
+    return {
+      exitCode: 0,
+      message: deferred
+        ? `${asset}: acknowledged by ${by}; released by itself once its tripping conditions clear (${names(parsed?.raised)})`
+        : `${asset}: trip acknowledged by ${by}`,
+    };
+  }
   if (res.status === 401 || res.status === 403)
     return {
       exitCode: 77,
@@ -124,6 +140,9 @@ export async function sendAck(target: AckTarget, asset: string, by: string, time
         : `the agent needs a token (HTTP ${res.status}): ${target.tokenFrom}`,
     };
   if (res.status === 404) return { exitCode: 1, message: `unknown asset "${asset}"${detail ? `: ${detail}` : ''}` };
+  if (res.status === 409 && Array.isArray(parsed?.raised))
+    // Contract C: refused while a tripping condition still holds; the agent's sentence names them.
+    return { exitCode: EX_REFUSED, message: detail || `${asset} stays tripped: ${names(parsed.raised)} still raised` };
   if (res.status === 409) return { exitCode: 1, message: `${asset} is not tripped; nothing to acknowledge` };
   return { exitCode: 1, message: `the agent answered HTTP ${res.status}${detail ? `: ${detail}` : ''}` };
 }

@@ -10,7 +10,8 @@ import { ControlPlane } from './control/control.js';
 import type { MqttControl } from './control/mqtt.js';
 import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
-import { Interlocks } from './interlock.js';
+import { Interlocks, type RestoredLatch } from './interlock.js';
+import { LatchJournal } from './latch-journal.js';
 import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
 import { ModelHook } from './model/hook.js';
@@ -33,6 +34,10 @@ export interface AgentOptions {
 export class Agent {
   readonly store: EventStore;
   readonly interlocks: Interlocks;
+  /** Where trips are made durable before the store hears of them (undefined for a :memory: store). */
+  readonly journal: LatchJournal | undefined;
+  /** Why the latch journal is unusable, when it is (reported by /readyz and STATUS=). */
+  journalError: string | undefined;
   readonly pipeline: Pipeline;
   readonly control: ControlPlane;
   private setpoints: SetpointStore | undefined;
@@ -82,6 +87,14 @@ export class Agent {
       for (const tap of this.eventTaps) tap(ev);
     };
     this.store.alarmSink = emit;
+    const journalPath = s.latch_journal ?? (s.path === ':memory:' ? undefined : `${s.path}.latches`);
+    this.journal = journalPath ? new LatchJournal(journalPath) : undefined;
+    if (this.journal)
+      this.journal.onError = (err) => {
+        this.journalError = err.message;
+        this.logger.error({ err: err.message, path: journalPath }, 'latch journal write failed: a trip may not survive a crash');
+        this.store.alarm('latch_journal_failed', 'latch journal write failed', { error: err.message });
+      };
     this.interlocks = new Interlocks(
       config.interlocks,
       this.actuators,
@@ -89,6 +102,7 @@ export class Agent {
       logger.child({ component: 'interlock' }),
       this.now,
       config.detectors,
+      this.journal ? { journal: this.journal } : {},
     );
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
     const m = config.model;
@@ -183,11 +197,24 @@ export class Agent {
       );
       this.store.alarm('store_volatile', 'event store is on tmpfs/ramfs: a reboot erases unsynced events', { path });
     }
+    // Latched trips: the journal is authoritative for every asset it knows (it is written before the
+    // store); the store's open trips cover the rest (a journal lost or from before it existed).
+    let journaled: ReturnType<LatchJournal['open']> | undefined;
+    try {
+      journaled = this.journal?.open();
+    } catch (err) {
+      this.journalError = (err as Error).message;
+      this.logger.error(
+        { err: this.journalError, path: this.journal?.path },
+        'latch journal unusable: trips are latched in memory and in the store only',
+      );
+    }
+    let stored: ReturnType<typeof activeTrips> = [];
     if (path !== ':memory:' && existsSync(path)) {
       try {
         const db = openDb(path, this.config.store.synchronous);
         try {
-          this.interlocks.restore(activeTrips(db).map((t) => t.asset));
+          stored = activeTrips(db);
         } finally {
           db.close();
         }
@@ -195,8 +222,12 @@ export class Agent {
         this.logger.error({ err: (err as Error).message }, 'cannot read latched trips back from the store');
       }
     }
+    const restored: RestoredLatch[] = [...(journaled?.latched.values() ?? [])];
+    for (const t of stored) if (!journaled?.latched.has(t.asset) && !journaled?.released.has(t.asset)) restored.push(t.asset);
+    this.interlocks.restore(restored);
     await this.store.openOrDegrade();
     this.control.loadKeys();
+    if (journaled) this.recordJournaled(journaled, stored);
     if (path !== ':memory:') {
       try {
         this.setpoints = SetpointStore.open(path);
@@ -242,6 +273,54 @@ export class Agent {
     );
   }
 
+  /**
+   * A crash between the journal write and the store's flush leaves a trip (or release) only in the
+   * journal: it is recorded in the store now, marked `restored_from: latch_journal`.
+   */
+  private recordJournaled(j: ReturnType<LatchJournal['open']>, stored: ReturnType<typeof activeTrips>): void {
+    const open = new Map(stored.map((t) => [t.asset, t]));
+    for (const rec of j.latched.values()) {
+      const s = open.get(rec.asset);
+      if (s && s.event_time === rec.reading_event_time && s.detector === rec.detector) continue;
+      const { commands, ...decision } = rec;
+      this.store.append({
+        kind: 'anomaly',
+        key: rec.asset,
+        eventTime: rec.reading_event_time,
+        payload: {
+          detector: rec.detector,
+          asset: rec.asset,
+          sensor: rec.sensor,
+          severity: rec.severity,
+          state: 'raised',
+          eventTime: rec.reading_event_time,
+          value: rec.value,
+          trip: true,
+          restored_from: 'latch_journal',
+        },
+      });
+      this.store.append({
+        kind: 'action',
+        key: rec.asset,
+        eventTime: rec.reading_event_time,
+        payload: { type: 'trip', ...decision, commands, restored_from: 'latch_journal' },
+      });
+      this.logger.warn(
+        { asset: rec.asset, detector: rec.detector },
+        'trip found only in the latch journal: recorded in the store',
+      );
+    }
+    for (const [asset, r] of j.released) {
+      if (!open.has(asset)) continue;
+      this.store.append({
+        kind: 'audit',
+        key: asset,
+        eventTime: r.at,
+        payload: { type: 'ack', asset, by: r.by, via: 'latch_journal', at: r.at, restored_from: 'latch_journal' },
+      });
+    }
+  }
+
   /** Stops sources, closes open windows, stops actuators, commits the store. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -252,6 +331,7 @@ export class Agent {
       this.pipeline.flush();
       await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
       this.interlocks.stop();
+      this.journal?.close();
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }

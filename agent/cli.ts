@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { ackTarget, sendAck } from './ack-client.js';
 import { type ConfigResult, formatConfigError, loadConfigFile } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
+import { safetyWarnings } from './config/semantic.js';
 import { openDb } from './store/db.js';
 import { summarize } from './store/queries.js';
 
@@ -67,6 +68,8 @@ async function run(file: string): Promise<void> {
 async function validate(file: string): Promise<void> {
   const config = await loadOrExit(file);
   const sensors = config.assets.reduce((n, a) => n + a.sensors.length, 0);
+  for (const w of safetyWarnings(config))
+    process.stderr.write(`${file}: warning: ${w.path.join('.')}: ${w.message}${w.hint ? ` (${w.hint})` : ''}\n`);
   process.stdout.write(
     `${file}: OK (${config.sources.length} sources, ${config.assets.length} assets, ${sensors} sensors, ${config.detectors.length} detectors, ${config.actuators.length} actuators)\n`,
   );

@@ -3,8 +3,10 @@
  * index.ts exports a `DriverModule`. The framework (agent/supervisor.ts) wraps drivers with retry,
  * backoff, logging and counters so that drivers stay small.
  */
+
 import type { z } from 'zod';
 import type { SensorConfig } from './config/schema.js';
+import type { AckResult } from './interlock.js';
 import type { Logger } from './log.js';
 import type { Quality, Reading } from './types.js';
 
@@ -60,9 +62,11 @@ export interface ActuatorContext {
   now(): number;
   /**
    * Operator acknowledgement of a tripped asset arriving through this actuator's channel (e.g. an MQTT
-   * ack topic). Returns false when the asset was not tripped. Absent when nothing can acknowledge.
+   * ack topic). The outcome says whether it released the asset, was deferred, or was refused (not
+   * tripped, or a tripping condition still holds: contract C); the channel answers with it.
+   * Absent when nothing can acknowledge.
    */
-  ack?(asset: string, by: string, via: string): boolean;
+  ack?(asset: string, by: string, via: string): AckResult;
 }
 
 /**

@@ -124,8 +124,9 @@ describe('interlock', () => {
     h.feed(50);
     h.feed(130);
     expect(h.calls).toHaveLength(1);
-    expect(h.interlocks.ack('pump', 'alice', 'cli')).toBe(true);
-    expect(h.interlocks.ack('pump', 'alice', 'cli')).toBe(false);
+    h.feed(50);
+    expect(h.interlocks.ack('pump', 'alice', 'cli')).toEqual({ ok: true, state: 'running' });
+    expect(h.interlocks.ack('pump', 'alice', 'cli')).toMatchObject({ ok: false, reason: 'not_tripped' });
     expect(h.ofType('ack')[0]).toMatchObject({ asset: 'pump', by: 'alice', via: 'cli' });
     // The release command went out on ack.
     expect(h.calls.map((c) => `${c.command}:${c.phase}`)).toEqual(['stop:trip', 'reset:release']);
@@ -144,6 +145,7 @@ describe('interlock', () => {
     await vi.advanceTimersByTimeAsync(4000);
     expect(h.calls.filter((c) => c.phase === 'reassert')).toHaveLength(3);
     expect(h.ofType('reassert').map((r) => r.count)).toEqual([1, 2, 3]);
+    h.feed(50);
     h.interlocks.ack('pump', 'bob');
     await vi.advanceTimersByTimeAsync(10_000);
     expect(h.calls.filter((c) => c.phase === 'reassert')).toHaveLength(3);
@@ -185,8 +187,8 @@ describe('interlock', () => {
   it('cooldown: after an ack, trips are suppressed (audited) for the cooldown, then act again', async () => {
     const h = harness(await configWith('cooldown: 10s\nreassert_every: 0'));
     h.feed(120);
-    h.interlocks.ack('pump', 'alice');
     h.feed(50);
+    h.interlocks.ack('pump', 'alice');
     await vi.advanceTimersByTimeAsync(5000);
     h.feed(120);
     expect(h.interlocks.state('pump')).toBe('running');
@@ -202,8 +204,8 @@ describe('interlock', () => {
     const h = harness(await configWith('rate_limit: { max_trips: 2, per: 1m }\nreassert_every: 0'));
     for (let i = 0; i < 3; i++) {
       h.feed(120);
-      h.interlocks.ack('pump', 'alice');
       h.feed(50);
+      h.interlocks.ack('pump', 'alice');
       await vi.advanceTimersByTimeAsync(1000);
     }
     expect(h.ofType('trip')).toHaveLength(2);
@@ -246,7 +248,13 @@ describe('interlock', () => {
     await vi.advanceTimersByTimeAsync(7000);
     expect(h.calls.map((c) => c.command)).toEqual(['stop']);
     expect(h.ofType('trip')[0]).toMatchObject({ detector: 'fail_safe:silent' });
-    h.interlocks.ack('pump', 'alice');
+    // Still silent: the ack is refused, naming the condition.
+    expect(h.interlocks.ack('pump', 'alice')).toMatchObject({
+      ok: false,
+      raised: [{ detector: 'fail_safe:silent', sensor: 'temp' }],
+    });
+    h.feed(50);
+    expect(h.interlocks.ack('pump', 'alice')).toMatchObject({ ok: true });
 
     h.feed(50, { quality: 'comm_error' });
     h.feed(50);

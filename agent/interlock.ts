@@ -8,18 +8,31 @@
  * acknowledgement (CLI/HTTP API/MQTT all end in `ack()`), cooldown and rate limit after an
  * acknowledgement, dry-run (commissioning), and a fail-safe when a watched sensor goes silent or bad.
  *
+ * Reset permissive (IEC 61511: a trip is reset only by a person, and only once its cause has cleared):
+ * the interlock keeps the set of tripping conditions currently raised on the asset (tripping detectors,
+ * the out-of-range check, watched sensors silent, bad or not yet read since start). An acknowledgement
+ * while any holds is refused (`reset: refuse`, the default) or recorded and carried out by itself once
+ * all have cleared (`reset: when_clear`). While the asset runs, any raised condition trips it, checked on
+ * every watched reading and on the fail-safe timer, not only when a detector raises (level, not edge).
+ *
+ * Durability: right after the stop commands of a trip were issued, the decision goes to the latch
+ * journal (agent/latch-journal.ts), then the trip event to the store. `restore()` re-latches from it.
+ *
  * Audit trail (all `kind: 'action'` unless noted), every record carrying the asset as key:
  * - `trip`: reading_event_time, decided_at, commands[{actuator, command, sent_at}]
  * - `command_result`: phase (trip | reassert | release), sent_at, acked_at, ok, ack or error
  * - `reassert`: the re-sent commands, with the count so far
  * - `dry_run_trip`: what would have been sent; nothing was
  * - `suppressed`: a trip not acted on, and why (cooldown | rate_limit)
- * - `ack` (`kind: 'audit'`): who acknowledged, through what, when
+ * - `ack` (`kind: 'audit'`): who acknowledged, through what, when (the release)
+ * - `ack_refused` (`kind: 'audit'`): an acknowledgement refused, with the conditions still raised
+ * - `ack_deferred` (`kind: 'audit'`): `reset: when_clear`: acknowledged; released once they clear
  * - `fail_safe` (`kind: 'alarm'`): a watched sensor went silent or bad, or came back
  */
 
 import type { DetectorConfig, InterlockConfig } from './config/schema.js';
 import type { ActuatorDriver, ActuatorResult } from './driver.js';
+import type { LatchJournal, LatchRecord } from './latch-journal.js';
 import { type Logger, RateLimitedLog } from './log.js';
 import type { AgentEvent, Anomaly, Reading, Severity } from './types.js';
 
@@ -41,8 +54,26 @@ interface Pending {
   count: number;
 }
 
+/** A tripping condition that holds now: the detector (or `fail_safe:*`, `range:*`) and its sensor. */
+export interface RaisedCondition {
+  readonly detector: string;
+  readonly sensor: string;
+}
+
+/** The outcome of an acknowledgement (contract C: a refusal names the conditions still raised). */
+export type AckResult =
+  | { readonly ok: true; readonly state: 'running' }
+  | { readonly ok: true; readonly state: 'tripped'; readonly deferred: true; readonly raised: readonly RaisedCondition[] }
+  | { readonly ok: false; readonly reason: 'not_tripped'; readonly error: string }
+  | { readonly ok: false; readonly reason: 'raised'; readonly error: string; readonly raised: readonly RaisedCondition[] };
+
 interface AssetLatch {
   readonly config: InterlockConfig;
+  /** Tripping conditions raised now, by `detector\u0000sensor`. */
+  readonly raised: Map<string, RaisedCondition>;
+  /** `reset: when_clear`: the acknowledgement waiting for every condition to clear. */
+  deferredAck: { by: string; via: string; at: number } | undefined;
+  readonly watches: SensorWatch[];
   state: MachineState;
   trippedAt: number | undefined;
   cause: TripCause | undefined;
@@ -63,6 +94,8 @@ export class SensorWatch {
   badRun = 0;
   silent = false;
   bad = false;
+  /** No reading since the interlocks started: nothing is known about this sensor yet. */
+  unseen = true;
 
   constructor(
     readonly asset: string,
@@ -76,6 +109,7 @@ export class SensorWatch {
 
   seen(r: Reading): void {
     this.lastSeen = r.ingestTime;
+    this.unseen = false;
     if (this.silent) this.owner.sensorBack(this, 'silent');
     if (r.quality === 'bad' || r.quality === 'comm_error') {
       this.badRun++;
@@ -89,6 +123,7 @@ export class SensorWatch {
       p.count++;
       this.owner.checkPending(this.latch, r);
     }
+    this.owner.recheck(this.latch);
   }
 }
 
@@ -97,12 +132,24 @@ function decisionOf(asset: string, cause: TripCause, decidedAt: number) {
   return {
     asset,
     detector: cause.detector,
+    sensor: cause.sensor,
     severity: cause.severity,
     value: cause.value,
     reading_event_time: cause.eventTime,
     decided_at: decidedAt,
   };
 }
+
+const conditionKey = (detector: string, sensor: string) => `${detector}\u0000${sensor}`;
+
+/** Options beyond the configuration. */
+export interface InterlockOptions {
+  /** Where trip decisions are made durable (none: tests and tools that do not restart). */
+  readonly journal?: LatchJournal;
+}
+
+/** A latch read back at start: from the journal (with its decision) or from the store (asset only). */
+export type RestoredLatch = string | LatchRecord;
 
 export class Interlocks {
   private readonly latches = new Map<string, AssetLatch>();
@@ -119,12 +166,16 @@ export class Interlocks {
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
     detectors: readonly DetectorConfig[] = [],
+    private readonly opts: InterlockOptions = {},
   ) {
     this.rateLog = new RateLimitedLog(60_000, now);
     const t0 = now();
     for (const il of interlocks) {
       const latch: AssetLatch = {
         config: il,
+        raised: new Map(),
+        deferredAck: undefined,
+        watches: [],
         state: 'running',
         trippedAt: undefined,
         cause: undefined,
@@ -139,7 +190,11 @@ export class Interlocks {
         .filter((d) => d.asset === il.asset && d.trip)
         .flatMap((d) => ('sensors' in d ? d.sensors : [d.sensor]));
       const sensors = new Set([...tripping, ...(il.fail_safe.sensors ?? [])]);
-      for (const s of sensors) this.watches.push(new SensorWatch(il.asset, s, this, latch, t0));
+      for (const s of sensors) {
+        const w = new SensorWatch(il.asset, s, this, latch, t0);
+        this.watches.push(w);
+        latch.watches.push(w);
+      }
     }
   }
 
@@ -152,11 +207,26 @@ export class Interlocks {
     return this.latches.get(asset)?.state ?? 'running';
   }
 
-  /** Re-latches assets that were tripped and not acknowledged when the agent last stopped. */
-  restore(tripped: readonly string[]): void {
-    for (const asset of tripped) {
+  /**
+   * Re-latches assets that were tripped and not released when the agent last stopped (before start()).
+   * A journal record also restores what tripped it; a bare asset id (from the store) does not.
+   */
+  restore(tripped: readonly RestoredLatch[]): void {
+    for (const t of tripped) {
+      const asset = typeof t === 'string' ? t : t.asset;
       const latch = this.latches.get(asset);
-      if (latch) latch.state = 'tripped';
+      if (!latch) continue;
+      latch.state = 'tripped';
+      if (typeof t !== 'string') {
+        latch.trippedAt = t.decided_at;
+        latch.cause = {
+          detector: t.detector,
+          sensor: t.sensor,
+          severity: t.severity as Severity,
+          value: t.value ?? Number.NaN,
+          eventTime: t.reading_event_time,
+        };
+      }
     }
   }
 
@@ -168,7 +238,10 @@ export class Interlocks {
     if (this.started) return;
     this.started = true;
     const t = this.now();
-    for (const w of this.watches) w.lastSeen = t;
+    for (const w of this.watches) {
+      w.lastSeen = t;
+      w.unseen = true;
+    }
     for (const latch of this.latches.values()) {
       if (latch.state === 'tripped' && !latch.config.dry_run) {
         this.reassert(latch);
@@ -198,10 +271,14 @@ export class Interlocks {
     if (!a.trip) return false;
     const latch = this.latches.get(a.asset);
     if (!latch) return false;
+    const key = conditionKey(a.detector, a.sensor);
     if (a.state === 'cleared') {
+      latch.raised.delete(key);
       if (latch.pending?.cause.detector === a.detector) latch.pending = undefined;
+      this.maybeRelease(latch);
       return false;
     }
+    latch.raised.set(key, { detector: a.detector, sensor: a.sensor });
     if (latch.state === 'tripped') return false;
     const cause: TripCause = {
       detector: a.detector,
@@ -227,6 +304,23 @@ export class Interlocks {
       if (this.trip(latch, { ...p.cause, value: r.value, eventTime: r.eventTime }))
         this.logger.debug({ asset: r.asset, readings: p.count }, 'debounced trip');
     }
+  }
+
+  /**
+   * Level check (every watched reading, every fail-safe tick): a tripped asset with a deferred ack is
+   * released once nothing holds; a running asset with a tripping condition raised trips now, e.g. once
+   * a cooldown or rate limit that suppressed it has passed. Waits for a debounce in progress; a
+   * suppression is audited once, when the condition raised, not here.
+   */
+  recheck(latch: AssetLatch): void {
+    if (latch.state === 'tripped') {
+      if (latch.deferredAck) this.maybeRelease(latch);
+      return;
+    }
+    if (latch.pending || latch.raised.size === 0) return;
+    if (this.suppression(latch, this.now())) return;
+    const c = latch.raised.values().next().value as RaisedCondition;
+    this.trip(latch, { detector: c.detector, sensor: c.sensor, severity: 'critical', value: Number.NaN, eventTime: this.now() });
   }
 
   private trip(latch: AssetLatch, cause: TripCause): boolean {
@@ -280,8 +374,19 @@ export class Interlocks {
       this.logger.warn({ asset, detector: cause.detector }, 'asset would have tripped (dry run: nothing sent)');
       return true;
     }
-    // Act first, record second: every command is on the wire before the first event is built.
+    // Act first, record second: every command is on the wire before the first event is built, and the
+    // decision is in the journal before the store hears of it.
     const sent = this.send(latch, 'trip');
+    this.opts.journal?.tripped({
+      asset,
+      detector: cause.detector,
+      sensor: cause.sensor,
+      severity: cause.severity,
+      value: Number.isFinite(cause.value) ? cause.value : null,
+      reading_event_time: cause.eventTime,
+      decided_at: decidedAt,
+      commands: sent,
+    });
     this.emit({
       kind: 'action',
       key: asset,
@@ -405,21 +510,79 @@ export class Interlocks {
   }
 
   /**
-   * Operator acknowledgement (CLI through the HTTP API, the API itself, or an MQTT ack topic):
-   * unlatches the asset, stops re-assertion, sends the configured release commands and starts the
-   * cooldown. Returns false when the asset was not tripped.
+   * The tripping conditions of the asset that hold now: raised tripping detectors (and the range and
+   * fail-safe checks), and watched sensors that are silent, bad, or have not been read since start (an
+   * unread sensor cannot show that the cause has cleared).
    */
-  ack(asset: string, by: string, via = 'api'): boolean {
+  raisedConditions(asset: string): RaisedCondition[] {
     const latch = this.latches.get(asset);
-    if (latch?.state !== 'tripped') return false;
-    this.disarmReassert(latch);
+    if (!latch) return [];
+    const out = [...latch.raised.values()];
+    if (latch.config.fail_safe.policy === 'none') return out;
+    for (const w of latch.watches) {
+      const why = w.silent ? 'silent' : w.bad || w.badRun > 0 ? 'bad' : w.unseen ? 'no_reading' : undefined;
+      if (why && !latch.raised.has(conditionKey(`fail_safe:${why}`, w.sensor)))
+        out.push({ detector: `fail_safe:${why}`, sensor: w.sensor });
+    }
+    return out;
+  }
+
+  /**
+   * Operator acknowledgement (CLI through the HTTP API, the API itself, or an MQTT ack topic). Releases
+   * the asset only when no tripping condition holds: unlatches, stops re-assertion, sends the configured
+   * release commands and starts the cooldown. Otherwise the ack is refused and audited (`reset: refuse`)
+   * or recorded and carried out once every condition has cleared (`reset: when_clear`).
+   */
+  ack(asset: string, by: string, via = 'api'): AckResult {
+    const latch = this.latches.get(asset);
+    if (latch?.state !== 'tripped') return { ok: false, reason: 'not_tripped', error: `asset "${asset}" is not tripped` };
     const at = this.now();
+    const raised = this.raisedConditions(asset);
+    if (raised.length > 0) {
+      const names = raised.map((c) => `${c.detector} on ${c.sensor}`).join(', ');
+      if (latch.config.reset === 'when_clear') {
+        latch.deferredAck = { by, via, at };
+        this.emit({
+          kind: 'audit',
+          key: asset,
+          eventTime: at,
+          payload: { type: 'ack_deferred', asset, by, via, at, raised },
+        });
+        this.logger.info({ asset, by, via, raised: names }, 'trip acknowledged; released once its conditions clear');
+        return { ok: true, state: 'tripped', deferred: true, raised };
+      }
+      this.emit({ kind: 'audit', key: asset, eventTime: at, payload: { type: 'ack_refused', asset, by, via, at, raised } });
+      this.logger.warn({ asset, by, via, raised: names }, 'acknowledgement refused: tripping condition still raised');
+      return {
+        ok: false,
+        reason: 'raised',
+        error: `asset "${asset}" stays tripped: its tripping condition still holds (${names}); acknowledge again once it has cleared`,
+        raised,
+      };
+    }
+    this.release(latch, by, via, at);
+    return { ok: true, state: 'running' };
+  }
+
+  /** `reset: when_clear`: releases a deferred acknowledgement once nothing is raised any more. */
+  private maybeRelease(latch: AssetLatch): void {
+    const d = latch.deferredAck;
+    if (!d || latch.state !== 'tripped') return;
+    if (this.raisedConditions(latch.config.asset).length > 0) return;
+    this.release(latch, d.by, d.via, this.now(), true);
+  }
+
+  private release(latch: AssetLatch, by: string, via: string, at: number, deferred = false): void {
+    const asset = latch.config.asset;
+    this.disarmReassert(latch);
     const trippedAt = latch.trippedAt;
     const released = latch.config.dry_run ? [] : this.send(latch, 'release');
     latch.state = 'running';
     latch.pending = undefined;
     latch.cause = undefined;
+    latch.deferredAck = undefined;
     latch.cooldownUntil = at + latch.config.cooldown;
+    if (!latch.config.dry_run) this.opts.journal?.released(asset, by, at);
     this.emit({
       kind: 'audit',
       key: asset,
@@ -430,12 +593,12 @@ export class Interlocks {
         by,
         via,
         at,
+        ...(deferred ? { deferred: true } : {}),
         ...(trippedAt !== undefined ? { tripped_at: trippedAt } : {}),
         ...(released.length > 0 ? { released } : {}),
       },
     });
-    this.logger.info({ asset, by, via }, 'trip acknowledged');
-    return true;
+    this.logger.info({ asset, by, via, deferred }, 'trip acknowledged');
   }
 
   tripped(): string[] {
@@ -448,8 +611,11 @@ export class Interlocks {
       const latch = this.latches.get(w.asset) as AssetLatch;
       const fs = latch.config.fail_safe;
       if (fs.policy === 'none' || w.silent) continue;
+      // The gateway clock stepped back: restart the silence clock rather than wait out the jump.
+      if (t < w.lastSeen) w.lastSeen = t;
       if (t - w.lastSeen > fs.silent_after) this.sensorFault(w, 'silent', undefined);
     }
+    for (const latch of this.latches.values()) this.recheck(latch);
   }
 
   /** A watched sensor went silent or bad: alarm, and trip when the policy says stop. */
@@ -477,7 +643,8 @@ export class Interlocks {
       },
     });
     this.logger.warn({ asset: w.asset, sensor: w.sensor, cause, policy: fs.policy }, 'watched sensor lost');
-    if (fs.policy === 'stop')
+    if (fs.policy === 'stop') {
+      latch.raised.set(conditionKey(`fail_safe:${cause}`, w.sensor), { detector: `fail_safe:${cause}`, sensor: w.sensor });
       this.trip(latch, {
         detector: `fail_safe:${cause}`,
         sensor: w.sensor,
@@ -485,11 +652,14 @@ export class Interlocks {
         value: r?.value ?? Number.NaN,
         eventTime: r?.eventTime ?? at,
       });
+    }
   }
 
   sensorBack(w: SensorWatch, cause: 'silent' | 'bad'): void {
     if (cause === 'silent') w.silent = false;
     else w.bad = false;
+    const latch = this.latches.get(w.asset) as AssetLatch;
+    latch.raised.delete(conditionKey(`fail_safe:${cause}`, w.sensor));
     const at = this.now();
     this.emit({
       kind: 'alarm',
@@ -498,5 +668,6 @@ export class Interlocks {
       payload: { type: 'fail_safe', state: 'cleared', asset: w.asset, sensor: w.sensor, cause, at },
     });
     this.logger.info({ asset: w.asset, sensor: w.sensor, cause }, 'watched sensor back');
+    this.maybeRelease(latch);
   }
 }

@@ -9,7 +9,10 @@
  *     the boot id and the monotonic clock);
  *  2. lateness: a reading older than its source's watermark (latest event time from that source
  *     minus `time.allowed_lateness`) is dropped and counted, or emitted as a late event;
- *  3. point detectors (decide in this tick, so a trip is issued before anything else happens);
+ *  3. the range check of sensors that feed tripping detectors: a reading past the sensor's physical
+ *     range on the side such a detector watches raises `range:above_max`/`range:below_min` (tripping),
+ *     cleared by the next good reading: a value the sensor cannot measure is the worst case, not a gap;
+ *     then the point detectors (decide in this tick, so a trip is issued before anything else happens);
  *  4. multivariate rows of the asset;
  *  5. capture ring, count windows, the sensor's event-time buffer;
  *  6. the source's watermark advances; windows whose end it passed close: window detectors judge
@@ -66,6 +69,36 @@ interface SensorState {
   readonly mv: Array<{ det: MultivariateDetector; ch: number }>;
   /** Interlock debounce / fail-safe watch of this sensor, told of every reading after the detectors. */
   watch: SensorWatch | undefined;
+  /** Fail toward safety past the range (sensors feeding tripping detectors, `range_trip`). */
+  range: RangeTrip | undefined;
+}
+
+/** Which side of a sensor's range each tripping detector watches. */
+interface RangeTrip {
+  readonly min: number;
+  readonly max: number;
+  /** Detector ids watching the high (max) / low (min) side; empty: that side is not checked. */
+  readonly high: string[];
+  readonly low: string[];
+  /** 1: past max raised, -1: past min raised, 0: none. */
+  active: -1 | 0 | 1;
+}
+
+/** The sides a tripping detector watches: where its raise lies if the value kept going. */
+function sidesOf(d: DetectorConfig): { high: boolean; low: boolean } {
+  switch (d.type) {
+    case 'threshold':
+    case 'count_over':
+      return { high: d.direction === 'above', low: d.direction === 'below' };
+    case 'rate_of_change':
+      return { high: d.direction !== 'fall', low: d.direction !== 'rise' };
+    case 'zscore':
+    case 'multivariate':
+      return { high: true, low: true };
+    default:
+      // flatline and out_of_range judge the sensor itself, not the process value.
+      return { high: false, low: false };
+  }
 }
 
 export interface DetectorHandle {
@@ -171,6 +204,7 @@ export class Pipeline {
           counts: [],
           mv: [],
           watch: undefined,
+          range: undefined,
         };
         source.series.push(st.series);
         byId.set(s.id, st);
@@ -183,6 +217,24 @@ export class Pipeline {
       if (st) st.watch = w;
     }
 
+    for (const d of config.detectors) {
+      if (!d.trip) continue;
+      const sides = sidesOf(d);
+      for (const sensor of d.type === 'multivariate' ? d.sensors : [d.sensor]) {
+        const st = this.state(d.asset, sensor);
+        const cfg = config.assets.find((a) => a.id === d.asset)?.sensors.find((s) => s.id === sensor);
+        if (!st || !cfg || cfg.range_trip === false) continue;
+        st.range ??= {
+          min: cfg.min ?? Number.NEGATIVE_INFINITY,
+          max: cfg.max ?? Number.POSITIVE_INFINITY,
+          high: [],
+          low: [],
+          active: 0,
+        };
+        if (sides.high && cfg.max !== undefined) st.range.high.push(d.id);
+        if (sides.low && cfg.min !== undefined) st.range.low.push(d.id);
+      }
+    }
     for (const d of config.detectors) {
       if (d.type === 'multivariate') {
         const det = new MultivariateDetector(d);
@@ -314,6 +366,7 @@ export class Pipeline {
       c.readings++;
       c.byQuality[r.quality]++;
       st.capture?.record(st.index, r);
+      if (st.range) this.checkRange(st, r);
       const point = st.point;
       for (let j = 0; j < point.length; j++) {
         const det = point[j] as ScalarDetector;
@@ -342,6 +395,35 @@ export class Pipeline {
       st.watch?.seen(r);
       this.hook?.onReading(r);
     }
+  }
+
+  private checkRange(st: SensorState, r: Reading): void {
+    const g = st.range as RangeTrip;
+    // comm_error and stale readings carry no measurement; bad ones past the range do (reading.ts).
+    if (r.quality !== 'good' && r.quality !== 'bad') return;
+    const past = r.value > g.max && g.high.length > 0 ? 1 : r.value < g.min && g.low.length > 0 ? -1 : 0;
+    if (past === g.active) return;
+    if (g.active !== 0) {
+      if (past === 0 && r.quality !== 'good') return; // still no trustworthy value: keep it raised
+      this.handle(this.rangeAnomaly(st, g, g.active, 'cleared', r));
+    }
+    g.active = past;
+    if (past !== 0) this.handle(this.rangeAnomaly(st, g, past, 'raised', r));
+  }
+
+  private rangeAnomaly(st: SensorState, g: RangeTrip, side: 1 | -1, state: 'raised' | 'cleared', r: Reading): Anomaly {
+    return {
+      detector: side === 1 ? 'range:above_max' : 'range:below_min',
+      detectorType: 'range',
+      asset: st.asset,
+      sensor: st.sensor,
+      severity: 'critical',
+      state,
+      eventTime: r.eventTime,
+      value: r.value,
+      trip: true,
+      evidence: side === 1 ? { max: g.max, watched_by: g.high } : { min: g.min, watched_by: g.low },
+    };
   }
 
   /** Anomalies decided off the reading path (model scores, ensembles): same handling as a detector's. */

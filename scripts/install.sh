@@ -118,7 +118,14 @@ if [ -z "$ROOT_DIR" ]; then
       --comment "edge-agent service" "$USER_NAME"
   fi
   if getent group dialout >/dev/null; then run usermod -a -G dialout "$USER_NAME"; fi
-  if getent group gpio >/dev/null; then run usermod -a -G gpio "$USER_NAME"; fi
+  # GPIO stop relays (exec actuator + gpioset): the unit's DeviceAllow=char-gpiochip, the group "gpio" for
+  # file access (created here when the distribution has none) and a udev rule giving it /dev/gpiochip*.
+  getent group gpio >/dev/null || run groupadd --system gpio
+  run usermod -a -G gpio "$USER_NAME"
+  if [ -d /etc/udev ] || [ "$DRY_RUN" = 1 ]; then
+    run install -m 0644 "$payload/systemd/60-edge-agent-gpio.rules" /etc/udev/rules.d/60-edge-agent-gpio.rules
+    run udevadm trigger --subsystem-match=gpio || true
+  fi
 fi
 own() { if [ -z "$ROOT_DIR" ]; then echo "-o $1 -g $2"; fi; }
 

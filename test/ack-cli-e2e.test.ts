@@ -31,7 +31,10 @@ describe('edge-agent ack against the running agent', () => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const dbPath = join(dir.path, 'agent.db');
-    const { service, base } = await startService(apiConfigYaml(dbPath));
+    // The overheat lasts 3 s, then the temperature falls back: the reset permissive lets the ack through.
+    const { service, base } = await startService(
+      apiConfigYaml(dbPath).replace('duration: 10m, magnitude: 6000', 'duration: 3s, magnitude: 60'),
+    );
     cleanups.push(() => service.stop());
     const agent = service.agent;
     if (!agent) throw new Error('service did not start an agent');
@@ -44,6 +47,10 @@ describe('edge-agent ack against the running agent', () => {
     expect(refused.status).toBe(77);
     expect(agent.interlocks.state('pump-1')).toBe('tripped');
 
+    await waitFor(() => agent.interlocks.raisedConditions('pump-1').length === 0, {
+      what: 'the overheat to clear',
+      timeoutMs: 30_000,
+    });
     const right = join(dir.path, 'right.yaml');
     writeFileSync(right, `api: { listen: '127.0.0.1:${port}', token: ${TOKEN} }\n`);
     const ok = await cli(['ack', 'pump-1', '--by', 'Jana Novak', '--config', right]);

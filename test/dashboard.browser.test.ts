@@ -476,7 +476,12 @@ describe.skipIf(missing)('dashboard renders the limit-origin and refused-ack con
       }),
       token: () => SHARED_TOKEN,
       hasAsset: (a) => a === 'pump-1',
-      ack: () => ({ refused: refusal, raised: [{ detector: 'pump-1-overheat', sensor: 'temperature' }] }),
+      ack: () => ({
+        ok: false,
+        reason: 'raised',
+        error: refusal,
+        raised: [{ detector: 'pump-1-overheat', sensor: 'temperature' }],
+      }),
     };
     const api = apiSchema.parse({ listen: '127.0.0.1:0' });
     const server = new ApiServer({

@@ -55,11 +55,17 @@ describe('local API', () => {
         timeoutMs: 30_000,
       },
     );
-    const ok = await ack(base, 'pump-1', auth, { by: 'Jana Novak' });
-    expect(ok.status).toBe(200);
-    // The overheat is still active after the acknowledgement.
-    expect(await ok.json()).toEqual({ asset: 'pump-1', state: 'acknowledged' });
-    expect((await ack(base, 'pump-1', auth)).status).toBe(409);
+    // The overheat is still raised: the ack is refused (contract C) and the asset stays tripped.
+    const refused = await ack(base, 'pump-1', auth, { by: 'Jana Novak' });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toEqual({
+      ok: false,
+      asset: 'pump-1',
+      error: expect.stringContaining('tripping condition still holds (overheat on temperature)'),
+      raised: [{ detector: 'overheat', sensor: 'temperature' }],
+    });
+    const twin = (await (await fetch(`${base}/api/twin`)).json()) as { assets: AssetTwin[] };
+    expect(twin.assets[0]?.state).toBe('tripped');
   });
 
   it('disables acknowledge with a clear message when no token is configured', async () => {

@@ -110,7 +110,13 @@ describe('agent end to end on the simulator', () => {
     cleanups.push(() => second.stop());
     await second.start();
     expect(second.interlocks.state('pump-1')).toBe('tripped');
-    expect(second.interlocks.ack('pump-1', 'tester')).toBe(true);
+    // Until the restarted agent has read the sensor, nothing shows the cause has cleared: refused.
+    expect(second.interlocks.ack('pump-1', 'tester')).toMatchObject({
+      ok: false,
+      raised: [{ detector: 'fail_safe:no_reading', sensor: 'temperature' }],
+    });
+    await waitFor(() => second.interlocks.raisedConditions('pump-1').length === 0, { what: 'a normal reading' });
+    expect(second.interlocks.ack('pump-1', 'tester')).toEqual({ ok: true, state: 'running' });
     await second.stop();
     const db = openDb(dbPath, 'NORMAL', true);
     expect(activeTrips(db)).toEqual([]);

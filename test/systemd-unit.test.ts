@@ -35,6 +35,8 @@ describe('systemd unit', () => {
       'CapabilityBoundingSet=',
       'DevicePolicy=closed',
       'DeviceAllow=char-ttyUSB rw',
+      // drivers/exec/README.md's GPIO stop relay (gpioset on /dev/gpiochip*).
+      'DeviceAllow=char-gpiochip rw',
       'ReadWritePaths=/var/lib/edge-agent',
       'LoadCredential=api-token:/etc/edge-agent/credentials/api-token',
       'ExecReload=/bin/kill -HUP $MAINPID',
@@ -62,6 +64,8 @@ describe('install and uninstall scripts', () => {
     expect(find(/npm run --silent package/)).toBeGreaterThanOrEqual(0);
     expect(find(/cp -a .* \/opt\/edge-agent\/$/)).toBeGreaterThan(find(/useradd/));
     expect(find(/install -m 0755 .* \/usr\/local\/bin\/edge-agent$/)).toBeGreaterThan(0);
+    expect(find(/usermod -a -G gpio edge-agent$/)).toBeGreaterThan(find(/useradd/));
+    expect(find(/60-edge-agent-gpio\.rules \/etc\/udev\/rules\.d\//)).toBeGreaterThan(0);
     expect(find(/install -m 0640 .* \/etc\/edge-agent\/agent\.yaml$/)).toBeGreaterThan(0);
     expect(find(/credentials\/api-token/)).toBeGreaterThan(0);
     expect(find(/\/etc\/systemd\/system\/edge-agent\.service$/)).toBeGreaterThan(0);

@@ -54,7 +54,7 @@ export const storeSchema = z
     path: z.string().default('./data/agent.db').meta({ description: 'SQLite event store file' }),
     synchronous: z.enum(['FULL', 'NORMAL', 'OFF']).default('FULL').meta({
       description:
-        'SQLite durability. FULL: an acknowledged batch survives power loss (gateway default). NORMAL: faster, the last batches may be lost on power loss. OFF: tests only.',
+        'SQLite durability (docs/sync.md). FULL: the WAL is synced at every commit; SQLite documents a committed batch as durable across power loss on storage that honours flushes (gateway default). NORMAL: faster; a power loss may roll back the last batches. OFF: tests only.',
     }),
     flush_interval: duration.prefault('200ms').meta({ description: 'Longest an accepted event waits before it is written' }),
     batch_size: z.int().min(1).max(100_000).default(2000).meta({ description: 'Events per write transaction' }),
@@ -71,6 +71,10 @@ export const storeSchema = z
     memory_buffer: z.int().min(1000).max(10_000_000).default(200_000).meta({
       description:
         'Events held in memory while the store cannot be written (disk full, unopenable). Beyond it routine events are dropped first, counted, and an alarm is raised',
+    }),
+    latch_journal: z.string().optional().meta({
+      description:
+        'Latch journal: each trip is written here right after its stop commands left (write(2) in the same tick, then fdatasync(2) off the main thread) and read back at start, so the latch and the stop survive a crash. Default: <path>.latches (none for :memory:)',
     }),
     startup_check: z.enum(['quick', 'none']).default('quick').meta({
       description:
@@ -173,6 +177,10 @@ export const sensorSchema = z.strictObject({
     .meta({ description: "Where the source finds the value; its keys are the source driver's (see its README)" }),
   min: z.number().optional().meta({ description: 'Lowest physically valid value; below is quality "bad"' }),
   max: z.number().optional().meta({ description: 'Highest physically valid value; above is quality "bad"' }),
+  range_trip: z.boolean().optional().meta({
+    description:
+      "Default true. A reading past min/max on the side a tripping detector of this sensor watches (above: max, below: min, both for zscore/multivariate) trips that interlock, as a raised 'range:above_max'/'range:below_min' condition. Only where min/max are set. false: such a reading is only quality bad (edge-agent validate warns)",
+  }),
 });
 
 export const assetSchema = z.strictObject({
@@ -537,12 +545,16 @@ export const interlockSchema = z.strictObject({
   dry_run: z.boolean().default(false).meta({
     description: 'Commissioning: decide, latch and audit what would have been sent, but send nothing to the actuators',
   }),
+  reset: z.enum(['refuse', 'when_clear']).default('refuse').meta({
+    description:
+      'An acknowledgement while a tripping condition still holds (a tripping detector raised, a watched sensor silent, bad or unread since start): refuse: refused (API 409, CLI non-zero, MQTT answer) and audited; when_clear: recorded, and the asset is released by itself once every condition has cleared',
+  }),
   fail_safe: z
     .strictObject({
-      policy: z
-        .enum(['none', 'alarm', 'stop'])
-        .default('alarm')
-        .meta({ description: 'When a watched sensor goes silent or bad: raise an alarm event, or trip the asset' }),
+      policy: z.enum(['none', 'alarm', 'stop']).default('stop').meta({
+        description:
+          'When a watched sensor goes silent or bad: trip the asset (stop), or only raise an alarm event (alarm; edge-agent validate warns about every tripping detector it weakens)',
+      }),
       silent_after: duration.prefault('30s').meta({ description: 'A watched sensor with no reading for this long is silent' }),
       bad_readings: z
         .int()

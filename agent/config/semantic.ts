@@ -162,3 +162,36 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     });
   return problems;
 }
+
+/**
+ * Not errors, but places where the config weakens protection: `edge-agent validate` prints them (exit 0)
+ * and `edge-agent run` logs them at start. One per tripping detector whose sensor, when it goes silent
+ * or bad, would only raise an alarm, and per sensor of a tripping detector whose out-of-range readings
+ * cannot trip (`range_trip: false`, or no min/max on the watched side).
+ */
+export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
+  const out: SemanticProblem[] = [];
+  config.detectors.forEach((d, i) => {
+    if (!d.trip) return;
+    const il = config.interlocks.find((x) => x.asset === d.asset);
+    const il_i = config.interlocks.findIndex((x) => x.asset === d.asset);
+    const sensors = d.type === 'multivariate' ? d.sensors : [d.sensor];
+    if (il && il.fail_safe.policy !== 'stop')
+      out.push({
+        path: ['interlocks', il_i, 'fail_safe', 'policy'],
+        message: `tripping detector "${d.id}" reads ${sensors.join(', ')}; if ${sensors.length > 1 ? 'one' : 'it'} goes silent or bad, fail_safe.policy "${il.fail_safe.policy}" only ${il.fail_safe.policy === 'none' ? 'ignores it' : 'raises an alarm'} instead of stopping "${d.asset}"`,
+        hint: 'remove fail_safe.policy (default stop), or accept that a blind interlock keeps the machine running',
+      });
+    const asset = config.assets.find((a) => a.id === d.asset);
+    for (const s of sensors) {
+      const cfg = asset?.sensors.find((x) => x.id === s);
+      if (cfg?.range_trip === false)
+        out.push({
+          path: ['detectors', i, 'sensor'],
+          message: `tripping detector "${d.id}": sensor "${s}" has range_trip: false; a reading past its range only alarms`,
+          hint: 'remove range_trip: false unless the sensor saturates inside its range',
+        });
+    }
+  });
+  return out;
+}

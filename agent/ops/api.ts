@@ -3,7 +3,8 @@
  *
  *   GET  /                      the dashboard (one self-contained page, no CDN)
  *   GET  /healthz               200 while the liveness checks pass, else 503 with the reasons
- *   GET  /readyz                200 once the store is open and every source started, else 503
+ *   GET  /readyz                200 once the store is open and every source started, else 503 (status
+ *                               "degraded" when the store or latch journal is unusable: still protecting)
  *   GET  /metrics               Prometheus text format (agent/telemetry.ts)
  *   GET  /api/twin              the digital twin of every asset
  *   GET  /api/series?since=MS   recent values per sensor and anomaly markers, for charts
@@ -12,7 +13,9 @@
  *   GET  /api/session           who is logged in, the CSRF token, whether reading needs a login
  *   POST /api/login             body {"token", "name"?}: sets the session cookie; 401 | 429 (rate limited)
  *   POST /api/logout            ends the session
- *   POST /api/assets/:id/ack    body {"by": "NAME"}: 200 {asset, state} | 400 | 401 | 403 | 404 | 409
+ *   POST /api/assets/:id/ack    body {"by": "NAME"}: 200 {ok, asset, state[, deferred, raised]} | 400 | 401 |
+ *                               403 | 404 | 409 {ok: false, error, raised: [{detector, sensor}]} while a tripping
+ *                               condition holds (contract C), or 409 {ok: false, error} when not tripped
  *   POST /api/control/reset     body {"by": "NAME", "detector"?: "ID"}: run-time overrides back to the
  *                               config file (`edge-agent control reset`); 200 {ok, reset} | 400 | 401 | 403 | 404 | 409
  *
@@ -34,22 +37,18 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ApiConfig } from '../config/schema.js';
+import type { AckResult } from '../interlock.js';
 import { type Logger, RateLimitedLog } from '../log.js';
 import type { ApiRoute, Telemetry } from '../telemetry.js';
 
 const DASHBOARD = new URL('./dashboard.html', import.meta.url);
 const SESSION_COOKIE = '__Host-edge_session';
 
-/** Contract C: the refusal of an acknowledgement while a tripping condition still holds. */
-export interface AckRefusal {
-  readonly refused: string;
-  readonly raised: ReadonlyArray<{ readonly detector: string; readonly sensor: string }>;
-}
-
 /** What the API reads from the running service; swapped atomically on reload. */
 export interface ApiBackend {
   liveness(): { ok: boolean; reasons: readonly string[] };
-  readiness(): { ready: boolean; reasons: readonly string[] };
+  /** `degraded`: protecting the machines, but the store (or latch journal) is not usable. */
+  readiness(): { ready: boolean; degraded?: boolean; reasons: readonly string[] };
   metrics(): Promise<string>;
   twin(): unknown;
   series(since: number): unknown;
@@ -59,11 +58,8 @@ export interface ApiBackend {
   /** The shared API token, or undefined when none is configured. */
   token(): string | undefined;
   hasAsset(asset: string): boolean;
-  /**
-   * Acknowledges the asset's trip. Returns the new machine state, undefined when it was not tripped,
-   * or a refusal (contract C) when a tripping condition still holds.
-   */
-  ack(asset: string, by: string, via: string): string | undefined | AckRefusal;
+  /** Acknowledges the asset's trip: released, deferred (reset: when_clear), or refused (contract C). */
+  ack(asset: string, by: string, via: string): AckResult;
   /** Returns detectors (all when undefined) to the config file's values. */
   controlReset?(detector: string | undefined, by: string): { ok: boolean; error?: string; reset?: readonly string[] };
 }
@@ -422,7 +418,8 @@ export class ApiServer {
       }
       case '/readyz': {
         const r = b.readiness();
-        return this.json(res, 'readyz', r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons });
+        const status = r.ready ? 'ready' : r.degraded ? 'degraded' : 'not ready';
+        return this.json(res, 'readyz', r.ready ? 200 : 503, { status, reasons: r.reasons });
       }
       case '/api/session': {
         const who = this.who(req);
@@ -586,17 +583,9 @@ export class ApiServer {
     if (!by || by.length > 64)
       return this.json(res, 'ack', 400, { ok: false, error: '"by" must name the person acknowledging (1-64 characters)' });
     if (!b.hasAsset(asset)) return this.json(res, 'ack', 404, { ok: false, error: `unknown asset "${asset}"` });
-    const result = b.ack(asset, by, who.kind === 'session' ? 'dashboard' : 'api');
-    if (result === undefined)
-      return this.json(res, 'ack', 409, {
-        ok: false,
-        error: `${asset} is not tripped; nothing to acknowledge`,
-        asset,
-        raised: [],
-      });
-    if (typeof result === 'object')
-      return this.json(res, 'ack', 409, { ok: false, error: result.refused, raised: result.raised });
-    return this.json(res, 'ack', 200, { asset, state: result });
+    const r = b.ack(asset, by, who.kind === 'session' ? 'dashboard' : 'api');
+    if (!r.ok) return this.json(res, 'ack', 409, { ok: false, error: r.error, asset, raised: 'raised' in r ? r.raised : [] });
+    return this.json(res, 'ack', 200, { asset, ...r });
   }
 }
 

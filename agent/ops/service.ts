@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Agent } from '../agent.js';
 import { formatConfigError, loadConfigFile } from '../config/load.js';
 import type { AgentConfig, ApiConfig } from '../config/schema.js';
+import { safetyWarnings } from '../config/semantic.js';
 import { createLogger, type Logger } from '../log.js';
 import { openDb } from '../store/db.js';
 import { activeTrips } from '../store/queries.js';
@@ -74,6 +75,7 @@ export class Service {
   private readonly notifier: Notifier;
   private readonly liveness: Liveness;
   private reloading: Promise<void> | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedAt = Date.now();
 
@@ -169,16 +171,65 @@ export class Service {
 
   async start(): Promise<void> {
     this.gen = await this.startGeneration(this.config);
+    this.auditConfig('config_loaded', this.config);
     await this.startApi(this.config.api);
     this.telemetry.startSampler(() => this.snapshot());
     this.liveness.start();
     this.notifier.notify(`READY=1\nSTATUS=${this.statusLine()}\nMAINPID=${process.pid}`);
     this.logger.info({ notify: this.notifier.transport, watchdog_ms: watchdogTimeoutMs(this.env) ?? null }, 'service ready');
+    this.watchStatus();
+  }
+
+  /**
+   * A config takes effect: its safety warnings (agent/config/semantic.ts, as `edge-agent validate` prints
+   * them) are logged, and an audit event records the change with them, so a reload that weakens
+   * protection leaves a trace beside the trips it affects.
+   */
+  private auditConfig(type: 'config_loaded' | 'config_reloaded', config: AgentConfig): void {
+    const warnings = safetyWarnings(config).map((w) => `${w.path.join('.')}: ${w.message}`);
+    for (const w of warnings) this.logger.warn({ file: this.file, warning: w }, 'config weakens protection');
+    const at = Date.now();
+    this.gen?.agent.store.append({
+      kind: 'audit',
+      key: config.gateway.id,
+      eventTime: at,
+      payload: { type, file: this.file, at, warnings },
+    });
   }
 
   private statusLine(): string {
     const tripped = this.gen?.agent.interlocks.tripped() ?? [];
-    return `running; ${tripped.length ? `tripped: ${tripped.join(', ')}` : 'no trips'}`;
+    const degraded = this.degradation();
+    return `running; ${tripped.length ? `tripped: ${tripped.join(', ')}` : 'no trips'}${degraded.length ? `; DEGRADED: ${degraded.join('; ')}` : ''}`;
+  }
+
+  /**
+   * What keeps the agent from being fully ready although it protects the machines: an event store that
+   * cannot be opened or written (events held in the bounded memory buffer), an unusable latch journal.
+   */
+  private degradation(): string[] {
+    const g = this.gen;
+    if (!g) return [];
+    const out: string[] = [];
+    const st = g.agent.store.stats;
+    if (st.degraded || st.failing)
+      out.push(
+        `event store ${st.degraded ? 'cannot be opened' : 'cannot be written'} (${st.lastError ?? 'unknown error'}); interlocks keep protecting the machines, ${g.agent.store.backlog} events held in memory`,
+      );
+    if (g.agent.journalError) out.push(`latch journal unusable (${g.agent.journalError}); trips may not survive a crash`);
+    return out;
+  }
+
+  /** Keeps the STATUS= line current while the store degrades or recovers (only changes are sent). */
+  private watchStatus(): void {
+    let last = this.statusLine();
+    this.statusTimer = setInterval(() => {
+      const line = this.statusLine();
+      if (line === last) return;
+      last = line;
+      this.notifier.notify(`STATUS=${line}`);
+    }, 2000);
+    this.statusTimer.unref();
   }
 
   /** SIGHUP. Never throws; concurrent reloads are coalesced. */
@@ -220,6 +271,7 @@ export class Service {
       }
       this.telemetry.reloads.inc({ result: 'applied' });
       this.logger.info({ file: this.file }, 'config reloaded');
+      this.auditConfig('config_reloaded', next);
     } catch (err) {
       this.telemetry.reloads.inc({ result: 'failed' });
       this.logger.error({ err: (err as Error).message }, 'config reload failed; see the previous lines for what runs now');
@@ -248,6 +300,7 @@ export class Service {
   /** Ordered shutdown. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      if (this.statusTimer) clearInterval(this.statusTimer);
       this.notifier.notify('STOPPING=1\nSTATUS=stopping');
       await this.reloading;
       await this.api?.stop();
@@ -274,13 +327,15 @@ export class Service {
     };
   }
 
-  private readiness(): { ready: boolean; reasons: string[] } {
+  private readiness(): { ready: boolean; degraded: boolean; reasons: string[] } {
     const reasons: string[] = [];
     const g = this.gen;
     if (this.stopping) reasons.push('stopping');
     if (!g) reasons.push('agent not running (starting or reloading)');
     else for (const s of g.agent.sourceStates()) if (!s.started) reasons.push(`source ${s.id} not started (retrying)`);
-    return { ready: reasons.length === 0, reasons };
+    const degraded = this.degradation();
+    reasons.push(...degraded);
+    return { ready: reasons.length === 0, degraded: degraded.length > 0, reasons };
   }
 
   private backend(): ApiBackend {
@@ -304,10 +359,10 @@ export class Service {
       hasAsset: (asset) => this.config.assets.some((a) => a.id === asset),
       ack: (asset, by, via) => {
         const g = this.gen;
-        if (!g?.agent.interlocks.ack(asset, by, via)) return undefined;
-        const twin = g.twin.snapshot().find((t) => t.asset === asset);
-        this.notifier.notify(`STATUS=${this.statusLine()}`);
-        return twin?.state ?? 'running';
+        if (!g) return { ok: false, reason: 'not_tripped', error: 'agent not running (starting or reloading)' };
+        const res = g.agent.interlocks.ack(asset, by, via);
+        if (res.ok) this.notifier.notify(`STATUS=${this.statusLine()}`);
+        return res;
       },
       controlReset: (detector, by) => this.gen?.agent.control.reset(detector, by) ?? { ok: false, error: 'agent not running' },
     };

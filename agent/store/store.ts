@@ -51,6 +51,8 @@ export interface StoreStats {
   evicted: Record<string, number>;
   /** The store could not be opened: events are held in memory (bounded) and opening is retried. */
   degraded: boolean;
+  /** The last write failed and no write has succeeded since (events held in memory, retried). */
+  failing: boolean;
 }
 
 export class EventStore {
@@ -64,6 +66,7 @@ export class EventStore {
     dropped: Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])),
     evicted: Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])),
     degraded: false,
+    failing: false,
   };
   /** Where alarms go (the agent points this at its emit, so taps see them); default: this store. */
   alarmSink: (ev: AgentEvent) => void = (ev) => this.append(ev);
@@ -258,6 +261,7 @@ export class EventStore {
       this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
       this.retryAt = 0;
+      this.stats.failing = false;
     } else if (m.op === 'stats') {
       this.stats.keeper = m.stats;
       this.onStats?.(m.stats);
@@ -266,6 +270,7 @@ export class EventStore {
       const failed = this.inFlight.get(m.id);
       this.inFlight.delete(m.id);
       this.stats.writeErrors++;
+      this.stats.failing = true;
       if (this.stats.lastError !== m.message)
         this.opts.logger.error({ code: m.code, err: m.message }, 'event store write failed; events kept in memory and retried');
       this.stats.lastError = m.message;

@@ -85,7 +85,7 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
       {
         ack: (asset, by, via) => {
           acks.push([asset, by, via]);
-          return true;
+          return { ok: true, state: 'running' };
         },
       },
     );
@@ -102,6 +102,39 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
       { what: 'the ack', intervalMs: 100 },
     );
     expect(acks[0]).toEqual(['pump-1', 'alice', 'mqtt']);
+  });
+
+  it('answers every ack on the reply topic; a refused one names the tripping conditions still raised (contract C)', async () => {
+    const replies = await subscriber(url, 'plant/ack2/reply');
+    cleanup.push(() => void replies.client.end(true));
+    await actuator(
+      { command_topic: 'b/{asset}/cmd', ack_topic: 'plant/ack2' },
+      {
+        ack: () => ({
+          ok: false,
+          reason: 'raised',
+          error: 'asset "pump-1" stays tripped: its tripping condition still holds (overheat on temperature)',
+          raised: [{ detector: 'overheat', sensor: 'temperature' }],
+        }),
+      },
+    );
+    const pub = mqtt.connect(url, { clientId: 'test-operator-2' });
+    cleanup.push(() => void pub.end(true));
+    await new Promise<void>((resolve) => pub.once('connect', () => resolve()));
+    const reply = await waitFor(
+      async () => {
+        await pub.publishAsync('plant/ack2', JSON.stringify({ asset: 'pump-1', by: 'alice' }), { qos: 1 });
+        return replies.got[0];
+      },
+      { what: 'the ack answer', intervalMs: 100 },
+    );
+    expect(JSON.parse(reply.payload)).toEqual({
+      ok: false,
+      asset: 'pump-1',
+      by: 'alice',
+      error: expect.stringContaining('still holds'),
+      raised: [{ detector: 'overheat', sensor: 'temperature' }],
+    });
   });
 
   it('delivers a command published right after a broker restart, once the client has reconnected', async () => {

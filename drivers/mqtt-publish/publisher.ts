@@ -52,7 +52,7 @@ export class MqttPublisher implements ActuatorDriver {
       if (c.ack_topic) client.subscribe(c.ack_topic, { qos: 1 });
     });
     client.on('error', (err) => this.rateLog.log(this.ctx.logger, 'warn', 'mqtt-error', { err: err.message }, 'MQTT error'));
-    client.on('message', (topic, payload) => this.onAck(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onAck(topic, payload, packet.properties?.responseTopic));
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -114,7 +114,7 @@ export class MqttPublisher implements ActuatorDriver {
     return result;
   }
 
-  private onAck(topic: string, payload: Buffer): void {
+  private onAck(topic: string, payload: Buffer, responseTopic: string | undefined): void {
     let msg: unknown;
     try {
       msg = JSON.parse(payload.toString('utf8'));
@@ -133,8 +133,21 @@ export class MqttPublisher implements ActuatorDriver {
       );
       return;
     }
-    if (!this.ctx.ack?.(m.asset, m.by, 'mqtt'))
+    const res = this.ctx.ack?.(m.asset, m.by, 'mqtt');
+    if (!res) return;
+    if (!res.ok && res.reason === 'not_tripped')
       this.ctx.logger.info({ asset: m.asset, by: m.by }, 'ack for an asset that is not tripped');
+    // Every ack is answered (contract C): released, deferred, or refused with the conditions still raised.
+    const answer = res.ok
+      ? {
+          ok: true,
+          asset: m.asset,
+          by: m.by,
+          state: res.state,
+          ...('raised' in res ? { deferred: true, raised: res.raised } : {}),
+        }
+      : { ok: false, asset: m.asset, by: m.by, error: res.error, ...('raised' in res ? { raised: res.raised } : {}) };
+    this.client?.publish(this.config.ack_reply_topic ?? responseTopic ?? `${topic}/reply`, JSON.stringify(answer), { qos: 1 });
   }
 
   /** Waits for in-flight publishes (up to 2 s), then disconnects. Idempotent. */

@@ -22,6 +22,10 @@ export const mqttPublishSchema = z.strictObject({
     description:
       'Optional topic (filter) on which operators acknowledge trips with {"asset": "...", "by": "..."}; protect it with broker ACLs',
   }),
+  ack_reply_topic: z.string().optional().meta({
+    description:
+      'Where each ack is answered with {"ok", "asset", "by", "state"?, "error"?, "raised"?} (QoS 1). Default: the ack message\'s MQTT 5 response topic, else the topic it arrived on plus "/reply"',
+  }),
   ack_timeout: duration.prefault('5s').meta({
     description: 'A command without PUBACK this long is reported as failed (mqtt.js still delivers it after a reconnect)',
   }),

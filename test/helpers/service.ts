@@ -41,10 +41,14 @@ interlocks:
 ${extra}`;
 
 /** Runs the service in this process (no systemd, no signals) with its API on a free port. The caller stops it. */
-export async function startService(yaml: string, file = 'test.yaml'): Promise<{ service: Service; base: string }> {
+export async function startService(
+  yaml: string,
+  file = 'test.yaml',
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ service: Service; base: string }> {
   const res = await parseConfig(yaml, file);
   if (!res.ok) throw new Error(JSON.stringify(res.errors));
-  const service = new Service(res.config, file, pino({ level: 'silent' }), {});
+  const service = new Service(res.config, file, pino({ level: 'silent' }), env);
   try {
     await service.start();
   } catch (err) {

@@ -1,0 +1,184 @@
+/**
+ * The latch journal: a small append-only file that makes a trip decision durable right after the stop
+ * commands left, independent of the event store (whose writer batches every `store.flush_interval`).
+ *
+ * One JSON object per line: `{"op":"trip",...}` when an asset trips, `{"op":"release",...}` when it is
+ * released. Each record is written with one synchronous `write(2)` in the tick of the trip (so a crash of
+ * the process right after keeps it: the page cache belongs to the kernel) and then flushed to the device
+ * with `fdatasync(2)` on the libuv thread pool (so a power loss keeps it once that returns). The stop
+ * command never waits for either: `Interlocks` writes the record after `execute()` returned.
+ *
+ * Lifecycle: the constructor only assigns; `open()` reads the file back (a torn last line, as left by a
+ * crash in the middle of a write, is ignored), rewrites it compacted (one line per latched asset, written
+ * to a temporary file, fsync'd, renamed over, directory fsync'd) and opens it for appending. `close()`
+ * syncs and closes; idempotent.
+ */
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** What the journal remembers of a latched asset: enough to re-latch it and to re-record the trip. */
+export interface LatchRecord {
+  readonly asset: string;
+  readonly detector: string;
+  readonly sensor: string;
+  readonly severity: string;
+  readonly value: number | null;
+  readonly reading_event_time: number;
+  readonly decided_at: number;
+  readonly commands: ReadonlyArray<{ actuator: string; command: string; sent_at: number }>;
+}
+
+type Line = ({ op: 'trip' } & LatchRecord) | { op: 'release'; asset: string; by: string; at: number };
+
+export interface JournalStats {
+  records: number;
+  syncs: number;
+  errors: number;
+  lastError: string | undefined;
+}
+
+export class LatchJournal {
+  private fd: number | undefined;
+  private syncing = false;
+  private again = false;
+  private waiters: Array<() => void> = [];
+  readonly stats: JournalStats = { records: 0, syncs: 0, errors: 0, lastError: undefined };
+  /** Called (with the error) when a record could not be written or synced; the trip itself stands. */
+  onError: ((err: Error) => void) | undefined;
+
+  constructor(readonly path: string) {}
+
+  /**
+   * Reads the latched assets back, compacts the file and opens it for appending. Returns every asset the
+   * journal knows (`latched`: still tripped; `released`: its last record is a release).
+   */
+  open(): { latched: Map<string, LatchRecord>; released: Map<string, { by: string; at: number }> } {
+    const latched = new Map<string, LatchRecord>();
+    const released = new Map<string, { by: string; at: number }>();
+    let text = '';
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const raw of text.split('\n')) {
+      if (!raw) continue;
+      let line: Line;
+      try {
+        line = JSON.parse(raw) as Line;
+      } catch {
+        continue; // a torn write at a crash; every complete line before it counts
+      }
+      if (line.op === 'trip') {
+        const { op: _op, ...rec } = line;
+        latched.set(rec.asset, rec);
+        released.delete(rec.asset);
+      } else if (line.op === 'release') {
+        latched.delete(line.asset);
+        released.set(line.asset, { by: line.by, at: line.at });
+      }
+    }
+    mkdirSync(dirname(this.path), { recursive: true });
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w', 0o640);
+    try {
+      const body = [...latched.values()].map((r) => `${JSON.stringify({ op: 'trip', ...r })}\n`).join('');
+      if (body) writeSync(fd, body);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    syncDir(dirname(this.path));
+    this.fd = openSync(this.path, 'a', 0o640);
+    return { latched, released };
+  }
+
+  /** Hot path, after the stop commands were issued: one write now, the device flush off the thread. */
+  tripped(rec: LatchRecord): void {
+    this.append({ op: 'trip', ...rec });
+  }
+
+  released(asset: string, by: string, at: number): void {
+    this.append({ op: 'release', asset, by, at });
+  }
+
+  /** Resolves once every record written so far has been flushed to the device (or failed to). */
+  durable(): Promise<void> {
+    if (!this.syncing && !this.again) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  close(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      fsyncSync(fd);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+    closeSync(fd);
+  }
+
+  private append(line: Line): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    try {
+      writeSync(fd, `${JSON.stringify(line)}\n`);
+      this.stats.records++;
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.sync();
+  }
+
+  /** One fdatasync in flight at a time; records written meanwhile are covered by the next one. */
+  private sync(): void {
+    if (this.syncing) {
+      this.again = true;
+      return;
+    }
+    const fd = this.fd;
+    if (fd === undefined) return;
+    this.syncing = true;
+    this.again = false;
+    const waiting = this.waiters;
+    this.waiters = [];
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (err) this.fail(err);
+      else this.stats.syncs++;
+      if (this.again && this.fd !== undefined) {
+        // Records written while this sync ran: their waiters wait for the next one.
+        this.sync();
+      } else {
+        this.again = false;
+        const rest = this.waiters;
+        this.waiters = [];
+        for (const w of rest) w();
+      }
+      for (const w of waiting) w();
+    });
+  }
+
+  private fail(err: Error): void {
+    this.stats.errors++;
+    this.stats.lastError = err.message;
+    this.onError?.(err);
+  }
+}
+
+/** fsync of a directory, so a rename in it survives power loss (not possible on every platform). */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
