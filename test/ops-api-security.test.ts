@@ -117,7 +117,9 @@ describe('local API guards', () => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const db = join(dir.path, 'agent.db');
-    const first = await start(apiConfigYaml(db));
+    // A short overheat: the acknowledgement is accepted only once its cause has cleared (reset permissive).
+    const yaml = apiConfigYaml(db).replace('duration: 10m, magnitude: 6000', 'duration: 3s, magnitude: 60');
+    const first = await start(yaml);
     const events = async (base: string) =>
       (
         (await (await fetch(`${base}/api/events?asset=pump-1`)).json()) as {
@@ -129,12 +131,17 @@ describe('local API guards', () => {
         what: 'the trip in the list',
         timeoutMs: 30_000,
       });
-      const ack = await fetch(`${first.base}/api/assets/pump-1/ack`, {
-        method: 'POST',
-        headers: { ...bearer, 'content-type': 'application/json' },
-        body: '{"by":"Jana Novak"}',
-      });
-      expect(ack.status).toBe(200);
+      await waitFor(
+        async () =>
+          (
+            await fetch(`${first.base}/api/assets/pump-1/ack`, {
+              method: 'POST',
+              headers: { ...bearer, 'content-type': 'application/json' },
+              body: '{"by":"Jana Novak"}',
+            })
+          ).status === 200,
+        { what: 'the ack accepted once the overheat cleared', timeoutMs: 30_000 },
+      );
       const list = await waitFor(
         async () => {
           const l = await events(first.base);
@@ -156,7 +163,7 @@ describe('local API guards', () => {
     } finally {
       await first.service.stop();
     }
-    const second = await startService(apiConfigYaml(db));
+    const second = await startService(yaml);
     const after = await events(second.base);
     expect(after.find((e) => e.type === 'ack')?.summary).toBe('acknowledged by Jana Novak (api)');
     expect(after.some((e) => e.type === 'trip')).toBe(true);
