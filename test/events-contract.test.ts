@@ -39,7 +39,7 @@ const haveKcat = haveKafka && requireOrSkip(kcatAvailable(), 'kcat');
 
 /** Every key of every object in `v`, with its path. */
 function keysOf(v: unknown, path = '', out: string[] = []): string[] {
-  if (Array.isArray(v)) v.forEach((x, i) => keysOf(x, `${path}[${i}]`, out));
+  if (Array.isArray(v)) for (const [i, x] of v.entries()) keysOf(x, `${path}[${i}]`, out);
   else if (v && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) {
       out.push(`${path}.${k}`);
