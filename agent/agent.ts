@@ -91,7 +91,6 @@ export class Agent {
       config.detectors,
     );
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
-    this.control = new ControlPlane(config, this.pipeline, emit, logger.child({ component: 'control' }), this.now);
     const m = config.model;
     if (m) {
       this.model = new ModelService({
@@ -103,6 +102,14 @@ export class Agent {
       });
       this.modelControl = createModelControl(this.model);
     }
+    this.control = new ControlPlane({
+      config,
+      pipeline: this.pipeline,
+      emit,
+      logger: logger.child({ component: 'control' }),
+      now: this.now,
+      ...(this.modelControl ? { model: this.modelControl } : {}),
+    });
     if (m || config.ensembles.length > 0)
       this.pipeline.hook = new ModelHook(config, this.model, (a) => this.pipeline.raise(a), logger.child({ component: 'model' }));
   }
@@ -189,6 +196,7 @@ export class Agent {
       }
     }
     await this.store.openOrDegrade();
+    this.control.loadKeys();
     if (path !== ':memory:') {
       try {
         this.setpoints = SetpointStore.open(path);
@@ -206,7 +214,6 @@ export class Agent {
           this.config.control.kafka,
           kafka,
           this.control,
-          this.modelControl,
           this.logger.child({ component: 'control-kafka' }),
           this.config.gateway.id,
         );
@@ -246,6 +253,7 @@ export class Agent {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));
       }
       await this.kafkaControl?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka control stop failed'));
+      this.control.stop();
       this.setpoints?.close();
       // The syncer stops taking new pages now and finishes the transaction in flight while the store
       // commits; Kafka closes last. Events committed after its last page wait for the next start.

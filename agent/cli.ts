@@ -9,6 +9,7 @@
  *   ack ASSET --by NAME [--config FILE]   acknowledge a trip through the running agent's HTTP API
  *   replay    --from-seq N | --since ISO [--until ISO] [--to-seq N]   re-publish retained events to Kafka
  *   sync status [--json]        backlog, lag, last send and the sequence -> partition/offset map
+ *   control show|reset|sign|keygen   run-time overrides and signed control messages (agent/control/cli.ts)
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,9 @@ commands:
              re-publish retained events to Kafka, marked with the header replay=1
   sync status [--json]
              backlog, lag, last successful send, sequence -> partition/offset map
+  control    show [--json] | reset [DETECTOR] --by NAME | sign --key PEM --key-id ID [FILE] | keygen
+             run-time overrides (file value, effective value, who, when, expiry, conflicts),
+             back to the file, and signed control messages (docs/control.md)
 `;
 
 async function loadOrExit(file: string): Promise<AgentConfig> {
@@ -150,6 +154,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     const { probeModbus } = await import('../drivers/modbus/probe.js');
     process.exitCode = await probeModbus(argv.slice(2));
+    return;
+  }
+  if (argv[0] === 'control') {
+    const { controlCommand } = await import('./control/cli.js');
+    process.exitCode = await controlCommand(argv.slice(1), DEFAULT_CONFIG);
     return;
   }
   const { positionals, values } = parseArgs({

@@ -54,7 +54,7 @@ async function runCase(dir: string) {
   const actuators = new Map(config.actuators.map((a) => [a.id, actuator]));
   const interlocks = new Interlocks(config.interlocks, actuators, emit, silent, () => clock);
   const pipeline = new Pipeline(config, interlocks, emit, () => clock);
-  const control = new ControlPlane(config, pipeline, emit, silent, () => clock);
+  const control = new ControlPlane({ config, pipeline, emit, logger: silent, now: () => clock });
   const metric = new Map(config.assets.flatMap((a) => a.sensors.map((s) => [`${a.id}/${s.id}`, s])));
   const lines = readFileSync(join(dir, 'input.csv'), 'utf8').split('\n');
   const header = (lines.shift() ?? '').split(',').map((h) => h.trim());
@@ -64,7 +64,7 @@ async function runCase(dir: string) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
     if (line.startsWith('{')) {
-      replies.push(control.applyControl(line, 'golden'));
+      replies.push(control.applyCommand(line, { origin: 'golden' }));
       continue;
     }
     const f = line.split(',').map((x) => x.trim());

@@ -9,15 +9,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import { openDb } from '../agent/store/db.js';
 import { replay, syncStatus } from '../agent/sync/replay.js';
 import { EVENT_KINDS } from '../agent/types.js';
 import {
-  consumeAll,
   consumeWithKcat,
   type KafkaBroker,
   kafkaAvailable,
@@ -25,7 +22,7 @@ import {
   requireOrSkip,
   startKafkaBehindProxy,
 } from './helpers/kafka.js';
-import { appendMany, kcatCheck, openStore, silent, startSync, syncConfig } from './helpers/sync.js';
+import { appendMany, kcatCheck, openStore, startSync, syncConfig } from './helpers/sync.js';
 import { startFlapper, type TcpProxy } from './helpers/tcp-proxy.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -318,62 +315,4 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(res.duplicates).toBe(0);
     expect(res.orderViolations).toBe(0);
   }, 900_000);
-
-  it('setpoint and model control messages from a Kafka topic, answered on the reply topic', async () => {
-    const { brokers } = b();
-    const dir = tempDir();
-    cleanups.push(dir.remove);
-    const prefix = newPrefix();
-    const yaml = `
-gateway: { id: gw-ctl }
-store: { path: ${join(dir.path, 'agent.db')}, flush_interval: 50ms }
-log: { level: silent }
-sync: { kafka: { brokers: ['${brokers}'], topic_prefix: '${prefix}' } }
-control: { kafka: { topic: ${prefix}control, reply_topic: ${prefix}control-replies } }
-sources: [{ id: sim, type: simulator, rate: 5 }]
-assets:
-  - id: pump-1
-    sensors: [{ id: temperature, metric: temperature, unit: degC, source: sim }]
-detectors:
-  - { id: overheat, type: threshold, asset: pump-1, sensor: temperature, setpoint: 90 }
-`;
-    const res = await parseConfig(yaml, 'ctl.yaml');
-    if (!res.ok) throw new Error(JSON.stringify(res.errors));
-    const admin = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic: `${prefix}control` }, { topic: `${prefix}control-replies` }],
-    });
-    await admin.disconnect();
-    const agent = await Agent.create(res.config, { logger: silent });
-    cleanups.push(() => agent.stop());
-    await agent.start();
-    await agent.kafkaControl?.ready();
-    const producer = new Kafka({ brokers: [brokers], logLevel: logLevel.NOTHING }).producer();
-    await producer.connect();
-    await producer.send({
-      topic: `${prefix}control`,
-      messages: [
-        { value: JSON.stringify({ op: 'set', detector: 'overheat', params: { setpoint: 80 }, id: 'm-1' }) },
-        { value: JSON.stringify({ op: 'set', detector: 'nope', params: { setpoint: 1 }, id: 'm-2' }) },
-        { value: JSON.stringify({ model_version: 'v9', id: 'm-3' }) },
-      ],
-    });
-    await producer.disconnect();
-    const replies = await consumeAll(brokers, `${prefix}control-replies`, { expected: 3, timeoutMs: 60_000 });
-    const byId = Object.fromEntries(replies.map((r) => [JSON.parse(r.value ?? '{}').id, JSON.parse(r.value ?? '{}')]));
-    expect(byId['m-1']).toMatchObject({ ok: true, detector: 'overheat', op: 'set' });
-    expect(byId['m-2']).toMatchObject({ ok: false });
-    expect(byId['m-3']).toMatchObject({ ok: false }); // no model configured: rejected like on MQTT
-    expect(agent.pipeline.detector('overheat')?.config).toMatchObject({ setpoint: 80 });
-    // The audit trail goes to Kafka through the sync.
-    await waitFor(
-      async () =>
-        (await consumeWithKcat(brokers, `${prefix}audit`)).some(
-          (r) => JSON.parse(r.value ?? '{}').payload?.origin === `kafka:${prefix}control`,
-        ),
-      { what: 'control audit event in Kafka', timeoutMs: 30_000, intervalMs: 500 },
-    );
-  }, 120_000);
 });

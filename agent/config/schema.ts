@@ -270,6 +270,25 @@ export const controlSchema = z
         group_id: z.string().optional().meta({ description: 'Consumer group; default edge-agent-control.<gateway id>' }),
       })
       .optional(),
+    keys_file: z.string().optional().meta({
+      description:
+        'JSON file of the Ed25519 public keys that may sign control messages ({"keys":[{"key_id","public_key_pem"}]}). Unset: the systemd credential "control-keys" (in $CREDENTIALS_DIRECTORY), else /etc/edge-agent/control-keys.json',
+    }),
+    max_lifetime: duration
+      .prefault('1h')
+      .meta({ description: 'A control message whose expires_at is further than this after its issued_at is refused' }),
+    limits: z
+      .record(id, z.record(z.string(), z.tuple([z.number(), z.number()])))
+      .default({})
+      .meta({
+        description:
+          'What control messages may change, with bounds: {detector id: {parameter: [min, max]}}. Anything not listed is refused. Durations in ms',
+      }),
+    weakening: z.enum(['expiry', 'reject']).default('expiry').meta({
+      description:
+        'A change that makes protection weaker than the file (higher high limit, wider delta, longer delay): expiry = only with valid_for, after which the file value returns; reject = never',
+    }),
+    max_valid_for: duration.prefault('8h').meta({ description: 'Longest valid_for a control message may ask for' }),
   })
   .prefault({});
 

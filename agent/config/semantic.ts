@@ -1,4 +1,5 @@
 /** Checks that need the whole config: references between sections and duplicate ids. */
+import { controlChecks } from '../control/params.js';
 import { detectionChecks } from '../detect/semantic.js';
 import { modelProblems } from '../model/semantic.js';
 import type { AgentConfig } from './schema.js';
@@ -83,6 +84,7 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     }
   });
   problems.push(...detectionChecks(config));
+  problems.push(...controlChecks(config));
 
   const interlocked = new Set<string>();
   config.interlocks.forEach((il, i) => {

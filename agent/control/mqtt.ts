@@ -1,7 +1,8 @@
 /**
  * The MQTT control topic: subscribes with QoS 1 on a persistent session, hands each message to the
- * control plane and, when configured, answers on `reply_topic` with {id, ok, error}. A malformed
- * message is rejected (and audited) by the control plane; it never breaks the connection.
+ * control plane (`handle`: the same verification as the Kafka control topic) and, when configured,
+ * answers on `reply_topic` with {ok, id, error?}. An unsigned, forged or malformed message is refused
+ * (counted, rate-limited in the log) by the control plane; it never breaks the connection.
  */
 import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -60,8 +61,9 @@ export class MqttControl {
     });
     client.on('message', (topic, payload) => {
       if (topic !== c.topic) return;
-      const res = this.control.applyControl(payload, `mqtt:${topic}`);
-      if (c.reply_topic) client.publish(c.reply_topic, JSON.stringify(res), { qos: 1 });
+      void this.control.handle(payload, `mqtt:${topic}`).then((res) => {
+        if (c.reply_topic) client.publish(c.reply_topic, JSON.stringify(res), { qos: 1 });
+      });
     });
     client.on('error', (err) => this.logger.warn({ err: err.message }, 'control topic connection error'));
     this.client = client;

@@ -10,6 +10,8 @@
  *   GET  /api/status            gateway, store, sync and source status
  *   POST /api/assets/:id/ack    body {"by": "NAME"}, header `Authorization: Bearer TOKEN`;
  *                               200 {asset, state} | 400 | 401 | 404 unknown asset | 409 not tripped
+ *   POST /api/control/reset     body {"by": "NAME", "detector"?: "ID"}, same token: run-time overrides
+ *                               back to the config file (`edge-agent control reset`); 200 {ok, reset} | 400 | 401 | 404
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -33,6 +35,8 @@ export interface ApiBackend {
   hasAsset(asset: string): boolean;
   /** Unlatches the asset's trip; returns the new machine state, or undefined when it was not tripped. */
   ack(asset: string, by: string): string | undefined;
+  /** Returns detectors (all when undefined) to the config file's values. */
+  controlReset?(detector: string | undefined, by: string): { ok: boolean; error?: string; reset?: readonly string[] };
 }
 
 export interface ApiOptions {
@@ -112,6 +116,10 @@ export class ApiServer {
       if (method !== 'POST') return this.json(res, 'ack', 405, { error: 'use POST' }, { allow: 'POST' });
       return this.ack(req, res, decodeURIComponent(ack[1] as string));
     }
+    if (path === '/api/control/reset') {
+      if (method !== 'POST') return this.json(res, 'other', 405, { error: 'use POST' }, { allow: 'POST' });
+      return this.controlReset(req, res);
+    }
     if (method !== 'GET' && method !== 'HEAD')
       return this.json(res, 'other', 405, { error: 'method not allowed' }, { allow: 'GET' });
     switch (path) {
@@ -149,6 +157,15 @@ export class ApiServer {
     }
   }
 
+  /** For routes outside this class. */
+  reply(res: ServerResponse, code: number, body: unknown): void {
+    this.json(res, 'other', code, body);
+  }
+
+  private controlReset(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    return controlResetRoute(this, req, res, this.opts.backend);
+  }
+
   private async ack(req: IncomingMessage, res: ServerResponse, asset: string): Promise<void> {
     const b = this.opts.backend;
     const token = b.token();
@@ -180,6 +197,28 @@ export class ApiServer {
     if (state === undefined) return this.json(res, 'ack', 409, { error: `asset "${asset}" is not tripped`, asset });
     return this.json(res, 'ack', 200, { asset, state });
   }
+}
+
+/** `edge-agent control reset`: authenticated like an acknowledgement; returning to the file never weakens protection. */
+async function controlResetRoute(api: ApiServer, req: IncomingMessage, res: ServerResponse, backend: ApiBackend): Promise<void> {
+  const json = (code: number, body: unknown) => api.reply(res, code, body);
+  const token = backend.token();
+  if (!token || !tokenMatches(req.headers.authorization, token))
+    return json(401, {
+      error: token ? 'missing or wrong bearer token' : 'no API token configured: the API cannot reset overrides',
+    });
+  let body: { by?: unknown; detector?: unknown };
+  try {
+    body = JSON.parse((await readBody(req, 4096)) || '{}') as typeof body;
+  } catch (err) {
+    return json(400, { error: `body must be JSON {"by": "NAME", "detector"?: "ID"}: ${(err as Error).message}` });
+  }
+  const by = typeof body?.by === 'string' ? body.by.trim() : '';
+  if (!by || by.length > 64) return json(400, { error: '"by" must name the person resetting (1-64 characters)' });
+  if (body.detector !== undefined && typeof body.detector !== 'string')
+    return json(400, { error: '"detector" must be a string' });
+  const r = backend.controlReset?.(body.detector, by) ?? { ok: false, error: 'agent not running' };
+  return json(r.ok ? 200 : /unknown detector/.test(r.error ?? '') ? 404 : 409, r);
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {

@@ -101,7 +101,12 @@ export class Service {
     const twin = new TwinTracker(config, {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
+      detector: (id) => {
+        const d = agent.pipeline.detector(id);
+        return d ? { config: d.config, settings: agent.control.settings(id) } : undefined;
+      },
     });
+    agent.control.listeners.push((id) => twin.settingsChanged(id));
     agent.readingTaps.push((batch) => twin.onReadings(batch));
     agent.eventTaps.push(
       (ev) => twin.onEvent(ev),
@@ -292,6 +297,7 @@ export class Service {
         this.notifier.notify(`STATUS=${this.statusLine()}`);
         return twin?.state ?? 'running';
       },
+      controlReset: (detector, by) => this.gen?.agent.control.reset(detector, by) ?? { ok: false, error: 'agent not running' },
     };
   }
 

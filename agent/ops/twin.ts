@@ -10,8 +10,14 @@
  *
  * Health score (0-100): 100 x the share of sensors whose latest reading is good (stale counts half),
  * minus 40 per active critical anomaly, 20 per warning and 5 per info; at most 20 while tripped.
+ *
+ * Limits are the effective ones (after run-time overrides by control messages), and say where they
+ * came from: every parameter a control message may change is reported as a `Setting` (value,
+ * file_value, origin file|override, by, message_id, applied_at, expires_at), per detector in
+ * `settings` and on each limit line. A change writes the asset's twin at once.
  */
 import type { AgentConfig, DetectorConfig } from '../config/schema.js';
+import type { Setting } from '../control/control.js';
 import { sensorKey } from '../reading.js';
 import type { AgentEvent, Quality, Reading, Severity } from '../types.js';
 
@@ -37,6 +43,10 @@ export interface SensorLimit {
   readonly clear: number;
   readonly severity: Severity;
   readonly trip: boolean;
+  /** 'override' when a run-time override changes any parameter of this detector. */
+  readonly origin: 'file' | 'override';
+  /** The detector's run-time changeable parameters (contract B); empty when none is declared. */
+  readonly settings: Readonly<Record<string, Setting>>;
 }
 
 export interface SensorTwin {
@@ -47,7 +57,7 @@ export interface SensorTwin {
   quality: Quality | null;
   event_time: number | null;
   window: WindowStats | null;
-  readonly limits: readonly SensorLimit[];
+  limits: readonly SensorLimit[];
 }
 
 export interface ActiveAnomaly {
@@ -67,6 +77,8 @@ export interface AssetTwin {
   readonly ack: { readonly by: string; readonly at: number } | null;
   readonly health: number;
   readonly model_version: string | null;
+  /** Per detector of this asset: its run-time changeable parameters with their origin (contract B). */
+  readonly settings: Readonly<Record<string, Readonly<Record<string, Setting>>>>;
   readonly active_anomalies: readonly ActiveAnomaly[];
   readonly sensors: readonly SensorTwin[];
   readonly updated_at: number;
@@ -98,6 +110,7 @@ interface SensorEntry {
 
 interface AssetEntry {
   readonly id: string;
+  readonly detectors: readonly string[];
   readonly name: string | null;
   readonly sensors: SensorEntry[];
   readonly anomalies: Map<string, ActiveAnomaly>;
@@ -115,14 +128,17 @@ export interface TwinOptions {
   readonly now?: () => number;
   /** Model version once a model is loaded; null until then. */
   readonly modelVersion?: () => string | null;
+  /** A detector's effective config and changeable settings (the control plane); default: the file's config. */
+  readonly detector?: (id: string) => { config: DetectorConfig; settings: Record<string, Setting> } | undefined;
 }
 
 const SEVERITY_COST: Record<Severity, number> = { critical: 40, warning: 20, info: 5 };
 const SERIES_POINTS = 300;
 const MAX_MARKERS = 100;
 
-export function limitsOf(d: DetectorConfig): SensorLimit | undefined {
-  const base = { detector: d.id, type: d.type, severity: d.severity, trip: d.trip };
+export function limitsOf(d: DetectorConfig, settings: Record<string, Setting> = {}): SensorLimit | undefined {
+  const origin = Object.values(settings).some((x) => x.origin === 'override') ? 'override' : 'file';
+  const base = { detector: d.id, type: d.type, severity: d.severity, trip: d.trip, origin, settings } as const;
   const cfg = d as unknown as Record<string, unknown>;
   const direction = cfg.direction === 'below' ? 'below' : 'above';
   const sign = direction === 'above' ? 1 : -1;
@@ -146,15 +162,19 @@ export class TwinTracker {
   /** Twin events written so far. */
   written = 0;
 
+  private readonly detectorConfigs: ReadonlyMap<string, DetectorConfig>;
+
   constructor(
     config: Pick<AgentConfig, 'assets' | 'detectors' | 'twin'>,
     private readonly opts: TwinOptions,
   ) {
+    this.detectorConfigs = new Map(config.detectors.map((d) => [d.id, d]));
     this.now = opts.now ?? Date.now;
     this.resolution = Math.max(100, config.twin.history / SERIES_POINTS);
     for (const a of config.assets) {
       const entry: AssetEntry = {
         id: a.id,
+        detectors: config.detectors.filter((d) => d.asset === a.id).map((d) => d.id),
         name: a.name ?? null,
         sensors: [],
         anomalies: new Map(),
@@ -164,12 +184,17 @@ export class TwinTracker {
         signature: '',
       };
       for (const s of a.sensors) {
-        const limits = config.detectors
-          .filter((d) => d.asset === a.id && 'sensor' in d && d.sensor === s.id)
-          .map(limitsOf)
-          .filter((l): l is SensorLimit => l !== undefined);
         const se: SensorEntry = {
-          twin: { id: s.id, metric: s.metric, unit: s.unit, value: null, quality: null, event_time: null, window: null, limits },
+          twin: {
+            id: s.id,
+            metric: s.metric,
+            unit: s.unit,
+            value: null,
+            quality: null,
+            event_time: null,
+            window: null,
+            limits: [],
+          },
           times: new Float64Array(SERIES_POINTS),
           values: new Float64Array(SERIES_POINTS),
           head: 0,
@@ -180,7 +205,37 @@ export class TwinTracker {
         this.bySensor.set(sensorKey(a.id, s.id), se);
       }
       this.assets.set(a.id, entry);
+      this.refreshLimits(entry);
     }
+  }
+
+  private effective(id: string): { config: DetectorConfig; settings: Record<string, Setting> } | undefined {
+    const fromControl = this.opts.detector?.(id);
+    if (fromControl) return fromControl;
+    const config = this.detectorConfigs.get(id);
+    return config ? { config, settings: {} } : undefined;
+  }
+
+  private refreshLimits(a: AssetEntry): void {
+    for (const se of a.sensors) {
+      const limits: SensorLimit[] = [];
+      for (const id of a.detectors) {
+        const d = this.effective(id);
+        if (!d || !('sensor' in d.config) || d.config.sensor !== se.twin.id) continue;
+        const l = limitsOf(d.config, d.settings);
+        if (l) limits.push(l);
+      }
+      se.twin.limits = limits;
+    }
+  }
+
+  /** A control message changed a detector's parameters: the limits follow and the asset's twin is written at once. */
+  settingsChanged(detector: string): void {
+    const d = this.detectorConfigs.get(detector);
+    const a = d ? this.assets.get(d.asset) : undefined;
+    if (!a) return;
+    this.refreshLimits(a);
+    setImmediate(() => this.publish(a.id, true));
   }
 
   /** Seeds trips that were latched before this process started (read back from the store). */
@@ -297,10 +352,20 @@ export class TwinTracker {
       ack: state === 'tripped' ? null : a.ack,
       health: Math.round(Math.max(0, Math.min(100, health))),
       model_version: this.opts.modelVersion?.() ?? null,
+      settings: this.settingsOf(a),
       active_anomalies: [...a.anomalies.values()],
       sensors: a.sensors.map((s) => ({ ...s.twin, window: s.twin.window ? { ...s.twin.window } : null })),
       updated_at: this.now(),
     };
+  }
+
+  private settingsOf(a: AssetEntry): Record<string, Record<string, Setting>> {
+    const out: Record<string, Record<string, Setting>> = {};
+    for (const id of a.detectors) {
+      const s = this.effective(id)?.settings;
+      if (s && Object.keys(s).length > 0) out[id] = s;
+    }
+    return out;
   }
 
   /** Writes the asset's twin when its state, anomalies or health band changed (or always, when `force`). */

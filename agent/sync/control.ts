@@ -1,16 +1,15 @@
 /**
- * The Kafka control topic: the same control messages as the MQTT path (agent/control/mqtt.ts),
- * consumed from a topic with the sync's connection settings. A message with `model_version` goes to
- * the model hot swap; anything else to the control plane (`applyControl`), which validates,
- * persists, applies atomically and audits. Answers go to `reply_topic` when set. Offsets are
- * committed after the message was applied (at least once; a repeated `set` changes nothing).
+ * The Kafka control topic: the same signed control messages as the MQTT path (agent/control/mqtt.ts),
+ * consumed from a topic with the sync's connection settings. Every message goes to the control
+ * plane's `handle` (one code path: signature, expiry, replay, bounds; model swaps are the `model`
+ * op), which persists, applies atomically and audits. Answers go to `reply_topic` when set. Offsets are
+ * committed after the message was applied (at least once; a redelivered message is refused as already applied).
  * Never blocks the agent on the broker: kafkajs reconnects in the background.
  */
 import { type Consumer, Kafka, logLevel, type Producer } from 'kafkajs';
 import type { AgentConfig } from '../config/schema.js';
-import type { ControlPlane } from '../control/control.js';
+import type { ControlPlane, ControlResult } from '../control/control.js';
 import type { Logger } from '../log.js';
-import type { ModelControl } from '../model/control.js';
 import { type KafkaSyncConfig, kafkaConfig } from './kafka.js';
 
 type KafkaControlConfig = NonNullable<AgentConfig['control']['kafka']>;
@@ -27,7 +26,6 @@ export class KafkaControl {
     private readonly cfg: KafkaControlConfig,
     private readonly kafkaCfg: KafkaSyncConfig,
     private readonly control: ControlPlane,
-    private readonly model: ModelControl | undefined,
     private readonly logger: Logger,
     private readonly gatewayId: string,
   ) {
@@ -107,7 +105,7 @@ export class KafkaControl {
     await admin.connect();
     try {
       const [committed] = await admin.fetchOffsets({ groupId, topics: [this.cfg.topic] });
-      if (committed && committed.partitions.some((p) => p.offset !== '-1')) return;
+      if (committed?.partitions.some((p) => p.offset !== '-1')) return;
       const ends = await admin.fetchTopicOffsets(this.cfg.topic);
       await admin.setOffsets({
         groupId,
@@ -119,22 +117,9 @@ export class KafkaControl {
     }
   }
 
-  /** Routes one message: model swaps to the model service, everything else to the control plane. */
-  async apply(raw: Uint8Array, origin: string): Promise<unknown> {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.from(raw).toString('utf8'));
-    } catch {
-      return this.control.applyControl(raw, origin);
-    }
-    if (parsed && typeof parsed === 'object' && 'model_version' in parsed) {
-      if (!this.model) return this.control.applyControl(raw, origin);
-      const id = (parsed as { id?: unknown }).id;
-      const { id: _, ...msg } = parsed as Record<string, unknown>;
-      const res = await this.model.apply(msg);
-      return typeof id === 'string' ? { id, ...res } : res;
-    }
-    return this.control.applyControl(parsed, origin);
+  /** One message, through the same verification and checks as the MQTT control topic. */
+  apply(raw: Uint8Array, origin: string): Promise<ControlResult> {
+    return this.control.handle(raw, origin);
   }
 
   private async close(): Promise<void> {
