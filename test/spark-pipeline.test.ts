@@ -12,7 +12,7 @@
  * Tools: examples/spark/setup.sh (PySpark venv + connector jars; .ci/run runs it).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -22,7 +22,16 @@ import { parseConfig } from '../agent/config/load.js';
 import type { AgentConfig } from '../agent/config/schema.js';
 import { Service } from '../agent/ops/service.js';
 import { replay } from '../agent/sync/replay.js';
-import { type KafkaBroker, kafkaAvailable, requireOrSkip, startKafka, type ToolCheck } from './helpers/kafka.js';
+import { testSigner } from './helpers/control.js';
+import {
+  consumeAll,
+  type KafkaBroker,
+  kafkaAvailable,
+  kafkaClient,
+  requireOrSkip,
+  startKafka,
+  type ToolCheck,
+} from './helpers/kafka.js';
 import { startProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -50,10 +59,9 @@ class Pipeline {
   readonly proc: ChildProcess;
   readonly exited: Promise<number | null>;
   constructor(args: string[], logFile: string) {
-    const out = createWriteStream(logFile, { flags: 'a' });
-    this.proc = spawn(join(SPARK_DIR, 'run.sh'), args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout?.pipe(out);
-    this.proc.stderr?.pipe(out);
+    const out = openSync(logFile, 'a');
+    this.proc = spawn(join(SPARK_DIR, 'run.sh'), args, { detached: true, stdio: ['ignore', out, out] });
+    closeSync(out);
     this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
   }
   kill(signal: NodeJS.Signals): void {
@@ -276,6 +284,13 @@ describe.skipIf(!ok)('Spark Structured Streaming reference pipeline', () => {
     );
     const log = readFileSync(logFile, 'utf8');
     expect(log).not.toMatch(/dropped by watermark/);
+    console.info(
+      log
+        .split('\n')
+        .filter((l) => l.startsWith('[pipeline'))
+        .slice(-12)
+        .join('\n'),
+    );
 
     // Latency of live events: produced at the edge (stored) -> counted in the sink (batch commit).
     const lat = sinkQuery<{ d: number }>(
@@ -288,6 +303,130 @@ describe.skipIf(!ok)('Spark Structured Streaming reference pipeline', () => {
         `gw-b offline ${(offlineMs / 1000).toFixed(1)} s, ${lateB} of its events late (behind the ${WATERMARK} watermark) and merged; ` +
         `${stats?.duplicates} duplicates ignored over ${stats?.batches} batches; driver killed once. ` +
         `Edge -> sink latency of live gw-a events: p50 ${q(0.5)} ms, p95 ${q(0.95)} ms, max ${lat[lat.length - 1]} ms (n=${lat.length})`,
+    );
+  }, 600_000);
+
+  it('the control query publishes a signed setpoint; the agent applies it once, a re-run of the batch is refused', async () => {
+    const b = broker as KafkaBroker;
+    const dir = tempDir('edge-agent-spark-ctl-');
+    cleanups.push(dir.remove);
+    const prefix = `sparkctl-${Date.now()}.`;
+    const sink = join(dir.path, 'sink.db');
+    const logFile = join(dir.path, 'spark.log');
+    const signer = testSigner(dir.path, 'unused', 'cloud-1');
+    const keyFile = join(dir.path, 'cloud-1.pem');
+    writeFileSync(keyFile, signer.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
+    const admin = kafkaClient(b.brokers).admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic: `${prefix}control` }, { topic: `${prefix}control-replies` }],
+    });
+    await admin.disconnect();
+    const control = `
+control:
+  kafka: { topic: ${prefix}control, reply_topic: ${prefix}control-replies }
+  keys_file: ${signer.keysFile}
+  limits: { overheat: { setpoint: [50, 120] } }
+`;
+    const agents = [] as Array<{ service: Service; config: AgentConfig; base: string }>;
+    for (const [gw, seed] of [
+      ['gw-a', 1],
+      ['gw-b', 2],
+    ] as const) {
+      const s = await startAgent(agentYaml(gw, seed, join(dir.path, `${gw}.db`), b.brokers, prefix) + control);
+      cleanups.push(() => s.service.stop());
+      await s.service.agent?.kafkaControl?.ready();
+      agents.push({ ...s, base: `http://127.0.0.1:${s.service.apiAddress?.port}` });
+    }
+    const spark = new Pipeline(
+      [
+        ...['--brokers', b.brokers, '--prefix', prefix, '--checkpoint', join(dir.path, 'checkpoint'), '--sink', sink],
+        ...['--trigger', '1 second', '--control-topic', `${prefix}control`],
+        ...['--setpoint', 'pump-1/temperature=overheat:setpoint', '--sigmas', '4', '--bounds', '50:120'],
+        ...['--min-samples', '20', '--hysteresis', '1000', '--signing-key', keyFile, '--key-id', 'cloud-1'],
+      ],
+      logFile,
+    );
+    cleanups.push(() => spark.stop());
+
+    type Outbox = { id: string; gateway_id: string; value: number; computed_at: number; envelope: string; published_at: number };
+    const outbox = () => sinkQuery<Outbox>(sink, 'SELECT * FROM outbox WHERE published_at IS NOT NULL ORDER BY gateway_id');
+    await waitFor(() => outbox().length === 2, {
+      what: 'one published setpoint per gateway',
+      timeoutMs: 240_000,
+      intervalMs: 500,
+    });
+    const sent = outbox();
+    type Setting = { value: number; file_value: number; origin: string; by?: string; message_id?: string; applied_at?: number };
+    const settingOf = async (base: string) => {
+      const twin = (await (await fetch(`${base}/api/twin`)).json()) as {
+        assets: Array<{ asset: string; settings: Record<string, Record<string, Setting>> }>;
+      };
+      return twin.assets.find((x) => x.asset === 'pump-1')?.settings.overheat?.setpoint;
+    };
+    const latencies: number[] = [];
+    const appliedAt: number[] = [];
+    for (const [i, a] of agents.entries()) {
+      const m = sent[i] as Outbox;
+      expect(m.gateway_id).toBe(a.config.gateway.id);
+      expect(m.value).toBeGreaterThanOrEqual(50);
+      expect(m.value).toBeLessThanOrEqual(120);
+      const applied = await waitFor(
+        async () => {
+          const st = await settingOf(a.base);
+          return st?.message_id === m.id ? st : undefined;
+        },
+        { what: `${m.gateway_id} applying ${m.id}`, timeoutMs: 60_000, intervalMs: 100 },
+      );
+      expect(applied).toMatchObject({ value: m.value, file_value: 90, origin: 'override', by: 'spark-fleet' });
+      appliedAt.push(applied.applied_at ?? Number.NaN);
+      latencies.push((applied.applied_at ?? 0) - m.computed_at);
+    }
+
+    // A second run of the same batch publishes the same signed bytes again: refused as a replay.
+    const producer = kafkaClient(b.brokers).producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${prefix}control`,
+      messages: sent.map((m) => ({ key: m.gateway_id, value: m.envelope })),
+    });
+    await producer.disconnect();
+    // Every agent reads the fleet's control topic: 2 messages x 2 sends x 2 agents answered, keyed by gateway.
+    const replies = await consumeAll(b.brokers, `${prefix}control-replies`, { expected: 8, timeoutMs: 60_000 });
+    const answers = new Map<string, Array<{ ok: boolean; error?: string }>>();
+    for (const r of replies) {
+      const v = JSON.parse(r.value ?? '{}') as { id: string; ok: boolean; error?: string };
+      const k = `${r.key}:${v.id}`;
+      answers.set(
+        k,
+        [...(answers.get(k) ?? []), v].sort((x, y) => Number(y.ok) - Number(x.ok)),
+      );
+    }
+    for (const m of sent) {
+      expect(answers.get(`${m.gateway_id}:${m.id}`)?.map((r) => r.ok)).toEqual([true, false]);
+      expect(answers.get(`${m.gateway_id}:${m.id}`)?.[1]?.error).toMatch(/already applied/);
+      const other = sent.find((x) => x.gateway_id !== m.gateway_id)?.gateway_id;
+      expect(answers.get(`${other}:${m.id}`)?.map((r) => r.ok)).toEqual([false, false]);
+    }
+    // Still the first application: same message, same time.
+    for (const [i, a] of agents.entries())
+      expect(await settingOf(a.base)).toMatchObject({ message_id: sent[i]?.id, applied_at: appliedAt[i] });
+    expect(
+      sinkQuery<{ n: number }>(sink, 'SELECT COUNT(*) AS n FROM outbox')[0]?.n,
+      'the control query signed one message per gateway',
+    ).toBe(2);
+    await spark.stop();
+    console.info(
+      readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('[pipeline'))
+        .slice(-8)
+        .join('\n'),
+    );
+    console.info(
+      `spark control loop: setpoints ${sent.map((m) => `${m.gateway_id} ${m.value}`).join(', ')} (file 90); ` +
+        `computed -> applied at the edge: ${latencies.map((l) => `${l} ms`).join(', ')}; republished copies refused as replays`,
     );
   }, 600_000);
 });

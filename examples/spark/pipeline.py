@@ -153,6 +153,7 @@ class EventsSink:
         self.dedupe_ttl = parse_duration(args.dedupe_ttl)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        started = now_ms()
         valid = F.col("gateway_id").isNotNull() & F.col("store_id").isNotNull() & F.col("seq").isNotNull()
         valid = valid & F.col("event_time").isNotNull() & F.col("kind").isin(KINDS)
         version = F.coalesce(F.col("h_schema_version"), F.col("schema_version").cast("string"))
@@ -276,7 +277,10 @@ class EventsSink:
             raise
         finally:
             db.close()
-        log(f"events batch {batch_id}: {len(rows)} rows, {new} new, {dup} duplicates, {late} late (merged), {too_old} too old")
+        log(
+            f"events batch {batch_id}: {len(rows)} rows, {new} new, {dup} duplicates, {late} late (merged), "
+            f"{too_old} too old, {now_ms() - started} ms"
+        )
 
 
 def b64url(data: bytes) -> str:
@@ -422,6 +426,7 @@ class ControlSink:
             pending = db.execute(f"SELECT id, gateway_id, envelope FROM outbox WHERE id IN ({marks})", ids).fetchall()
         if not pending:
             return 0
+        started = now_ms()
         frame = self.spark.createDataFrame([(gw, env) for _, gw, env in pending], "key STRING, value STRING")
         (
             frame.write.format("kafka")
@@ -433,7 +438,7 @@ class ControlSink:
         )
         at = now_ms()
         db.executemany("UPDATE outbox SET published_at = ? WHERE id = ?", [(at, i) for i, _, _ in pending])
-        log(f"control: published {len(pending)} signed message(s) to {self.args.control_topic}")
+        log(f"control: published {len(pending)} signed message(s) to {self.args.control_topic} in {at - started} ms")
         return len(pending)
 
 
