@@ -231,8 +231,6 @@ describe.skipIf(!ok)('Spark Structured Streaming reference pipeline', () => {
       timeoutMs: 120_000,
       intervalMs: 200,
     });
-    const killedAt = Date.now();
-    const steady = latency(sink, 'gw-a', batchAt(sink, 1), killedAt - 5000);
     spark.kill('SIGKILL');
     await spark.exited;
     spark = new Pipeline(sparkArgs, logFile);
@@ -321,8 +319,7 @@ describe.skipIf(!ok)('Spark Structured Streaming reference pipeline', () => {
     console.info(
       `spark pipeline: ${expectedTotal} events counted exactly once (gw-a ${truth['gw-a'].total}, gw-b ${truth['gw-b'].total}); ` +
         `gw-b offline ${(offlineMs / 1000).toFixed(1)} s, ${lateB} of its events late (behind the ${WATERMARK} watermark) and merged; ` +
-        `${stats?.duplicates} duplicates ignored over ${stats?.batches} batches; driver killed once. ` +
-        `Edge -> sink latency of live gw-a events after the first batch until 5 s before the kill: ${steady}`,
+        `${stats?.duplicates} duplicates ignored over ${stats?.batches} batches; driver killed once`,
     );
   }, 600_000);
 
