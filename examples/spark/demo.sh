@@ -21,7 +21,8 @@ cleanup() {
   wait 2>/dev/null || true
   scripts/kafka-dev.sh stop --dir "${dir}/kafka" || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 npx tsx agent/cli.ts run --config examples/spark/agent.demo.yaml >"${dir}/agent.log" 2>&1 &
 pids+=($!)
