@@ -366,6 +366,9 @@ class ControlSink:
         )
         computed_at = now_ms()
         made = 0
+        # The distribution is that of the last --history of event time; older samples are forgotten.
+        newest = db.execute("SELECT MAX(window_start) FROM fleet_samples").fetchone()[0] or 0
+        db.execute("DELETE FROM fleet_samples WHERE window_start < ?", (newest - parse_duration(self.args.history),))
         for (asset, sensor), (detector, param) in self.watch.items():
             # Healthy fleet: gateways whose twin of this asset is running (no latched trip).
             samples = db.execute(
@@ -463,6 +466,7 @@ def main() -> None:
     p.add_argument("--sigmas", type=float, default=4.0, help="high limit = fleet mean + sigmas x std of window means")
     p.add_argument("--bounds", default="-1e9:1e9", help="min:max clamp, the bounds the gateways enforce (control.limits)")
     p.add_argument("--hysteresis", type=float, default=1.0, help="republish only when the limit moved this much")
+    p.add_argument("--history", default="1h", help="event time of fleet data a limit is computed from")
     p.add_argument("--min-samples", type=int, default=20, help="windows of the healthy fleet before a limit is computed")
     p.add_argument("--lifetime", default="30m", help="expires_at - issued_at of a control message")
     p.add_argument("--valid-for", default="", help="valid_for of the message (needed for limits weaker than the file)")
