@@ -141,7 +141,14 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     await waitFor(() => replies.length >= 7, { what: 'the answer to the replay' });
     expect(replies[6]).toMatchObject({ ok: false, id: 'good-1', reason: 'replayed' });
 
-    // Visible: the twin (contract B) and `control show`.
+    // Counted, and visible: /api/status, the twin (contract B) and `control show`.
+    const status = (await (await fetch(`http://127.0.0.1:${apiPort}/api/status`)).json()) as { control: unknown };
+    expect(status.control).toMatchObject({
+      applied: 1,
+      rejected: 6,
+      rejected_by_reason: { unsigned: 1, bad_signature: 1, expired: 1, refused: 2, replayed: 1 },
+      overrides: [{ detector: 'hot', param: 'setpoint', value: 55, file_value: 90, message_id: 'good-1' }],
+    });
     const twin = (await (await fetch(`http://127.0.0.1:${apiPort}/api/twin`)).json()) as {
       assets: Array<{
         settings: Record<string, Record<string, unknown>>;
@@ -293,5 +300,9 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     const shown = await cli(['control', 'show', '--config', file]);
     expect(shown.stdout).toMatch(/hot\.setpoint {2}file 70 {2}effective 70 {2}override 60/);
     expect(shown.stdout).toMatch(/CONFLICT hot\.setpoint: the config file changed 80 -> 70 since the override 60 was made/);
+    // With the agent stopped, `control reset` works on the store.
+    const reset = await cli(['control', 'reset', '--by', 'Jana Novak', '--config', file]);
+    expect(reset.stdout).toMatch(/the agent is not reachable .*in the store: reset hot to the config file/);
+    expect((await cli(['control', 'show', '--config', file])).stdout).toMatch(/no run-time overrides/);
   }, 120_000);
 });

@@ -24,6 +24,7 @@ const T0 = Date.parse('2026-06-01T12:00:00Z');
 const YAML = `
 gateway: { id: gw-p }
 control:
+  max_rate: 10000
   limits:
     overheat: { setpoint: [70, 95], delta_up: [0, 5], delta_down: [0, 10] }
     spike: { limit: [3, 8], persistence: [1, 3], clear_ratio: [0.5, 1] }

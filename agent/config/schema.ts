@@ -289,6 +289,10 @@ export const controlSchema = z
         'A change that makes protection weaker than the file (higher high limit, wider delta, longer delay): expiry = only with valid_for, after which the file value returns; reject = never',
     }),
     max_valid_for: duration.prefault('8h').meta({ description: 'Longest valid_for a control message may ask for' }),
+    max_rate: z.number().positive().max(10_000).default(20).meta({
+      description:
+        'Control messages checked per second (burst: as many); beyond it they are refused unchecked, so a flood of forged messages cannot take the CPU from detection',
+    }),
   })
   .prefault({});
 

@@ -46,7 +46,7 @@ export function storedOverrides(config: AgentConfig, path: string): OverrideView
   const store = SetpointStore.open(path);
   try {
     const files = new Map(config.detectors.map((d) => [d.id, d]));
-    return store.all().flatMap((s) => viewOf(s, files.get(s.detector)));
+    return store.all().flatMap((s) => viewOf(s, files.get(s.detector), config.control.limits));
   } finally {
     store.close();
   }
@@ -57,10 +57,14 @@ export function formatOverrides(views: readonly OverrideView[], now = Date.now()
   const out = ['run-time overrides:'];
   for (const v of views) {
     const expired = v.expires_at !== null && v.expires_at <= now;
-    const effective = v.conflict || expired ? v.file_value : v.value;
+    const effective = v.conflict || expired || v.not_allowed ? v.file_value : v.value;
     out.push(
       `  ${v.detector}.${v.param}  file ${JSON.stringify(v.file_value)}  effective ${JSON.stringify(effective)}  override ${JSON.stringify(v.value)}  by ${v.by ?? '-'}  at ${iso(v.applied_at)}  message ${v.message_id ?? '-'}  expires ${iso(v.expires_at)}${expired ? ' (expired: the file value returns)' : ''}`,
     );
+    if (v.not_allowed)
+      out.push(
+        `  NOT ALLOWED ${v.detector}.${v.param}: ${v.not_allowed}; the file value applies and the override is dropped at the next start`,
+      );
     if (v.conflict)
       out.push(
         `  CONFLICT ${v.detector}.${v.param}: the config file changed ${JSON.stringify(v.conflict.file_value_then)} -> ${JSON.stringify(v.conflict.file_value_now)} since the override ${JSON.stringify(v.value)} was made; the file value applies and the override is suspended (edge-agent control reset ${v.detector}, or send it again)`,
@@ -123,7 +127,7 @@ async function reset(file: string, detector: string | undefined, by: string | un
   try {
     const removed = store.remove(detector);
     process.stdout.write(
-      `the agent is not reachable at ${target.url}; in the store: ${removed.length ? `reset ${removed.join(', ')} to the config file` : 'no run-time overrides to reset'}\n`,
+      `the agent is not reachable at ${target.url}; in the store: ${removed.length ? `reset ${removed.join(', ')} to the config file (if the agent runs with its API disabled, restart it for this to take effect)` : 'no run-time overrides to reset'}\n`,
     );
     return 0;
   } finally {

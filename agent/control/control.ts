@@ -54,7 +54,7 @@ export type ControlResult =
     }
   | { readonly ok: false; readonly id?: string; readonly error: string; readonly reason?: RefusalKind };
 
-export type RefusalKind = VerifyFailure | 'no_keys' | 'replayed' | 'refused';
+export type RefusalKind = VerifyFailure | 'no_keys' | 'rate_limited' | 'replayed' | 'refused';
 
 /** One run-time parameter as the twin and `control show` report it (contract B). */
 export interface Setting {
@@ -80,6 +80,8 @@ export interface OverrideView {
   readonly origin: string;
   /** Set when the config file's value changed since the override was made: the file's value applies. */
   readonly conflict?: { readonly file_value_then: unknown; readonly file_value_now: unknown };
+  /** Set when today's control.limits do not allow the value: it is dropped at the next start. */
+  readonly not_allowed?: string;
 }
 
 export interface ControlOptions {
@@ -93,7 +95,14 @@ export interface ControlOptions {
 
 /** Refusals of messages nobody proved they may send are logged (and audited) at most once per this. */
 const LOG_EVERY_MS = 10_000;
-const UNAUTHENTICATED = new Set<RefusalKind>(['malformed', 'unsigned', 'unknown_key', 'bad_signature', 'no_keys']);
+const UNAUTHENTICATED = new Set<RefusalKind>([
+  'malformed',
+  'unsigned',
+  'unknown_key',
+  'bad_signature',
+  'no_keys',
+  'rate_limited',
+]);
 
 /** Keys named as protection in the refusal, even where a detector type does not have them. */
 const PROTECTED = new Set([
@@ -130,12 +139,16 @@ export class ControlPlane {
   private store: SetpointStore | undefined;
   private readonly lastLog = new Map<RefusalKind, { at: number; suppressed: number }>();
   private readonly now: () => number;
+  /** Token bucket of control.max_rate checks per second: an Ed25519 verification costs CPU the hot path shares. */
+  private tokens: number;
+  private refilledAt = Number.NEGATIVE_INFINITY;
   /** Called after a detector's effective parameters changed (twin). Must be cheap and synchronous. */
   readonly listeners: Array<(detector: string) => void> = [];
   readonly counters = { applied: 0, rejected: 0, byReason: {} as Partial<Record<RefusalKind, number>> };
 
   constructor(private readonly o: ControlOptions) {
     this.now = o.now ?? Date.now;
+    this.tokens = o.config.control.max_rate;
     for (const d of o.config.detectors) this.fileConfig.set(d.id, d);
     const tripping = new Set(o.config.detectors.filter((d) => d.trip).map((d) => d.id));
     for (const e of o.config.ensembles) if (e.trip) for (const m of e.members) tripping.add(m);
@@ -203,11 +216,12 @@ export class ControlPlane {
       }
       const res = this.validateSet(s.detector, s.params, s.expiresAt);
       if ('error' in res) {
+        store.remove(s.detector);
         this.logger.warn(
-          { detector: s.detector, reason: res.error },
-          'persisted override no longer valid; config file values apply',
+          { detector: s.detector, params: s.params, reason: res.error },
+          'persisted override not allowed by this config: dropped, config file values apply',
         );
-        this.audit({ type: 'control_rejected', origin: 'restore', detector: s.detector, reason: res.error });
+        this.audit({ type: 'control_rejected', origin: 'restore', detector: s.detector, params: s.params, reason: res.error });
         continue;
       }
       this.o.pipeline.reconfigure(s.detector, res.config);
@@ -231,8 +245,16 @@ export class ControlPlane {
 
   /** A raw message from a control topic: verify, then apply. The answer keeps the shape {ok, id, error?}. */
   async handle(raw: string | Uint8Array, origin: string): Promise<ControlResult> {
-    if (!this.keys || this.keys.size === 0) return this.refuse('no_keys', this.keysProblem, undefined, origin, raw);
     const now = this.now();
+    if (!this.take(now))
+      return this.refuse(
+        'rate_limited',
+        `more than control.max_rate (${this.o.config.control.max_rate}/s) control messages: not checked`,
+        undefined,
+        origin,
+        raw,
+      );
+    if (!this.keys || this.keys.size === 0) return this.refuse('no_keys', this.keysProblem, undefined, origin, raw);
     const v = verifyMessage(raw, {
       keys: this.keys,
       gatewayId: this.o.config.gateway.id,
@@ -247,6 +269,17 @@ export class ControlPlane {
     const meta = { origin, keyId: v.keyId, seenUntil: expires };
     if (cmd.op === 'model') return this.applyModel(cmd, meta);
     return this.applyCommand(cmd, meta);
+  }
+
+  private take(now: number): boolean {
+    const rate = this.o.config.control.max_rate;
+    if (now > this.refilledAt) {
+      this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+      this.refilledAt = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
   }
 
   private async applyModel(
@@ -442,7 +475,7 @@ export class ControlPlane {
   overridesView(): OverrideView[] {
     const out: OverrideView[] = [];
     const rows = [...this.overrides.values(), ...this.conflicts.values()].sort((a, b) => a.detector.localeCompare(b.detector));
-    for (const s of rows) out.push(...viewOf(s, this.fileConfig.get(s.detector)));
+    for (const s of rows) out.push(...viewOf(s, this.fileConfig.get(s.detector), this.o.config.control.limits));
     return out;
   }
 
@@ -686,11 +719,26 @@ export function fileChanges(file: DetectorConfig, s: StoredSetpoint): Array<{ pa
 }
 
 /** One row per overridden parameter, with the conflict when the file changed under it. */
-export function viewOf(s: StoredSetpoint, file: DetectorConfig | undefined): OverrideView[] {
+export function viewOf(
+  s: StoredSetpoint,
+  file: DetectorConfig | undefined,
+  limits?: AgentConfig['control']['limits'],
+): OverrideView[] {
   const changes = new Map((file ? fileChanges(file, s) : []).map((c) => [c.param, c]));
   return Object.entries(s.params).map(([param, value]) => {
     const c = changes.get(param);
     const pm = s.meta[param];
+    const bounds = limits?.[s.detector]?.[param];
+    const notAllowed =
+      limits === undefined
+        ? undefined
+        : !file
+          ? 'the detector is no longer in the config file'
+          : !bounds
+            ? `${param} is not declared in control.limits.${s.detector}`
+            : typeof value !== 'number' || value < bounds[0] || value > bounds[1]
+              ? `outside control.limits.${s.detector}.${param} [${bounds[0]}, ${bounds[1]}]`
+              : undefined;
     return {
       detector: s.detector,
       param,
@@ -702,6 +750,7 @@ export function viewOf(s: StoredSetpoint, file: DetectorConfig | undefined): Ove
       expires_at: s.expiresAt,
       origin: s.origin,
       ...(c ? { conflict: { file_value_then: c.then, file_value_now: c.now } } : {}),
+      ...(notAllowed ? { not_allowed: notAllowed } : {}),
     };
   });
 }

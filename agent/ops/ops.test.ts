@@ -97,7 +97,17 @@ describe('twin', () => {
     const events: unknown[] = [];
     const twin = new TwinTracker(config, { emit: (e) => events.push(e), isTripped: () => tripped, now: () => 1 });
     expect(twin.snapshot()[0]?.sensors[0]?.limits).toEqual([
-      { detector: 'hot', type: 'threshold', direction: 'above', raise: 95, clear: 80, severity: 'critical', trip: true },
+      {
+        detector: 'hot',
+        type: 'threshold',
+        direction: 'above',
+        raise: 95,
+        clear: 80,
+        severity: 'critical',
+        trip: true,
+        origin: 'file',
+        settings: {},
+      },
     ]);
     twin.onReadings([
       {

@@ -114,7 +114,10 @@ export function createNotifier(logger: Logger, env: NodeJS.ProcessEnv = process.
   logger.error(
     {
       socket: raw,
-      reason: addr.kind === 'abstract' ? 'abstract socket' : `unix-dgram did not load: ${native && 'error' in native ? native.error : '?'}`,
+      reason:
+        addr.kind === 'abstract'
+          ? 'abstract socket'
+          : `unix-dgram did not load: ${native && 'error' in native ? native.error : '?'}`,
     },
     'sd_notify goes through a python3 helper, so its messages come from another PID: the unit needs NotifyAccess=all (README, "Install as a service")',
   );

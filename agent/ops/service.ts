@@ -330,6 +330,14 @@ export class Service {
               bytes,
             }
           : null,
+        control: g
+          ? {
+              applied: g.agent.control.counters.applied,
+              rejected: g.agent.control.counters.rejected,
+              rejected_by_reason: g.agent.control.counters.byReason,
+              overrides: g.agent.control.overridesView(),
+            }
+          : null,
         // Fed by the Kafka sync through the telemetry gauges; null/0 until a sync is configured.
         sync: { lag_events: lagEvents, lag_seconds: lagSeconds, last_success: lastSuccess ? lastSuccess * 1000 : null },
       }),
