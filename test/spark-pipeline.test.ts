@@ -12,7 +12,7 @@
  * Tools: examples/spark/setup.sh (PySpark venv + connector jars; .ci/run runs it).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -323,7 +323,7 @@ describe.skipIf(!ok)('Spark Structured Streaming reference pipeline', () => {
     );
   }, 600_000);
 
-  it('the control query publishes a signed setpoint; the agent applies it once, a re-run of the batch is refused', async () => {
+  it('the control query publishes a signed setpoint; the agent applies it once; Spark running the batch again changes nothing', async () => {
     const b = broker as KafkaBroker;
     const dir = tempDir('edge-agent-spark-ctl-');
     if (!process.env.KEEP_SPARK_DIR) cleanups.push(dir.remove);
@@ -357,18 +357,24 @@ control:
       await s.service.agent?.kafkaControl?.ready();
       agents.push({ ...s, base: `http://127.0.0.1:${s.service.apiAddress?.port}` });
     }
-    const spark = new Pipeline(
-      [
-        ...['--brokers', b.brokers, '--prefix', prefix, '--checkpoint', join(dir.path, 'checkpoint'), '--sink', sink],
-        ...['--trigger', '1 second', '--control-topic', `${prefix}control`],
-        ...['--setpoint', 'pump-1/temperature=overheat:setpoint', '--sigmas', '4', '--bounds', '50:120'],
-        ...['--min-samples', '20', '--hysteresis', '1000', '--signing-key', keyFile, '--key-id', 'cloud-1'],
-      ],
-      logFile,
-    );
+    const ctlArgs = [
+      ...['--brokers', b.brokers, '--prefix', prefix, '--checkpoint', join(dir.path, 'checkpoint'), '--sink', sink],
+      ...['--trigger', '1 second', '--control-topic', `${prefix}control`],
+      ...['--setpoint', 'pump-1/temperature=overheat:setpoint', '--sigmas', '4', '--bounds', '50:120'],
+      ...['--min-samples', '20', '--hysteresis', '1000', '--signing-key', keyFile, '--key-id', 'cloud-1'],
+    ];
+    let spark = new Pipeline(ctlArgs, logFile);
     cleanups.push(() => spark.stop());
 
-    type Outbox = { id: string; gateway_id: string; value: number; computed_at: number; envelope: string; published_at: number };
+    type Outbox = {
+      id: string;
+      batch_id: number;
+      gateway_id: string;
+      value: number;
+      computed_at: number;
+      envelope: string;
+      published_at: number;
+    };
     const outbox = () => sinkQuery<Outbox>(sink, 'SELECT * FROM outbox WHERE published_at IS NOT NULL ORDER BY gateway_id');
     await waitFor(() => outbox().length === 2, {
       what: 'one published setpoint per gateway',
@@ -402,14 +408,37 @@ control:
       latencies.push((applied.applied_at ?? 0) - m.computed_at);
     }
 
-    // A second run of the same batch publishes the same signed bytes again: refused as a replay.
-    const producer = kafkaClient(b.brokers).producer();
-    await producer.connect();
-    await producer.send({
-      topic: `${prefix}control`,
-      messages: sent.map((m) => ({ key: m.gateway_id, value: m.envelope })),
+    // Steady state (after the catch-up of the first batches): live events stored -> counted.
+    const base = lastBatch(sink).n;
+    await waitFor(() => lastBatch(sink).n >= Math.max(base, 2) + 5, {
+      what: 'five more events batches',
+      timeoutMs: 180_000,
+      intervalMs: 500,
     });
-    await producer.disconnect();
+    const steady = latency(sink, 'gw-a', batchAt(sink, 2), lastBatch(sink).t - 5000);
+    // A second run of the same batch: the driver dies after the Kafka write and before the outbox was
+    // marked published, and Spark runs the batch again from its checkpoint after the restart. It
+    // publishes the same signed bytes again; the agents refuse them as replays.
+    spark.kill('SIGKILL');
+    await spark.exited;
+    const batch = (sent[0] as Outbox).batch_id;
+    expect(sent.every((m) => m.batch_id === batch)).toBe(true);
+    const ck = join(dir.path, 'checkpoint', 'control');
+    for (const [sub, keep] of [
+      ['offsets', batch],
+      ['commits', batch - 1],
+    ] as const)
+      for (const f of readdirSync(join(ck, sub))) if (Number(f.replace(/^\.|\.crc$/g, '')) > keep) rmSync(join(ck, sub, f));
+    const w = new Database(sink, { timeout: 10_000 });
+    w.prepare('UPDATE outbox SET published_at = NULL WHERE batch_id = ?').run(batch);
+    w.close();
+    spark = new Pipeline(ctlArgs, logFile);
+    await waitFor(() => outbox().length === 2, {
+      what: `batch ${batch} run again and its outbox published again`,
+      timeoutMs: 240_000,
+      intervalMs: 500,
+    });
+    expect(readFileSync(logFile, 'utf8')).toContain(`control batch ${batch}: already merged (run again after a restart)`);
     // Every agent reads the fleet's control topic: 2 messages x 2 sends x 2 agents answered, keyed by gateway.
     const replies = await consumeAll(b.brokers, `${prefix}control-replies`, { expected: 8, timeoutMs: 60_000 });
     const answers = new Map<string, Array<{ ok: boolean; error?: string }>>();
@@ -434,14 +463,6 @@ control:
       sinkQuery<{ n: number }>(sink, 'SELECT COUNT(*) AS n FROM outbox')[0]?.n,
       'the control query signed one message per gateway',
     ).toBe(2);
-    // Steady state (after the catch-up of the first batches): live events stored -> counted.
-    const base = lastBatch(sink).n;
-    await waitFor(() => lastBatch(sink).n >= Math.max(base, 2) + 5, {
-      what: 'five more events batches',
-      timeoutMs: 180_000,
-      intervalMs: 500,
-    });
-    const steady = latency(sink, 'gw-a', batchAt(sink, 2), lastBatch(sink).t - 5000);
     await spark.stop();
     console.info(
       readFileSync(logFile, 'utf8')
@@ -452,7 +473,7 @@ control:
     );
     console.info(
       `spark control loop: setpoints ${sent.map((m) => `${m.gateway_id} ${m.value}`).join(', ')} (file 90); ` +
-        `computed -> applied at the edge: ${latencies.map((l) => `${l} ms`).join(', ')}; republished copies refused as replays. ` +
+        `computed -> applied at the edge: ${latencies.map((l) => `${l} ms`).join(', ')}; the batch run again after a driver kill republished the same bytes, refused as replays. ` +
         `Edge -> sink latency of live gw-a events after the first two batches: ${steady}`,
     );
   }, 600_000);

@@ -185,7 +185,8 @@ class EventsSink:
         try:
             db.execute("BEGIN IMMEDIATE")
             if db.execute("SELECT 1 FROM batches WHERE query = 'events' AND batch_id = ?", (batch_id,)).fetchone():
-                db.execute("ROLLBACK")  # this batch was merged before a crash: nothing to do
+                db.execute("ROLLBACK")
+                log(f"events batch {batch_id}: already merged (run again after a restart); nothing to do")
                 return
             watermark = get_state(db, "watermark", -(2**62))
             max_event = get_state(db, "max_event_time", -(2**62))
@@ -347,6 +348,7 @@ class ControlSink:
             db.execute("BEGIN IMMEDIATE")
             if db.execute("SELECT 1 FROM batches WHERE query = 'control' AND batch_id = ?", (batch_id,)).fetchone():
                 db.execute("ROLLBACK")
+                log(f"control batch {batch_id}: already merged (run again after a restart); publishing what it left unpublished")
             else:
                 self.merge(db, rows, batch_id)
                 db.execute("COMMIT")
