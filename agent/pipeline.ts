@@ -466,7 +466,19 @@ export class Pipeline {
     this.counters.anomalies++;
     // Act first, record second: the stop command must not wait for bookkeeping.
     if (this.interlocks.onAnomaly(a)) this.counters.trips++;
-    const payload: Record<string, unknown> = { ...a };
+    // snake_case on the wire (schema/events/anomaly.v1.json); the in-process Anomaly stays camelCase.
+    const payload: Record<string, unknown> = {
+      detector: a.detector,
+      detector_type: a.detectorType,
+      asset: a.asset,
+      sensor: a.sensor,
+      severity: a.severity,
+      state: a.state,
+      event_time: a.eventTime,
+      value: a.value,
+      evidence: a.evidence,
+      trip: a.trip,
+    };
     if (a.eventTime < this.trustedAfter) {
       payload.clock_trusted = false;
       payload.boot_id = this.bootId;

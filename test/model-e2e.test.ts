@@ -147,7 +147,7 @@ describe('model end to end', () => {
     // nothing lost between the pipeline and SQLite
     expect(anomalies).toHaveLength(p.pipeline.counters.anomalies);
     const model = anomalies.filter((a) => a.detector === 'model');
-    const raisedP1 = model.find((a) => a.asset === 'pump-1' && a.state === 'raised' && a.eventTime >= T0 + 25 * MIN);
+    const raisedP1 = model.find((a) => a.asset === 'pump-1' && a.state === 'raised' && a.event_time >= T0 + 25 * MIN);
     expect(raisedP1?.evidence.model_version).toBe('sim-ae-1.0.0');
     for (const a of model) expect(['sim-ae-1.0.0', 'test-alt-2']).toContain(a.evidence.model_version);
     const ens = anomalies.find((a) => a.detector === 'p1-model-stop' && a.state === 'raised');

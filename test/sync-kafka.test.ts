@@ -114,7 +114,7 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(res.timestampMismatches).toBe(0);
     expect(res.records).toBe(BACKLOG);
     const sample = await consumeWithKcat(brokers, `${prefix}anomaly`, { timeoutMs: 120_000, count: 1 });
-    expect(sample[0]?.headers).toMatchObject({ gateway_id: 'gw-test', kind: 'anomaly', schema_version: '1' });
+    expect(sample[0]?.headers).toMatchObject({ gateway_id: 'gw-test', kind: 'anomaly', schema_version: '2' });
     expect(sample[0]?.headers.boot_id).toBeTruthy();
     expect(sample[0]?.headers.store_id).toBeTruthy();
 
@@ -124,7 +124,7 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(snap.lastSuccess).toBeGreaterThan(t0 / 1000 - 1);
     const status = syncStatus(path);
     expect(status.cursor).toBe(BACKLOG);
-    expect(status.backlogEvents).toBe(0);
+    expect(status.backlog_events).toBe(0);
     expect(status.map.length).toBeGreaterThan(0);
     const m = status.map[0] as (typeof status.map)[number];
     const [atBase] = await consumeWithKcat(brokers, m.topic, {

@@ -362,6 +362,23 @@ export const syncSchema = z
           .min(0)
           .default(3)
           .meta({ description: 'Create missing topics with this many partitions (0: never create; they must exist)' }),
+        topic_settings: z
+          .strictObject({
+            retention: duration.prefault('720h').meta({
+              description:
+                'retention.ms of the event topics the agent creates. Counted from the record timestamp, which is the event time: it must be longer than the longest offline period plus the replay window, or a backlog is deleted by the broker right after it arrived',
+            }),
+            replication_factor: z
+              .int()
+              .min(-1)
+              .default(-1)
+              .meta({ description: "Replication factor of created topics (-1: the broker's default.replication.factor)" }),
+          })
+          .prefault({})
+          .meta({
+            description:
+              'Settings of the topics the agent creates: event topics cleanup.policy=delete with this retention, the twin topic cleanup.policy=compact (keyed <gateway_id>/<asset>). Existing topics are never altered; the agent warns when they differ',
+          }),
         transactional_id: z.string().optional().meta({
           description:
             'Stable transactional id (default edge-agent-<gateway id>). Must be unique per gateway and never change: it is how the agent learns after a restart what Kafka already has',

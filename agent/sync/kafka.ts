@@ -1,12 +1,15 @@
 /**
  * What the agent writes to Kafka and how it connects: client config (TLS, SASL with the secret
- * from the environment), topic names, and the record format.
+ * from the environment), topic names, and the record format (docs/events.md, schema/events/).
  *
- * Record: key = the event's key (asset id, or the gateway id for gateway-wide events), timestamp =
- * event time, value = JSON {gateway, seq, kind, key, event_time, payload}, headers:
- *   gateway_id, seq, store_id, boot_id, kind, schema_version, and replay=1 on replays.
- * (gateway_id, store_id, seq) identifies an event for consumers that dedupe; store_id only changes
- * when a gateway starts a fresh store (new disk, or a corrupt one quarantined).
+ * Record: key = `<gateway_id>/<event key>` (the event key is the asset id, or the gateway id for
+ * gateway-wide events), so two gateways with a `pump-1` never share a key (the twin topic is
+ * compacted on it); timestamp = event time; value = JSON
+ *   {schema_version, gateway_id, store_id, seq, kind, key, event_time, ingest_time, replay, boot_id, payload}
+ * with the same identity in the headers: gateway_id, store_id, seq, boot_id, kind, schema_version,
+ * and replay=1 on replays. (gateway_id, store_id, seq) identifies an event for consumers that
+ * dedupe; store_id only changes when a gateway starts a fresh store (new disk, or a corrupt one
+ * quarantined).
  */
 
 import { readFileSync } from 'node:fs';
@@ -16,10 +19,21 @@ import type { StoredEventRow } from '../store/db.js';
 import type { EventKind } from '../types.js';
 
 export type KafkaSyncConfig = NonNullable<SyncConfig['kafka']>;
-export const SCHEMA_VERSION = '1';
+/** Version of the record contract (schema/events/<kind>.v<N>.json); also the `schema_version` header. */
+export const SCHEMA_VERSION = 2;
 
 export function topicFor(cfg: KafkaSyncConfig, kind: EventKind): string {
   return `${cfg.topic_prefix}${cfg.topics[kind] ?? kind}`;
+}
+
+/**
+ * Topic-level configs the agent creates a topic with: the twin topic is compacted (latest state per
+ * `<gateway_id>/<asset>` key); event topics keep records for `topic_settings.retention`, counted
+ * from the record timestamp, which is the event time.
+ */
+export function topicConfig(cfg: KafkaSyncConfig, kind: EventKind): Record<string, string> {
+  if (kind === 'twin') return { 'cleanup.policy': 'compact' };
+  return { 'cleanup.policy': 'delete', 'retention.ms': String(cfg.topic_settings.retention) };
 }
 
 /** The (record-less) topic whose committed offset for `cursorGroup` is the sync cursor. */
@@ -76,22 +90,42 @@ export interface RecordContext {
   readonly replay?: boolean;
 }
 
-/** The Kafka record of a stored event. Builds the value by concatenation: the payload is already JSON. */
-export function toMessage(r: SyncRow, ctx: RecordContext, gatewayJson: string): Message {
-  const seq = String(r.seq);
-  const headers: Record<string, string> = {
-    gateway_id: ctx.gatewayId,
-    seq,
-    store_id: ctx.storeId,
-    boot_id: ctx.bootId,
-    kind: r.kind,
-    schema_version: SCHEMA_VERSION,
-  };
-  if (ctx.replay) headers.replay = '1';
-  return {
-    key: r.key,
-    value: `{"gateway":${gatewayJson},"seq":${seq},"kind":"${r.kind}","key":${JSON.stringify(r.key)},"event_time":${r.event_time},"payload":${r.payload}}`,
-    timestamp: String(r.event_time),
-    headers,
-  };
+/** The Kafka record key of an event: gateway-qualified, so equal asset ids of two gateways never collide. */
+export function recordKey(gatewayId: string, key: string): string {
+  return `${gatewayId}/${key}`;
+}
+
+/**
+ * Builds Kafka records for one gateway, store and session. The value is concatenated, not
+ * stringified: the stored payload is already JSON, and the identity prefix is built once.
+ */
+export class RecordEncoder {
+  private readonly prefix: string;
+  private readonly headers: Readonly<Record<string, string>>;
+  private readonly keyPrefix: string;
+
+  constructor(ctx: RecordContext) {
+    const replay = ctx.replay === true;
+    this.prefix =
+      `{"schema_version":${SCHEMA_VERSION},"gateway_id":${JSON.stringify(ctx.gatewayId)},` +
+      `"store_id":${JSON.stringify(ctx.storeId)},"boot_id":${JSON.stringify(ctx.bootId)},"replay":${replay},`;
+    this.headers = {
+      gateway_id: ctx.gatewayId,
+      store_id: ctx.storeId,
+      boot_id: ctx.bootId,
+      schema_version: String(SCHEMA_VERSION),
+      ...(replay ? { replay: '1' } : {}),
+    };
+    this.keyPrefix = `${ctx.gatewayId}/`;
+  }
+
+  encode(r: SyncRow): Message {
+    const seq = String(r.seq);
+    return {
+      key: this.keyPrefix + r.key,
+      value: `${this.prefix}"seq":${seq},"kind":"${r.kind}","key":${JSON.stringify(r.key)},"event_time":${r.event_time},"ingest_time":${r.ingest_time},"payload":${r.payload}}`,
+      timestamp: String(r.event_time),
+      headers: { ...this.headers, seq, kind: r.kind },
+    };
+  }
 }

@@ -11,7 +11,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { AgentConfig } from '../config/schema.js';
 import { openDb } from '../store/db.js';
 import { COMPRESSION, registerCodecs } from './codecs.js';
-import { type KafkaSyncConfig, kafkaConfig, type SyncRow, toMessage, topicFor } from './kafka.js';
+import { type KafkaSyncConfig, kafkaConfig, RecordEncoder, type SyncRow, topicFor } from './kafka.js';
 import { Progress } from './progress.js';
 
 export interface ReplayRange {
@@ -61,8 +61,7 @@ export async function replay(config: AgentConfig, range: ReplayRange, opts: { pr
   const gatewayId = config.gateway.id;
   const kafka = new Kafka({ ...kafkaConfig(cfg, gatewayId, process.env, '-replay'), logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-  const ctx = { gatewayId, storeId, bootId: randomUUID(), replay: true };
-  const gatewayJson = JSON.stringify(gatewayId);
+  const encoder = new RecordEncoder({ gatewayId, storeId, bootId: randomUUID(), replay: true });
   const bar = opts.progress === false ? undefined : new Progress({ total, label: 'replay' });
   let sent = 0;
   let first: number | undefined;
@@ -73,12 +72,12 @@ export async function replay(config: AgentConfig, range: ReplayRange, opts: { pr
     for (;;) {
       const rows = page.all(after, ...args, cfg.batch_max_events) as SyncRow[];
       if (rows.length === 0) break;
-      const byTopic = new Map<string, ReturnType<typeof toMessage>[]>();
+      const byTopic = new Map<string, ReturnType<RecordEncoder['encode']>[]>();
       for (const r of rows) {
         const t = topicFor(cfg, r.kind);
         let list = byTopic.get(t);
         if (!list) byTopic.set(t, (list = []));
-        list.push(toMessage(r, ctx, gatewayJson));
+        list.push(encoder.encode(r));
       }
       await producer.sendBatch({
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
@@ -101,15 +100,15 @@ export async function replay(config: AgentConfig, range: ReplayRange, opts: { pr
 
 export interface SyncStatusReport {
   readonly store: string;
-  readonly storeId: string;
-  readonly lastSeq: number;
+  readonly store_id: string;
+  readonly last_seq: number;
   readonly cursor: number;
-  readonly backlogEvents: number;
-  readonly backlogBytes: number;
-  readonly oldestUnsent: number | null;
-  readonly lagSeconds: number;
-  readonly lastSuccess: number | null;
-  readonly retainedEvents: number;
+  readonly backlog_events: number;
+  readonly backlog_bytes: number;
+  readonly oldest_unsent: number | null;
+  readonly lag_seconds: number;
+  readonly last_success: number | null;
+  readonly retained_events: number;
   readonly evictions: Record<string, number>;
   readonly map: Array<{
     first_seq: number;
@@ -144,15 +143,15 @@ export function syncStatus(path: string, mapRows = 20, now = Date.now()): SyncSt
     );
     return {
       store: path,
-      storeId: meta('store_id') ?? 'unknown',
-      lastSeq,
+      store_id: meta('store_id') ?? 'unknown',
+      last_seq: lastSeq,
       cursor,
-      backlogEvents: unsent.n,
-      backlogBytes: unsent.b,
-      oldestUnsent: unsent.t,
-      lagSeconds: unsent.t ? Math.max(0, (now - unsent.t) / 1000) : 0,
-      lastSuccess: lastSuccess || null,
-      retainedEvents: retained,
+      backlog_events: unsent.n,
+      backlog_bytes: unsent.b,
+      oldest_unsent: unsent.t,
+      lag_seconds: unsent.t ? Math.max(0, (now - unsent.t) / 1000) : 0,
+      last_success: lastSuccess || null,
+      retained_events: retained,
       evictions,
       map: db
         .prepare('SELECT * FROM sync_map ORDER BY last_seq DESC, topic, partition LIMIT ?')
@@ -166,11 +165,11 @@ export function syncStatus(path: string, mapRows = 20, now = Date.now()): SyncSt
 export function formatSyncStatus(s: SyncStatusReport): string {
   const iso = (t: number | null) => (t ? new Date(t).toISOString() : 'never');
   const out = [
-    `store: ${s.store} (id ${s.storeId})`,
-    `last sequence: ${s.lastSeq}   sync cursor: ${s.cursor}`,
-    `backlog: ${s.backlogEvents} events, ${s.backlogBytes} payload bytes; lag ${s.lagSeconds.toFixed(1)} s (oldest unsent ${iso(s.oldestUnsent)})`,
-    `last successful send: ${iso(s.lastSuccess)}`,
-    `retained for replay: ${s.retainedEvents} events`,
+    `store: ${s.store} (id ${s.store_id})`,
+    `last sequence: ${s.last_seq}   sync cursor: ${s.cursor}`,
+    `backlog: ${s.backlog_events} events, ${s.backlog_bytes} payload bytes; lag ${s.lag_seconds.toFixed(1)} s (oldest unsent ${iso(s.oldest_unsent)})`,
+    `last successful send: ${iso(s.last_success)}`,
+    `retained for replay: ${s.retained_events} events`,
     `evicted unsent events: ${
       Object.entries(s.evictions)
         .map(([k, n]) => `${k} ${n}`)

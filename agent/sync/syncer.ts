@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import kafkajs, { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import { EVENT_KINDS } from '../types.js';
 import { COMPRESSION, registerCodecs } from './codecs.js';
@@ -26,11 +26,15 @@ import {
   cursorTopic,
   type KafkaSyncConfig,
   kafkaConfig,
+  RecordEncoder,
   type SyncRow,
-  toMessage,
+  topicConfig,
   topicFor,
   transactionalId,
 } from './kafka.js';
+
+// Not a named export kafkajs's CommonJS build exposes to ESM.
+const { ConfigResourceTypes } = kafkajs;
 
 export interface SyncStatus {
   state: 'starting' | 'idle' | 'sending' | 'retrying' | 'stopped';
@@ -91,7 +95,6 @@ export class Syncer {
   private readonly page: Database.Statement;
   private readonly storeId: string;
   private readonly bootId = randomUUID();
-  private readonly gatewayJson: string;
   private readonly now: () => number;
   private topicsReady = false;
   private wake: (() => void) | undefined;
@@ -109,7 +112,6 @@ export class Syncer {
     this.storeId = meta('store_id') ?? 'unknown';
     this.status.cursor = Number(meta('sync_cursor') ?? 0);
     this.status.lastSuccess = Number(meta('sync_last_success') ?? 0);
-    this.gatewayJson = JSON.stringify(deps.gatewayId);
   }
 
   start(): void {
@@ -178,18 +180,62 @@ export class Syncer {
     return producer;
   }
 
+  /**
+   * Creates missing topics with the settings a consumer needs (docs/events.md): event topics with
+   * cleanup.policy=delete and an explicit retention, the twin topic compacted. Existing topics are
+   * left as they are, with one WARN per topic whose settings differ, naming them.
+   */
   private async ensureTopics(admin: Admin): Promise<void> {
     const cfg = this.deps.config;
-    const topics = [...new Set([...EVENT_KINDS.map((k) => topicFor(cfg, k)), cursorTopic(cfg)])];
+    const wanted = new Map<string, Record<string, string>>(EVENT_KINDS.map((k) => [topicFor(cfg, k), topicConfig(cfg, k)]));
+    wanted.set(cursorTopic(cfg), {});
     const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
+    const missing = [...wanted.keys()].filter((t) => !existing.has(t));
+    const present = [...wanted.keys()].filter((t) => existing.has(t));
+    if (present.length > 0) await this.checkTopics(admin, present, wanted);
     if (missing.length === 0) return;
     if (cfg.create_topics === 0) throw new Error(`missing Kafka topics: ${missing.join(', ')} (create_topics is 0)`);
     await admin.createTopics({
       waitForLeaders: true,
-      topics: missing.map((topic) => ({ topic, numPartitions: topic === cursorTopic(cfg) ? 1 : cfg.create_topics })),
+      topics: missing.map((topic) => ({
+        topic,
+        numPartitions: topic === cursorTopic(cfg) ? 1 : cfg.create_topics,
+        replicationFactor: cfg.topic_settings.replication_factor,
+        configEntries: Object.entries(wanted.get(topic) ?? {}).map(([name, value]) => ({ name, value })),
+      })),
     });
     this.deps.log('info', { topics: missing }, 'Kafka topics created');
+  }
+
+  private async checkTopics(admin: Admin, topics: string[], wanted: Map<string, Record<string, string>>): Promise<void> {
+    let res: Awaited<ReturnType<Admin['describeConfigs']>>;
+    try {
+      res = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics
+          .filter((t) => Object.keys(wanted.get(t) ?? {}).length > 0)
+          .map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: Object.keys(wanted.get(name) ?? {}) })),
+      });
+    } catch (err) {
+      this.deps.log('warn', { err: (err as Error).message }, 'could not read the settings of existing Kafka topics');
+      return;
+    }
+    for (const r of res.resources) {
+      const want = wanted.get(r.resourceName) ?? {};
+      const differs: Record<string, { is: string | null; expected: string }> = {};
+      for (const [name, expected] of Object.entries(want)) {
+        const is = r.configEntries.find((e) => e.configName === name)?.configValue ?? null;
+        if (is !== expected) differs[name] = { is, expected };
+      }
+      if (Object.keys(differs).length > 0)
+        this.deps.log(
+          'warn',
+          { topic: r.resourceName, differs },
+          `existing Kafka topic ${r.resourceName} has other settings than the agent would create: ${Object.entries(differs)
+            .map(([k, v]) => `${k}=${v.is} (expected ${v.expected})`)
+            .join(', ')}; left unchanged`,
+        );
+    }
   }
 
   /** The cursor Kafka committed for this gateway and store, or undefined. */
@@ -239,7 +285,7 @@ export class Syncer {
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
-    const ctx = { gatewayId: this.deps.gatewayId, storeId: this.storeId, bootId: this.bootId };
+    const encoder = new RecordEncoder({ gatewayId: this.deps.gatewayId, storeId: this.storeId, bootId: this.bootId });
     while (this.running) {
       try {
         if (!producer) {
@@ -274,7 +320,7 @@ export class Syncer {
           const t = topicFor(cfg, r.kind);
           let list = byTopic.get(t);
           if (!list) byTopic.set(t, (list = []));
-          list.push(toMessage(r, ctx, this.gatewayJson));
+          list.push(encoder.encode(r));
           bytes += r.payload.length;
         }
         const txn = await producer.transaction();
