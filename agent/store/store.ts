@@ -4,6 +4,7 @@
  * retried, so an accepted event is never dropped because the disk hiccuped.
  */
 import { type MessagePort, Worker } from 'node:worker_threads';
+import { Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
 import { workerUrl } from '../worker-url.js';
@@ -82,7 +83,8 @@ export class EventStore {
   private readonly inFlight = new Map<number, readonly EventRow[]>();
   private nextId = 1;
   private timer: NodeJS.Timeout | undefined;
-  private retryAt = 0;
+  /** Gates rewriting after a failed write: once a second, no jitter (one local disk, no herd). */
+  private readonly retry = new Backoff({ baseMs: 1000, maxMs: 1000, jitter: false });
   private readonly waiters: Array<() => void> = [];
   private closed = false;
   private readonly now: () => number;
@@ -243,7 +245,7 @@ export class EventStore {
   }
 
   private flushPending(): void {
-    if (!this.worker || this.pending.length === 0 || this.now() < this.retryAt) return;
+    if (!this.worker || this.pending.length === 0 || !this.retry.ready(this.now())) return;
     while (this.pending.length > 0) {
       const rows = this.pending.splice(0, this.opts.batchSize);
       const id = this.nextId++;
@@ -260,7 +262,7 @@ export class EventStore {
       this.stats.keeper = m.stats;
       this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
-      this.retryAt = 0;
+      this.retry.succeed();
       this.stats.failing = false;
     } else if (m.op === 'stats') {
       this.stats.keeper = m.stats;
@@ -277,7 +279,7 @@ export class EventStore {
       // Keep order: failed rows go back in front of anything queued since.
       if (failed) this.pending = [...failed, ...this.pending];
       this.shed();
-      this.retryAt = this.now() + 1000;
+      this.retry.fail(this.now());
     }
     if (this.inFlight.size === 0 && this.pending.length === 0) {
       for (const w of this.waiters.splice(0)) w();
@@ -286,7 +288,7 @@ export class EventStore {
 
   /** Resolves once every event appended so far is committed (or `timeoutMs` passes: then rejects). */
   async flush(timeoutMs = 30_000): Promise<void> {
-    this.retryAt = 0;
+    this.retry.retryNow();
     this.flushPending();
     if (this.inFlight.size === 0 && this.pending.length === 0) return;
     await new Promise<void>((resolve, reject) => {
@@ -298,7 +300,7 @@ export class EventStore {
         timeoutMs,
       );
       const retry = setInterval(() => {
-        this.retryAt = 0;
+        this.retry.retryNow();
         this.flushPending();
       }, 200);
       this.waiters.push(() => {

@@ -13,9 +13,9 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { type IClientOptions, MqttClient } from 'mqtt';
+import { Backoff } from '../../agent/backoff.js';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
 import { RateLimitedLog } from '../../agent/log.js';
-import { Backoff } from '../../agent/poller.js';
 import { makeReading, sensorKey } from '../../agent/reading.js';
 import type { Reading } from '../../agent/types.js';
 import {
