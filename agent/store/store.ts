@@ -71,8 +71,6 @@ export class EventStore {
   };
   /** Where alarms go (the agent points this at its emit, so taps see them); default: this store. */
   alarmSink: (ev: AgentEvent) => void = (ev) => this.append(ev);
-  /** Called with each writer stats report (the sync service and telemetry read it). */
-  onStats: ((s: KeeperStats) => void) | undefined;
   private readonly alarmAt = new Map<string, number>();
   private evictedSinceAlarm: Record<string, number> = {};
   private syncPort: MessagePort | undefined;
@@ -260,13 +258,11 @@ export class EventStore {
       this.stats.persisted += m.count;
       this.stats.lastSeq = m.lastSeq;
       this.stats.keeper = m.stats;
-      this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
       this.retry.succeed();
       this.stats.failing = false;
     } else if (m.op === 'stats') {
       this.stats.keeper = m.stats;
-      this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
     } else if (m.op === 'error') {
       const failed = this.inFlight.get(m.id);
