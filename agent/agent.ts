@@ -144,6 +144,11 @@ export class Agent {
   }
 
   private async init(): Promise<void> {
+    if (this.config.control.mqtt) {
+      // As a driver's init: a missing TLS file or password variable is a config error, not a failed start.
+      const { mqttClientOptions } = await import('./mqtt-client.js');
+      mqttClientOptions(this.config.control.mqtt, {});
+    }
     for (const a of this.config.actuators) {
       const mod = await loadActuator(a.type);
       const driver = await mod.create(a as never, {
