@@ -50,6 +50,7 @@ export class Agent {
   /** The on-device model, when configured; `modelControl` is what control messages call. */
   readonly model: ModelService | undefined;
   readonly modelControl: ModelControl | undefined;
+  private readonly modelHook: ModelHook | undefined;
   /** Observers of every reading batch after detection ran (twin, dashboard). Must be cheap and synchronous. */
   readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
   /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
@@ -124,8 +125,15 @@ export class Agent {
       now: this.now,
       ...(this.modelControl ? { model: this.modelControl } : {}),
     });
-    if (m || config.ensembles.length > 0)
-      this.pipeline.hook = new ModelHook(config, this.model, (a) => this.pipeline.raise(a), logger.child({ component: 'model' }));
+    if (m || config.ensembles.length > 0) {
+      this.modelHook = new ModelHook(config, this.model, (a) => this.pipeline.raise(a), logger.child({ component: 'model' }));
+      this.pipeline.hook = this.modelHook;
+    }
+  }
+
+  /** The version of the on-device model scoring `asset`; null when none does (the twin shows it). */
+  modelVersion(asset: string): string | null {
+    return this.modelHook?.modelVersion(asset) ?? null;
   }
 
   /** Builds and initialises every component (no I/O besides reading the trip state back). */
@@ -136,6 +144,11 @@ export class Agent {
   }
 
   private async init(): Promise<void> {
+    if (this.config.control.mqtt) {
+      // As a driver's init: a missing TLS file or password variable is a config error, not a failed start.
+      const { mqttClientOptions } = await import('./mqtt-client.js');
+      mqttClientOptions(this.config.control.mqtt, {});
+    }
     for (const a of this.config.actuators) {
       const mod = await loadActuator(a.type);
       const driver = await mod.create(a as never, {

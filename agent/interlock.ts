@@ -157,7 +157,6 @@ export class Interlocks {
   private failSafeTimer: NodeJS.Timeout | undefined;
   private readonly rateLog: RateLimitedLog;
   private started = false;
-  tripCount = 0;
 
   constructor(
     interlocks: readonly InterlockConfig[],
@@ -359,7 +358,6 @@ export class Interlocks {
     latch.pending = undefined;
     latch.reasserts = 0;
     latch.recentTrips.push(decidedAt);
-    this.tripCount++;
     if (cfg.dry_run) {
       this.emit({
         kind: 'action',

@@ -148,8 +148,6 @@ export class Pipeline {
   private readonly maxSkew: number;
   private readonly trustedAfter: number;
   private readonly bootId = readBootId();
-  /** Optional observer for anomalies (tests, API); called after the interlock acted. */
-  onAnomaly: ((a: Anomaly) => void) | undefined;
   hook: PipelineHook | undefined;
 
   constructor(
@@ -486,7 +484,6 @@ export class Pipeline {
     }
     this.emit({ kind: 'anomaly', key: a.asset, eventTime: a.eventTime, payload });
     if (a.state === 'raised') this.captures.get(a.asset)?.trigger(a);
-    this.onAnomaly?.(a);
     this.hook?.onAnomaly(a);
   }
 
@@ -516,17 +513,6 @@ export class Pipeline {
     if (!d || (d.cfg.type !== 'zscore' && d.cfg.type !== 'multivariate')) return false;
     d.relearn();
     return true;
-  }
-
-  /** Watermark and late/future/untrusted counts per source (status, tests). */
-  sourceStats(): Array<{ source: string; watermark: number; late: number; future: number; untrusted: number }> {
-    return [...this.sources.values()].map((s) => ({
-      source: s.id,
-      watermark: s.watermark,
-      late: s.late,
-      future: s.future,
-      untrusted: s.untrusted,
-    }));
   }
 
   /** Closes all open windows and captures (shutdown, end of a replay). */

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Backoff, Poller } from './poller.js';
+import { Poller } from './poller.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -75,19 +75,5 @@ describe('Poller', () => {
     await poller.stop();
     expect(done).toBe(true);
     expect(poller.stats.polls).toBe(1);
-  });
-});
-
-describe('Backoff', () => {
-  it('grows exponentially with jitter up to the cap and resets on success', () => {
-    const b = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 1 });
-    expect(b.ready(0)).toBe(true);
-    expect([b.fail(0), b.fail(0), b.fail(0), b.fail(0), b.fail(0)]).toEqual([100, 200, 400, 800, 1000]);
-    expect(b.ready(999)).toBe(false);
-    expect(b.ready(1000)).toBe(true);
-    b.succeed();
-    expect(b.failing).toBe(false);
-    const low = new Backoff({ baseMs: 100, maxMs: 1000, random: () => 0 });
-    expect(low.fail(0)).toBe(50);
   });
 });

@@ -1,13 +1,10 @@
 /**
- * Framework pieces for polling drivers, so each driver only says what one poll does:
- * - `Poller`: fixed-rate cadence (slots at start + k·interval, never drifting), at most one poll in
- *   flight, overruns skipped and counted, a failing poll never stops the cadence.
- * - `Backoff`: exponential backoff with jitter for one failing thing (a connection, a Modbus unit),
- *   answering "may I try again now?" without sleeping, so a caller can skip instead of wait.
+ * The framework piece for polling drivers, so each driver only says what one poll does: a fixed-rate
+ * cadence (slots at start + k·interval, never drifting), at most one poll in flight, overruns skipped
+ * and counted, a failing poll never stops the cadence. Retry pacing is `Backoff` (backoff.ts).
  */
 import type { Logger } from './log.js';
 import { RateLimitedLog } from './log.js';
-import { backoffDelay } from './supervisor.js';
 
 export interface PollerOptions {
   /** Bounded label for logs: a device or unit id. */
@@ -88,40 +85,5 @@ export class Poller {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.inFlight;
-  }
-}
-
-export interface BackoffOptions {
-  readonly baseMs: number;
-  readonly maxMs: number;
-  readonly random?: () => number;
-}
-
-/** Failure count and the earliest time of the next attempt, with exponential backoff and jitter. */
-export class Backoff {
-  failures = 0;
-  private until = 0;
-
-  constructor(private readonly opts: BackoffOptions) {}
-
-  /** Whether an attempt is allowed at `now`. */
-  ready(now: number): boolean {
-    return now >= this.until;
-  }
-
-  /** Records a failure at `now`; returns the delay until the next attempt is allowed. */
-  fail(now: number): number {
-    const delay = backoffDelay(this.failures++, this.opts.baseMs, this.opts.maxMs, this.opts.random);
-    this.until = now + delay;
-    return delay;
-  }
-
-  succeed(): void {
-    this.failures = 0;
-    this.until = 0;
-  }
-
-  get failing(): boolean {
-    return this.failures > 0;
   }
 }

@@ -2,12 +2,8 @@
  * Wraps drivers so they stay small: start with retry, exponential backoff and full jitter, a
  * per-driver logger, and idempotent stop. A driver whose start keeps failing never blocks the others.
  */
+import { Backoff } from './backoff.js';
 import type { Logger } from './log.js';
-
-export function backoffDelay(attempt: number, baseMs = 500, maxMs = 30_000, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
 
 export interface Lifecycle {
   start(): Promise<void>;
@@ -15,7 +11,7 @@ export interface Lifecycle {
 }
 
 export class Supervised {
-  private attempt = 0;
+  private readonly retry = new Backoff({ baseMs: 500, maxMs: 30_000 });
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   started = false;
@@ -37,10 +33,10 @@ export class Supervised {
     try {
       await this.driver.start();
       this.started = true;
-      if (this.attempt > 0) this.logger.info({ attempts: this.attempt + 1 }, 'started after retries');
-      this.attempt = 0;
+      if (this.retry.failing) this.logger.info({ attempts: this.retry.failures + 1 }, 'started after retries');
+      this.retry.succeed();
     } catch (err) {
-      const delay = backoffDelay(this.attempt++);
+      const delay = this.retry.fail();
       this.logger.warn({ err: (err as Error).message, retry_in_ms: delay }, 'start failed; retrying');
       await this.driver.stop().catch(() => {});
       this.timer = setTimeout(() => void this.tryStart(), delay);

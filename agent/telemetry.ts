@@ -103,7 +103,7 @@ export class Telemetry {
   });
   readonly inferenceLatency = new Histogram({
     name: 'edge_agent_inference_latency_seconds',
-    help: 'Model inference time per batch',
+    help: 'Model inference time per batch (to the runner and back, as the agent waits for it)',
     buckets: LATENCY_BUCKETS,
     registers: this.r,
   });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import { openDb } from '../agent/store/db.js';
@@ -26,7 +26,7 @@ import { startService, TOKEN } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
-const missing = mosquittoUnavailable();
+const missing = mosquittoUnavailable({ tls: true });
 if (missing && process.env.CI) throw new Error(`CI must run the Mosquitto tests: ${missing}`);
 if (missing) console.warn(`\n!!! SKIPPING MQTT control topic tests: ${missing}\n`);
 
@@ -305,4 +305,39 @@ describe.skipIf(!!missing)('MQTT control topic (signed messages)', () => {
     expect(reset.stdout).toMatch(/the agent is not reachable .*in the store: reset hot to the config file/);
     expect((await cli(['control', 'show', '--config', file])).stdout).toMatch(/no run-time overrides/);
   }, 120_000);
+
+  it('connects over TLS with a client certificate and the password from the environment; a missing variable fails at init', async () => {
+    const broker: Mosquitto = await startMosquitto({ tls: true, requireClientCert: true });
+    cleanups.push(() => broker.stop());
+    const dir = tempDir();
+    cleanups.push(() => dir.remove());
+    const topic = `edge/${randomUUID()}`;
+    const signer = testSigner(dir.path, 'gw-ctl');
+    const yaml = yamlOf({ db: join(dir.path, 'agent.db'), port: broker.port, topic, keys: signer.keysFile }).replace(
+      `url: "mqtt://127.0.0.1:${broker.port}"`,
+      `url: "mqtts://127.0.0.1:${broker.tlsPort}", username: agent, password_env: TEST_CONTROL_PASSWORD, ` +
+        `tls: { ca_file: "${broker.caFile}", cert_file: "${broker.clientCertFile}", key_file: "${broker.clientKeyFile}" }`,
+    );
+    const res = await parseConfig(yaml, 'tls.yaml');
+    if (!res.ok) throw new Error(JSON.stringify(res.errors));
+    const logger = pino({ level: 'silent' });
+    await expect(Agent.create(res.config, { logger })).rejects.toThrow(
+      'environment variable TEST_CONTROL_PASSWORD (password_env) is not set',
+    );
+
+    vi.stubEnv('TEST_CONTROL_PASSWORD', 's3cret');
+    cleanups.push(() => vi.unstubAllEnvs());
+    const a = await Agent.create(res.config, { logger });
+    await a.start();
+    cleanups.push(() => a.stop());
+    await a.controlTopic?.ready();
+    // The test's own client talks plain MQTT to the same broker.
+    const { c, replies } = await client(broker.port, topic);
+    await c.publishAsync(`${topic}/set`, signer.sign({ op: 'set', detector: 'hot', params: { setpoint: 60 }, id: 'tls-1' }), {
+      qos: 1,
+    });
+    await waitFor(() => replies.length >= 1, { what: 'the answer over TLS' });
+    expect(replies[0]).toMatchObject({ ok: true, id: 'tls-1' });
+    expect(setpointOf(a)).toBe(60);
+  }, 60_000);
 });

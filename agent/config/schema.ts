@@ -298,16 +298,38 @@ export const captureSchema = z
   })
   .prefault({});
 
+/** TLS to an MQTT broker (the MQTT source, the mqtt-publish actuator and the control topic). */
+export const mqttTlsSchema = z.strictObject({
+  ca_file: z.string().optional().meta({ description: 'CA certificate (PEM) that signed the broker certificate' }),
+  cert_file: z.string().optional().meta({ description: 'Client certificate (PEM) for mutual TLS' }),
+  key_file: z.string().optional().meta({ description: 'Client private key (PEM)' }),
+  reject_unauthorized: z.boolean().default(true).meta({ description: 'Verify the broker certificate; leave on' }),
+  servername: z.string().optional().meta({ description: 'Name to verify in the broker certificate (default: the host)' }),
+});
+
+export type MqttTlsConfig = z.output<typeof mqttTlsSchema>;
+
+/** Name of the environment variable holding an MQTT password (the secret stays out of the file). */
+export const mqttPasswordEnv = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+  .meta({ description: 'Name of the environment variable holding the password (the secret stays out of the file)' });
+
 export const controlSchema = z
   .strictObject({
     mqtt: z
       .strictObject({
-        url: z.string().meta({ description: 'Broker URL, e.g. mqtt://127.0.0.1:1883' }),
+        url: z
+          .string()
+          .regex(/^mqtts?:\/\//, { message: 'expected mqtt://host:port or mqtts://host:port' })
+          .meta({ description: 'Broker URL, e.g. mqtt://127.0.0.1:1883, or mqtts://host:8883 for TLS' }),
         topic: z.string().min(1).meta({ description: 'Control messages arrive here (QoS 1)' }),
         reply_topic: z.string().optional().meta({ description: 'Each message is answered here with {id, ok, error}' }),
         client_id: z.string().optional(),
         username: z.string().optional(),
-        password: z.string().optional(),
+        password: z.string().optional().meta({ description: 'Prefer password_env; never commit a password' }),
+        password_env: mqttPasswordEnv.optional(),
+        tls: mqttTlsSchema.optional(),
       })
       .optional(),
     kafka: z

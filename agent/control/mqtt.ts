@@ -4,10 +4,10 @@
  * answers on `reply_topic` with {ok, id, error?}. An unsigned, forged or malformed message is refused
  * (counted, rate-limited in the log) by the control plane; it never breaks the connection.
  */
-import type { Socket } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { connectMqtt, mqttClientOptions } from '../mqtt-client.js';
 import type { ControlPlane } from './control.js';
 
 type MqttControlConfig = NonNullable<AgentConfig['control']['mqtt']>;
@@ -25,39 +25,40 @@ export class MqttControl {
   private subscribed: Promise<void> | undefined;
 
   /**
-   * Connects in the background (mqtt.js reconnects by itself) and subscribes on every connection
-   * without a stored session. Never blocks the agent's start on the broker; `ready()` resolves
+   * Connects in the background (the agent's MQTT client: TLS, credentials, TCP_NODELAY, reconnect with
+   * jittered backoff) and subscribes on every connection without a stored session. Never blocks the agent's start on the broker; `ready()` resolves
    * once the topic is subscribed.
    */
   async start(): Promise<void> {
     if (this.client) return;
     const c = this.cfg;
-    const client = mqtt.connect(c.url, {
-      clientId: c.client_id ?? `edge-agent-control-${this.gatewayId}`,
-      clean: false,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      ...(c.username ? { username: c.username } : {}),
-      ...(c.password ? { password: c.password } : {}),
-    });
     let markReady: () => void = () => {};
     this.subscribed = new Promise((resolve) => {
       markReady = resolve;
     });
-    client.on('connect', (connack) => {
-      // Nagle would add tens of ms to every control round trip (field notes: MQTT latency).
-      (client.stream as Partial<Socket>).setNoDelay?.(true);
-      if (connack.sessionPresent) {
-        markReady();
-        return;
-      }
-      client.subscribe(c.topic, { qos: 1 }, (err) => {
-        if (err) this.logger.warn({ topic: c.topic, err: err.message }, 'control topic subscribe failed');
-        else {
-          this.logger.info({ topic: c.topic }, 'control topic subscribed');
+    const client = connectMqtt({
+      options: mqttClientOptions(c, {
+        clientId: c.client_id ?? `edge-agent-control-${this.gatewayId}`,
+        clean: false,
+        connectTimeout: 10_000,
+      }),
+      reconnectMinMs: 500,
+      reconnectMaxMs: 30_000,
+      broker: c.url,
+      logger: this.logger,
+      onConnect: (connack) => {
+        if (connack.sessionPresent) {
           markReady();
+          return;
         }
-      });
+        client.subscribe(c.topic, { qos: 1 }, (err) => {
+          if (err) this.logger.warn({ topic: c.topic, err: err.message }, 'control topic subscribe failed');
+          else {
+            this.logger.info({ topic: c.topic }, 'control topic subscribed');
+            markReady();
+          }
+        });
+      },
     });
     client.on('message', (topic, payload) => {
       if (topic !== c.topic) return;
@@ -65,7 +66,6 @@ export class MqttControl {
         if (c.reply_topic) client.publish(c.reply_topic, JSON.stringify(res), { qos: 1 });
       });
     });
-    client.on('error', (err) => this.logger.warn({ err: err.message }, 'control topic connection error'));
     this.client = client;
   }
 

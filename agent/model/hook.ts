@@ -55,6 +55,11 @@ export class ModelHook implements PipelineHook {
     this.extractor?.flush();
   }
 
+  /** The version of the model scoring `asset`; null when no model scores it. */
+  modelVersion(asset: string): string | null {
+    return this.scoredAssets.has(asset) ? (this.service?.current?.version ?? null) : null;
+  }
+
   private configure(m: ActiveModel): void {
     if (m.layout === this.layout) return;
     const needed = sensorsOf(m.card.features.names);

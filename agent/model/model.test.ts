@@ -4,10 +4,12 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { waitFor } from '../../test/helpers/wait.js';
+import type { AgentConfig } from '../config/schema.js';
 import type { AgentEvent } from '../types.js';
 import { type ModelCard, ModelCardError, parseCard, readCardFile, sha256 } from './card.js';
 import { createModelControl } from './control.js';
 import { extractFeatures, seriesStats, WindowExtractor, type WindowReadings } from './features.js';
+import { ModelHook } from './hook.js';
 import { WindowQueue } from './queue.js';
 import { InlineRunner, type ModelRunner, type RunnerKind, WorkerRunner } from './runner.js';
 import { layoutOf, type ModelScore, ModelService } from './service.js';
@@ -304,5 +306,37 @@ describe('hot swap', () => {
     s.offer('pump-1', 0, Float32Array.from(cur.card.normalization.mean), layoutOf(cur.card));
     await s.idle();
     expect(got).toMatchObject([{ modelVersion: 'sim-ae-1.0.0' }]);
+  });
+});
+
+describe('what the model reports', () => {
+  it('names the version scoring each asset (the twin shows it) and times each batch (telemetry)', async () => {
+    const dir = modelsDir();
+    stage(dir, 'alt');
+    const { s } = service(dir, 'inline');
+    const sensors = (ids: string[]) => ids.map((id) => ({ id }));
+    const config = {
+      assets: [
+        { id: 'pump-1', sensors: sensors(['temperature', 'pressure', 'vibration']) },
+        { id: 'fan', sensors: sensors(['temperature']) },
+      ],
+      model: undefined,
+      ensembles: [],
+    } as unknown as Pick<AgentConfig, 'assets' | 'model' | 'ensembles'>;
+    const hook = new ModelHook(config, s, () => {}, silent);
+    expect(hook.modelVersion('pump-1')).toBeNull();
+    const seconds: number[] = [];
+    s.onInference((x) => seconds.push(x));
+    await s.start();
+    expect(hook.modelVersion('pump-1')).toBe('sim-ae-1.0.0');
+    expect(hook.modelVersion('fan')).toBeNull();
+    expect(await createModelControl(s).apply({ model_version: 'test-alt-2' })).toMatchObject({ ok: true });
+    expect(hook.modelVersion('pump-1')).toBe('test-alt-2');
+
+    const cur = s.current as NonNullable<typeof s.current>;
+    s.offer('pump-1', 0, Float32Array.from(cur.card.normalization.mean), layoutOf(cur.card));
+    await s.idle();
+    expect(seconds).toHaveLength(1);
+    expect(seconds[0]).toBeGreaterThanOrEqual(0);
   });
 });

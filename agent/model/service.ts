@@ -103,6 +103,7 @@ export class ModelService {
   private readonly touched = new Set<string>();
   private readonly listeners: Array<(s: ModelScore) => void> = [];
   private readonly swapListeners: Array<(m: ActiveModel) => void> = [];
+  private readonly inferenceListeners: Array<(seconds: number) => void> = [];
   private readonly now: () => number;
   private stopped = false;
   private lastFailure = '';
@@ -137,6 +138,11 @@ export class ModelService {
 
   onSwap(fn: (m: ActiveModel) => void): void {
     this.swapListeners.push(fn);
+  }
+
+  /** Each scored batch, with its wall time from handing it to the runner to its scores (telemetry). */
+  onInference(fn: (seconds: number) => void): void {
+    this.inferenceListeners.push(fn);
   }
 
   /** Loads the configured model; throws ModelCardError (the agent refuses to start) on a mismatch. */
@@ -268,9 +274,12 @@ export class ModelService {
     const data = new Float32Array(batch.length * n);
     for (let i = 0; i < batch.length; i++) data.set((batch[i] as { features: Float32Array }).features, i * n);
     this.inFlightSlot = model.slot;
+    const started = performance.now();
     this.inFlight = this.runner.run(model.slot, data, batch.length).then(
       (scores) => {
         this.counters.batches++;
+        const seconds = (performance.now() - started) / 1000;
+        for (const fn of this.inferenceListeners) fn(seconds);
         for (let i = 0; i < batch.length; i++) {
           const w = batch[i] as (typeof batch)[number];
           this.counters.scored++;

@@ -105,12 +105,14 @@ export class Service {
     const twin = new TwinTracker(config, {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
+      modelVersion: (asset) => agent.modelVersion(asset),
       detector: (id) => {
         const d = agent.pipeline.detector(id);
         return d ? { config: d.config, settings: agent.control.settings(id) } : undefined;
       },
     });
     const events = new AssetEventLog(config);
+    agent.model?.onInference((seconds) => this.telemetry.inferenceLatency.observe(seconds));
     agent.control.listeners.push((id) => twin.settingsChanged(id));
     agent.readingTaps.push((batch) => twin.onReadings(batch));
     agent.eventTaps.push(

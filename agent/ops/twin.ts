@@ -126,8 +126,8 @@ export interface TwinOptions {
   /** The interlock's latch: the source of truth for `tripped`. */
   readonly isTripped: (asset: string) => boolean;
   readonly now?: () => number;
-  /** Model version once a model is loaded; null until then. */
-  readonly modelVersion?: () => string | null;
+  /** The version of the model scoring an asset; null while none does. */
+  readonly modelVersion?: (asset: string) => string | null;
   /** A detector's effective config and changeable settings (the control plane); default: the file's config. */
   readonly detector?: (id: string) => { config: DetectorConfig; settings: Record<string, Setting> } | undefined;
 }
@@ -352,7 +352,7 @@ export class TwinTracker {
       trip: state === 'running' ? null : (a.trip ?? { detector: null, at: null }),
       ack: state === 'tripped' ? null : a.ack,
       health: Math.round(Math.max(0, Math.min(100, health))),
-      model_version: this.opts.modelVersion?.() ?? null,
+      model_version: this.opts.modelVersion?.(a.id) ?? null,
       settings: this.settingsOf(a),
       active_anomalies: [...a.anomalies.values()],
       sensors: a.sensors.map((s) => ({ ...s.twin, window: s.twin.window ? { ...s.twin.window } : null })),

@@ -1,5 +1,6 @@
 /**
- * The store's limits and its side of the Kafka outbox, run on the writer thread (the only writer).
+ * The store's limits and its side of the Kafka outbox, run on the writer thread (the only writer of
+ * events and the outbox; see worker.ts).
  *
  * - Rows with `seq > sync_cursor` are unsent. Only they count against `max_bytes` (field note 11):
  *   delivered rows are kept for replay by age and bytes, and never make the store reject anything.

@@ -4,6 +4,7 @@
  * retried, so an accepted event is never dropped because the disk hiccuped.
  */
 import { type MessagePort, Worker } from 'node:worker_threads';
+import { Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
 import { workerUrl } from '../worker-url.js';
@@ -70,8 +71,6 @@ export class EventStore {
   };
   /** Where alarms go (the agent points this at its emit, so taps see them); default: this store. */
   alarmSink: (ev: AgentEvent) => void = (ev) => this.append(ev);
-  /** Called with each writer stats report (the sync service and telemetry read it). */
-  onStats: ((s: KeeperStats) => void) | undefined;
   private readonly alarmAt = new Map<string, number>();
   private evictedSinceAlarm: Record<string, number> = {};
   private syncPort: MessagePort | undefined;
@@ -82,7 +81,8 @@ export class EventStore {
   private readonly inFlight = new Map<number, readonly EventRow[]>();
   private nextId = 1;
   private timer: NodeJS.Timeout | undefined;
-  private retryAt = 0;
+  /** Gates rewriting after a failed write: once a second, no jitter (one local disk, no herd). */
+  private readonly retry = new Backoff({ baseMs: 1000, maxMs: 1000, jitter: false });
   private readonly waiters: Array<() => void> = [];
   private closed = false;
   private readonly now: () => number;
@@ -243,7 +243,7 @@ export class EventStore {
   }
 
   private flushPending(): void {
-    if (!this.worker || this.pending.length === 0 || this.now() < this.retryAt) return;
+    if (!this.worker || this.pending.length === 0 || !this.retry.ready(this.now())) return;
     while (this.pending.length > 0) {
       const rows = this.pending.splice(0, this.opts.batchSize);
       const id = this.nextId++;
@@ -258,13 +258,11 @@ export class EventStore {
       this.stats.persisted += m.count;
       this.stats.lastSeq = m.lastSeq;
       this.stats.keeper = m.stats;
-      this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
-      this.retryAt = 0;
+      this.retry.succeed();
       this.stats.failing = false;
     } else if (m.op === 'stats') {
       this.stats.keeper = m.stats;
-      this.onStats?.(m.stats);
       this.noteEvictions(m.evicted);
     } else if (m.op === 'error') {
       const failed = this.inFlight.get(m.id);
@@ -277,7 +275,7 @@ export class EventStore {
       // Keep order: failed rows go back in front of anything queued since.
       if (failed) this.pending = [...failed, ...this.pending];
       this.shed();
-      this.retryAt = this.now() + 1000;
+      this.retry.fail(this.now());
     }
     if (this.inFlight.size === 0 && this.pending.length === 0) {
       for (const w of this.waiters.splice(0)) w();
@@ -286,7 +284,7 @@ export class EventStore {
 
   /** Resolves once every event appended so far is committed (or `timeoutMs` passes: then rejects). */
   async flush(timeoutMs = 30_000): Promise<void> {
-    this.retryAt = 0;
+    this.retry.retryNow();
     this.flushPending();
     if (this.inFlight.size === 0 && this.pending.length === 0) return;
     await new Promise<void>((resolve, reject) => {
@@ -298,7 +296,7 @@ export class EventStore {
         timeoutMs,
       );
       const retry = setInterval(() => {
-        this.retryAt = 0;
+        this.retry.retryNow();
         this.flushPending();
       }, 200);
       this.waiters.push(() => {

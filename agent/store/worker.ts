@@ -1,8 +1,10 @@
 /**
  * The store's writer thread. SQLite writes and fsyncs happen here, so they never delay the
- * main thread's path from a reading to a stop command. It is the only writer: appends, evictions,
- * retention and the sync cursor (committed by the sync thread over its own MessagePort) are
- * serialised here.
+ * main thread's path from a reading to a stop command. It is the only writer of the events and the
+ * outbox: appends, evictions, retention and the sync cursor (committed by the sync thread over its
+ * own MessagePort) are serialised here. Two other connections open the same file writable but never
+ * touch these rows: the control plane's setpoint tables (control/setpoints.ts, with busy_timeout), and
+ * the read-back of latched trips at start (agent.ts), closed before this thread opens the file.
  */
 import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';

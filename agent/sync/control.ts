@@ -7,6 +7,7 @@
  * Never blocks the agent on the broker: kafkajs reconnects in the background.
  */
 import { type Consumer, Kafka, logLevel, type Producer } from 'kafkajs';
+import { Backoff } from '../backoff.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { ControlPlane, ControlResult } from '../control/control.js';
 import type { Logger } from '../log.js';
@@ -45,16 +46,16 @@ export class KafkaControl {
   }
 
   private async connectLoop(): Promise<void> {
-    let attempt = 0;
+    const retry = new Backoff({ baseMs: 1000, maxMs: 30_000, jitter: false });
     while (!this.stopped) {
       try {
         await this.connect();
         return;
       } catch (err) {
-        attempt++;
-        if (attempt === 1) this.logger.warn({ err: (err as Error).message }, 'Kafka control topic unavailable; retrying');
+        const delay = retry.fail();
+        if (retry.failures === 1) this.logger.warn({ err: (err as Error).message }, 'Kafka control topic unavailable; retrying');
         await this.close();
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))));
+        await new Promise((r) => setTimeout(r, delay));
       }
     }
   }

@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import kafkajs, { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import { Backoff } from '../backoff.js';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import { EVENT_KINDS } from '../types.js';
 import { COMPRESSION, registerCodecs } from './codecs.js';
@@ -281,7 +282,7 @@ export class Syncer {
   private async run(): Promise<void> {
     const cfg = this.deps.config;
     let producer: Producer | undefined;
-    let attempt = 0;
+    const retry = new Backoff({ baseMs: 400, maxMs: cfg.retry_max });
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
@@ -359,7 +360,7 @@ export class Syncer {
         this.status.sentBytes += bytes;
         this.status.batches++;
         this.status.lastError = undefined;
-        attempt = 0;
+        retry.succeed();
         this.deps.report(this.status);
         if (cfg.max_rate > 0) {
           rateBytes += bytes;
@@ -373,7 +374,8 @@ export class Syncer {
         }
       } catch (err) {
         if (!this.running) break;
-        attempt++;
+        const delay = retry.fail();
+        const attempt = retry.failures;
         this.status.failures++;
         this.status.state = 'retrying';
         const message = (err as Error).message;
@@ -384,8 +386,7 @@ export class Syncer {
         // Whatever happened to the transaction, the next session finds out from Kafka.
         producer = undefined;
         await this.disconnect();
-        const backoff = Math.min(cfg.retry_max, 200 * 2 ** Math.min(attempt, 10));
-        await this.sleep(backoff / 2 + Math.random() * (backoff / 2));
+        await this.sleep(delay);
       }
     }
   }

@@ -2,11 +2,14 @@
  * Modbus TCP actuator: each configured command is compiled in `init()` into a ready request PDU (and
  * its read-back request), so `execute()` only writes bytes to an already open socket.
  */
+
+import { Backoff, type BackoffOptions, backoffDelay } from '../../agent/backoff.js';
 import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
-import { backoffDelay } from '../../agent/supervisor.js';
 import { encode } from '../modbus/codec.js';
 import { fc1, fc3, fc5, fc6, fc15, fc16, ModbusTcpMaster, parseBits, parseRegisters } from './client.js';
 import type { ModbusWriteConfig } from './schema.js';
+
+const RECONNECT: BackoffOptions = { baseMs: 200, maxMs: 5000 };
 
 interface Plan {
   readonly fn: 5 | 15 | 6 | 16;
@@ -47,7 +50,7 @@ export class ModbusWriter implements ActuatorDriver {
   private master: ModbusTcpMaster | undefined;
   private connecting: Promise<void> | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private attempt = 0;
+  private readonly reconnect = new Backoff(RECONNECT);
   private stopped = true;
 
   constructor(
@@ -70,7 +73,8 @@ export class ModbusWriter implements ActuatorDriver {
     this.master.onClose = (err) => {
       if (this.stopped) return;
       this.ctx.logger.warn({ err: err?.message }, 'PLC connection lost; reconnecting');
-      this.scheduleReconnect(0);
+      // A connection that was up: the first retry comes soon, and a restore is not logged as a recovery.
+      this.scheduleReconnect(backoffDelay(0, RECONNECT));
     };
     await this.connect().catch(() => {});
   }
@@ -81,16 +85,16 @@ export class ModbusWriter implements ActuatorDriver {
       .connect()
       .then(
         () => {
-          if (this.attempt > 0) this.ctx.logger.info({ attempts: this.attempt }, 'PLC connection restored');
-          this.attempt = 0;
+          if (this.reconnect.failing) this.ctx.logger.info({ attempts: this.reconnect.failures }, 'PLC connection restored');
+          this.reconnect.succeed();
         },
         (err: Error) => {
-          if (this.attempt === 0)
+          if (!this.reconnect.failing)
             this.ctx.logger.warn(
               { host: this.config.host, port: this.config.port, err: err.message },
               'cannot connect to PLC; retrying',
             );
-          this.scheduleReconnect(this.attempt++);
+          this.scheduleReconnect(this.reconnect.fail());
           throw err;
         },
       )
@@ -100,15 +104,12 @@ export class ModbusWriter implements ActuatorDriver {
     return this.connecting;
   }
 
-  private scheduleReconnect(attempt: number): void {
+  private scheduleReconnect(delay: number): void {
     if (this.stopped || this.reconnectTimer) return;
-    this.reconnectTimer = setTimeout(
-      () => {
-        this.reconnectTimer = undefined;
-        if (!this.stopped && !this.master?.connected) this.connect().catch(() => {});
-      },
-      backoffDelay(attempt, 200, 5000),
-    );
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopped && !this.master?.connected) this.connect().catch(() => {});
+    }, delay);
     this.reconnectTimer.unref?.();
   }
 

@@ -10,8 +10,8 @@
  */
 import { Socket } from 'node:net';
 import ModbusSerial from 'modbus-serial';
+import { Backoff } from '../../agent/backoff.js';
 import type { Logger } from '../../agent/log.js';
-import { Backoff } from '../../agent/poller.js';
 import type { ModbusConfig, Table } from './schema.js';
 
 // Under NodeNext the typings' `export default` is the CJS `.default`; at run time both are the client class.

@@ -10,9 +10,11 @@
  * Qualities: `good` fresh value; `comm_error` this poll's request failed (value: last good, or NaN);
  * `stale` the unit is being skipped after failures (value: last good, or NaN).
  */
+
+import { Backoff } from '../../agent/backoff.js';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
 import { RateLimitedLog } from '../../agent/log.js';
-import { Backoff, Poller } from '../../agent/poller.js';
+import { Poller } from '../../agent/poller.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Quality, Reading } from '../../agent/types.js';
 import { applyScale, decode } from './codec.js';

@@ -4,13 +4,13 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ActuatorContext, ActuatorDriver } from '../../agent/driver.js';
 import { type Mosquitto, mosquittoUnavailable, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import mqttPublish from './index.js';
 
-const missing = mosquittoUnavailable();
+const missing = mosquittoUnavailable({ tls: true });
 if (missing && process.env.CI) throw new Error(`CI needs mosquitto: ${missing}`);
 if (missing) console.warn(`SKIPPING mqtt-publish tests: ${missing}`);
 
@@ -156,5 +156,42 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
     expect(res.ok).toBe(true);
     await waitFor(() => got.length > 0, { what: 'the queued stop', timeoutMs: 15_000 });
     expect(JSON.parse(got[0] as string)).toMatchObject({ command: 'stop' });
+  });
+
+  it('publishes over TLS with a client certificate and the password from the environment', async () => {
+    const tls = await startMosquitto({ tls: true, requireClientCert: true });
+    cleanup.push(() => tls.stop());
+    const sub = await subscriber(`mqtt://127.0.0.1:${tls.port}`, 't/+/cmd');
+    cleanup.push(() => void sub.client.end(true));
+    vi.stubEnv('TEST_PUBLISH_PASSWORD', 's3cret');
+    cleanup.push(() => void vi.unstubAllEnvs());
+    const d = await actuator({
+      url: `mqtts://127.0.0.1:${tls.tlsPort}`,
+      username: 'agent',
+      password_env: 'TEST_PUBLISH_PASSWORD',
+      tls: { ca_file: tls.caFile, cert_file: tls.clientCertFile, key_file: tls.clientKeyFile },
+      command_topic: 't/{asset}/cmd',
+    });
+    const res = await d.execute({ asset: 'pump-1', command: 'stop', reason: {} });
+    expect(res).toMatchObject({ ok: true, ack: { queued: false } });
+    expect(JSON.parse((await waitFor(() => sub.got[0], { what: 'the stop over TLS' })).payload)).toMatchObject({
+      command: 'stop',
+    });
+  });
+
+  it('refuses at init a password variable that is not set, and a password given twice', async () => {
+    const init = async (options: Record<string, unknown>) => {
+      const config = mqttPublish.schema.parse({ url, command_topic: 'x', ...options });
+      const d = await mqttPublish.create({ ...config, id: 'p' }, { id: 'p', logger: silent, now: Date.now });
+      await d.init();
+    };
+    await expect(init({ password_env: 'TEST_PUBLISH_UNSET_PASSWORD' })).rejects.toThrow(
+      'environment variable TEST_PUBLISH_UNSET_PASSWORD (password_env) is not set',
+    );
+    vi.stubEnv('TEST_PUBLISH_PW', 'x');
+    cleanup.push(() => void vi.unstubAllEnvs());
+    await expect(init({ password: 'y', password_env: 'TEST_PUBLISH_PW' })).rejects.toThrow(
+      'give password or password_env, not both',
+    );
   });
 });

@@ -1,11 +1,13 @@
 /**
- * MQTT command actuator: publishes each command at QoS 1 on its own long-lived connection (TCP_NODELAY),
- * optionally mirrors it to a retained state topic, and optionally listens on an ack topic.
+ * MQTT command actuator: publishes each command at QoS 1 on its own long-lived connection (the agent's
+ * MQTT client: TLS, credentials, TCP_NODELAY, reconnect with jittered backoff), optionally mirrors it
+ * to a retained state topic, and optionally listens on an ack topic.
  */
 import type { Socket } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
 import { RateLimitedLog } from '../../agent/log.js';
+import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
 import type { MqttPublishConfig } from './schema.js';
 
 const fill = (template: string, asset: string): string => template.split('{asset}').join(asset);
@@ -24,9 +26,19 @@ export class MqttPublisher implements ActuatorDriver {
     this.rateLog = new RateLimitedLog(60_000, ctx.now);
   }
 
+  /** Checks the ack wiring, the TLS files and the password variable. No I/O to the broker. */
   init(): void {
     if (this.config.ack_topic && !this.ctx.ack)
       throw new Error('ack_topic is set, but nothing in this agent accepts acknowledgements');
+    this.clientOptions();
+  }
+
+  private clientOptions(): IClientOptions {
+    return mqttClientOptions(this.config, {
+      clientId: this.config.client_id ?? `edge-agent-${this.ctx.id}`,
+      clean: false,
+      connectTimeout: 5000,
+    });
   }
 
   /**
@@ -37,21 +49,19 @@ export class MqttPublisher implements ActuatorDriver {
   async start(): Promise<void> {
     if (this.client) return;
     const c = this.config;
-    const client = mqtt.connect(c.url, {
-      clientId: c.client_id ?? `edge-agent-${this.ctx.id}`,
-      clean: false,
-      reconnectPeriod: 1000,
-      connectTimeout: 5000,
-      ...(c.username !== undefined ? { username: c.username } : {}),
-      ...(c.password !== undefined ? { password: c.password } : {}),
+    const client = connectMqtt({
+      options: this.clientOptions(),
+      // Commands wait for the connection: retry soon, and never more than 5 s apart.
+      reconnectMinMs: 500,
+      reconnectMaxMs: 5000,
+      broker: c.url,
+      logger: this.ctx.logger,
+      now: this.ctx.now,
+      onConnect: () => {
+        if (c.ack_topic) client.subscribe(c.ack_topic, { qos: 1 });
+      },
     });
     this.client = client;
-    client.on('connect', () => {
-      // Nagle holds small MQTT packets for tens of ms on loopback and LANs (docs/field-notes.md).
-      (client.stream as unknown as Partial<Socket>).setNoDelay?.(true);
-      if (c.ack_topic) client.subscribe(c.ack_topic, { qos: 1 });
-    });
-    client.on('error', (err) => this.rateLog.log(this.ctx.logger, 'warn', 'mqtt-error', { err: err.message }, 'MQTT error'));
     client.on('message', (topic, payload, packet) => this.onAck(topic, payload, packet.properties?.responseTopic));
     await new Promise<void>((resolve) => {
       const done = () => {

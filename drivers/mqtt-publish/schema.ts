@@ -1,11 +1,16 @@
 import { z } from 'zod';
-import { duration } from '../../agent/config/schema.js';
+import { duration, mqttPasswordEnv, mqttTlsSchema } from '../../agent/config/schema.js';
 
 export const mqttPublishSchema = z.strictObject({
-  url: z.string().regex(/^mqtts?:\/\//, { message: 'expected mqtt://host:port or mqtts://host:port' }),
+  url: z
+    .string()
+    .regex(/^mqtts?:\/\//, { message: 'expected mqtt://host:port or mqtts://host:port' })
+    .meta({ description: 'Broker: mqtt://host:1883, or mqtts://host:8883 for TLS' }),
   client_id: z.string().optional().meta({ description: 'Default: edge-agent-<actuator id>. Must be unique on the broker' }),
   username: z.string().optional(),
   password: z.string().optional().meta({ description: 'Take it from the environment (see the config header); never commit it' }),
+  password_env: mqttPasswordEnv.optional(),
+  tls: mqttTlsSchema.optional(),
   command_topic: z
     .string()
     .min(1)

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, id } from '../../agent/config/schema.js';
+import { duration, id, mqttPasswordEnv, mqttTlsSchema } from '../../agent/config/schema.js';
 
 export const TIME_FORMATS = ['epoch_ms', 'epoch_s', 'iso'] as const;
 export type TimeFormat = (typeof TIME_FORMATS)[number];
@@ -55,13 +55,7 @@ export const subscriptionSchema = z
     }
   });
 
-export const tlsSchema = z.strictObject({
-  ca_file: z.string().optional().meta({ description: 'CA certificate (PEM) that signed the broker certificate' }),
-  cert_file: z.string().optional().meta({ description: 'Client certificate (PEM) for mutual TLS' }),
-  key_file: z.string().optional().meta({ description: 'Client private key (PEM)' }),
-  reject_unauthorized: z.boolean().default(true).meta({ description: 'Verify the broker certificate; leave on' }),
-  servername: z.string().optional().meta({ description: 'Name to verify in the broker certificate (default: the host)' }),
-});
+export const tlsSchema = mqttTlsSchema;
 
 export const mqttSchema = z.strictObject({
   url: z
@@ -84,11 +78,7 @@ export const mqttSchema = z.strictObject({
     .prefault('168h')
     .meta({ description: 'MQTT 5: how long the broker keeps the session while the agent is away' }),
   username: z.string().optional(),
-  password_env: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-    .optional()
-    .meta({ description: 'Name of the environment variable holding the password (the secret stays out of the file)' }),
+  password_env: mqttPasswordEnv.optional(),
   tls: tlsSchema.optional(),
   keepalive: duration.prefault('30s'),
   connect_timeout: duration.prefault('10s'),

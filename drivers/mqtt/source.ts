@@ -1,7 +1,7 @@
 /**
  * The MQTT source on MQTT.js: QoS 1 on a persistent session (fixed client id, clean=false), so what
- * the broker accepted while the agent was away arrives when it is back; TLS and credentials; its own
- * reconnect backoff with jitter; TCP_NODELAY on its socket.
+ * the broker accepted while the agent was away arrives when it is back. TLS, credentials, reconnect
+ * backoff with jitter and TCP_NODELAY come from the agent's MQTT client (agent/mqtt-client.ts).
  *
  * A message is acknowledged (PUBACK) only after its readings went through the pipeline: MQTT.js
  * emits 'message' synchronously before it acks, and `ctx.emit` is synchronous.
@@ -9,13 +9,10 @@
  * Malformed input is counted per reason and logged at most once a minute per reason. Nothing a
  * publisher sends can throw out of the message handler, so no payload can cause a reconnect loop.
  */
-import { readFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
-import { type IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
 import { RateLimitedLog } from '../../agent/log.js';
-import { Backoff } from '../../agent/poller.js';
+import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
 import { makeReading, sensorKey } from '../../agent/reading.js';
 import type { Reading } from '../../agent/types.js';
 import {
@@ -44,37 +41,21 @@ export interface MqttSourceOptions {
 
 /** MQTT.js options from the config: session, credentials, TLS material read from files. */
 export function clientOptions(config: MqttConfig & { id: string }, env: NodeJS.ProcessEnv): IClientOptions {
-  const url = new URL(config.url);
-  const secure = url.protocol === 'mqtts:';
-  const opts: IClientOptions = {
-    host: url.hostname,
-    port: Number(url.port || (secure ? 8883 : 1883)),
-    protocol: secure ? 'mqtts' : 'mqtt',
-    clientId: config.client_id ?? `edge-agent-${config.id}`,
-    clean: config.clean_session,
-    protocolVersion: config.protocol_version,
-    keepalive: Math.max(1, Math.round(config.keepalive / 1000)),
-    connectTimeout: config.connect_timeout,
-    reconnectPeriod: config.reconnect_min,
-    // Subscriptions are made on every CONNACK without a session (see start()).
-    resubscribe: false,
-    queueQoSZero: false,
-  };
+  const opts = mqttClientOptions(
+    config,
+    {
+      clientId: config.client_id ?? `edge-agent-${config.id}`,
+      clean: config.clean_session,
+      protocolVersion: config.protocol_version,
+      keepalive: Math.max(1, Math.round(config.keepalive / 1000)),
+      connectTimeout: config.connect_timeout,
+      // Subscriptions are made on every CONNACK without a session (see start()).
+      resubscribe: false,
+      queueQoSZero: false,
+    },
+    env,
+  );
   if (config.protocol_version === 5) opts.properties = { sessionExpiryInterval: Math.round(config.session_expiry / 1000) };
-  if (config.username !== undefined) opts.username = config.username;
-  if (config.password_env !== undefined) {
-    const password = env[config.password_env];
-    if (password === undefined) throw new Error(`environment variable ${config.password_env} (password_env) is not set`);
-    opts.password = password;
-  }
-  if (config.tls) {
-    const t = config.tls;
-    opts.rejectUnauthorized = t.reject_unauthorized;
-    if (t.ca_file) opts.ca = readFileSync(t.ca_file);
-    if (t.cert_file) opts.cert = readFileSync(t.cert_file);
-    if (t.key_file) opts.key = readFileSync(t.key_file);
-    if (t.servername) opts.servername = t.servername;
-  }
   return opts;
 }
 
@@ -91,7 +72,6 @@ export class MqttSource implements SourceDriver {
   private sensors = new Map<string, BoundSensor>();
   private client: MqttClient | undefined;
   private readonly warnings = new RateLimitedLog(60_000);
-  private reconnect: Backoff | undefined;
   private readonly batch: Reading[] = [];
   private readonly result: MapResult = { values: [], errors: [] };
 
@@ -107,7 +87,6 @@ export class MqttSource implements SourceDriver {
     this.sensors = new Map(this.ctx.sensors.map((s) => [sensorKey(s.asset, s.id), s]));
     // Fails here, as a config error, when a file or the password variable is missing.
     clientOptions(this.config, this.options.env ?? process.env);
-    this.reconnect = new Backoff({ baseMs: this.config.reconnect_min, maxMs: this.config.reconnect_max });
   }
 
   get connected(): boolean {
@@ -120,72 +99,32 @@ export class MqttSource implements SourceDriver {
    */
   async start(): Promise<void> {
     if (this.client) return;
-    const opts = clientOptions(this.config, this.options.env ?? process.env);
-    const { host, port } = opts as { host: string; port: number };
-    const secure = opts.protocol === 'mqtts';
-    const streamBuilder = () => {
-      const socket = secure
-        ? tlsConnect({
-            host,
-            port,
-            ca: opts.ca,
-            cert: opts.cert,
-            key: opts.key,
-            rejectUnauthorized: opts.rejectUnauthorized,
-            servername: opts.servername ?? (/^[\d.:]+$/.test(host) ? undefined : host),
-          })
-        : netConnect({ host, port });
-      // Field notes: Nagle's algorithm dominates MQTT latency on loopback and LANs.
-      socket.setNoDelay(true);
-      return socket;
-    };
-    const client = new MqttClient(streamBuilder, opts);
-    this.client = client;
-    const backoff = this.reconnect as Backoff;
     const logger = this.ctx.logger;
-    // Attached before the first CONNACK: a persistent session's queued messages follow it at once.
+    const client = connectMqtt({
+      options: clientOptions(this.config, this.options.env ?? process.env),
+      reconnectMinMs: this.config.reconnect_min,
+      reconnectMaxMs: this.config.reconnect_max,
+      broker: this.config.url,
+      logger,
+      onConnect: (connack) => {
+        this.stats.connects++;
+        if (!connack.sessionPresent || this.config.clean_session) {
+          const filters = Object.fromEntries(this.config.subscriptions.map((s) => [s.topic, { qos: s.qos }]));
+          client.subscribe(filters, (err, granted) => {
+            if (err) logger.error({ err: err.message }, 'mqtt subscribe failed; no readings until reconnect');
+            const refused = (granted ?? []).filter((g) => g.qos === 128);
+            if (refused.length) logger.error({ topics: refused.map((g) => g.topic) }, 'mqtt broker refused subscriptions');
+          });
+        }
+      },
+      onReconnect: () => {
+        this.stats.disconnects++;
+        this.ctx.count('reconnects');
+      },
+    });
+    this.client = client;
+    // Attached in the tick the client is made, before any CONNACK: a persistent session's queued messages follow it at once.
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('connect', (connack) => {
-      this.stats.connects++;
-      backoff.succeed();
-      client.options.reconnectPeriod = this.config.reconnect_min;
-      logger.info({ broker: this.config.url, session_present: connack.sessionPresent }, 'mqtt connected');
-      if (!connack.sessionPresent || this.config.clean_session) {
-        const filters = Object.fromEntries(this.config.subscriptions.map((s) => [s.topic, { qos: s.qos }]));
-        client.subscribe(filters, (err, granted) => {
-          if (err) logger.error({ err: err.message }, 'mqtt subscribe failed; no readings until reconnect');
-          const refused = (granted ?? []).filter((g) => g.qos === 128);
-          if (refused.length) logger.error({ topics: refused.map((g) => g.topic) }, 'mqtt broker refused subscriptions');
-        });
-      }
-    });
-    // Prepended: MQTT.js's own 'close' listener schedules the reconnect with the period set here.
-    client.prependListener('close', () => {
-      if (client.disconnecting) return;
-      this.stats.disconnects++;
-      const delay = backoff.fail(Date.now());
-      // MQTT.js reads reconnectPeriod each time it schedules a reconnect: this turns it into backoff with jitter.
-      client.options.reconnectPeriod = delay;
-      this.ctx.count('reconnects');
-      this.warnings.log(
-        logger,
-        'warn',
-        'close',
-        { broker: this.config.url, retry_in_ms: delay },
-        'mqtt connection closed; reconnecting',
-      );
-    });
-    client.on('error', (err) => {
-      // Refused CONNACK (bad credentials, not authorised) and TLS failures need a person; socket errors recover.
-      const auth = /not authori[sz]ed|bad user name|certificate|handshake|self.signed|unable to verify/i.test(err.message);
-      this.warnings.log(
-        logger,
-        auth ? 'error' : 'warn',
-        auth ? 'auth' : 'error',
-        { broker: this.config.url, err: err.message },
-        'mqtt error',
-      );
-    });
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         logger.warn({ broker: this.config.url }, 'mqtt broker not reachable yet; retrying in the background');
