@@ -97,7 +97,7 @@ function prune(modules: string): void {
 
 export function packageBundle(outDir = 'release'): PackageResult {
   if (process.platform !== 'linux') throw new Error('bundles are built on, and for, Linux');
-  const arch = process.arch === 'x64' ? 'x64' : process.arch;
+  const arch = process.arch;
   const stage = mkdtempSync(join(tmpdir(), 'edge-agent-package-'));
   try {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };

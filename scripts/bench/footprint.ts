@@ -114,28 +114,24 @@ export const footprint: BenchSection = {
         );
       }
       const base = results.get(tsxWarm.name) as { ready: number; rss: number };
+      const vs = (name: string, value: number, baseValue: number, digits: number) =>
+        name === tsxWarm.name
+          ? {}
+          : { baseline: { name: tsxWarm.name, value: round(baseValue, digits), ratio: round(value / baseValue) } };
       for (const [name, r] of results) {
-        const vs =
-          name === tsxWarm.name
-            ? {}
-            : { baseline: { name: tsxWarm.name, value: round(base.ready, 0), ratio: round(r.ready / base.ready) } };
         rows.push({
           section: 'footprint',
           name: `start → /readyz 200, ${name} (median of ${STARTS})`,
           value: round(r.ready, 0),
           unit: 'ms',
-          ...vs,
+          ...vs(name, r.ready, base.ready, 0),
         });
-        const vsRss =
-          name === tsxWarm.name
-            ? {}
-            : { baseline: { name: tsxWarm.name, value: round(base.rss, 1), ratio: round(r.rss / base.rss) } };
         rows.push({
           section: 'footprint',
           name: `RSS ${IDLE_MS / 1000} s after ready, ${name}`,
           value: round(r.rss, 1),
           unit: 'MB',
-          ...vsRss,
+          ...vs(name, r.rss, base.rss, 1),
         });
       }
       rows.push({
