@@ -34,7 +34,9 @@ import type { DetectorConfig, InterlockConfig } from './config/schema.js';
 import type { ActuatorDriver, ActuatorResult } from './driver.js';
 import type { LatchJournal, LatchRecord } from './latch-journal.js';
 import { type Logger, RateLimitedLog } from './log.js';
-import type { AgentEvent, Anomaly, Reading, Severity } from './types.js';
+import type { AckResult, AgentEvent, Anomaly, RaisedCondition, Reading, Severity } from './types.js';
+
+export type { AckResult, RaisedCondition };
 
 export type MachineState = 'running' | 'tripped';
 type Phase = 'trip' | 'reassert' | 'release';
@@ -53,19 +55,6 @@ interface Pending {
   readonly since: number;
   count: number;
 }
-
-/** A tripping condition that holds now: the detector (or `fail_safe:*`, `range:*`) and its sensor. */
-export interface RaisedCondition {
-  readonly detector: string;
-  readonly sensor: string;
-}
-
-/** The outcome of an acknowledgement (contract C: a refusal names the conditions still raised). */
-export type AckResult =
-  | { readonly ok: true; readonly state: 'running' }
-  | { readonly ok: true; readonly state: 'tripped'; readonly deferred: true; readonly raised: readonly RaisedCondition[] }
-  | { readonly ok: false; readonly reason: 'not_tripped'; readonly error: string }
-  | { readonly ok: false; readonly reason: 'raised'; readonly error: string; readonly raised: readonly RaisedCondition[] };
 
 interface AssetLatch {
   readonly config: InterlockConfig;

@@ -22,10 +22,11 @@
 import { readFileSync } from 'node:fs';
 import type { AgentConfig, DetectorConfig, WindowConfig } from './config/schema.js';
 import { AssetCapture } from './detect/capture.js';
-import { createDetector, type ScalarConfig, type ScalarDetector } from './detect/detectors.js';
-import { MultivariateDetector } from './detect/multivariate/asset.js';
-import { type ClosedWindow, CountWindow, F, SensorSeries, TimeWindow, type WindowSink } from './detect/windows.js';
+import type { ScalarDetector } from './detectors/common.js';
+import { MultivariateDetector } from './detectors/multivariate/detector.js';
+import { createDetector, type ScalarConfig, sidesOf } from './detectors/registry.js';
 import type { Interlocks, SensorWatch } from './interlock.js';
+import { type ClosedWindow, CountWindow, F, SensorSeries, TimeWindow, type WindowSink } from './judge/windows.js';
 import { type AgentEvent, type Anomaly, QUALITIES, type Quality, type Reading } from './types.js';
 
 export interface PipelineCounters {
@@ -82,23 +83,6 @@ interface RangeTrip {
   readonly low: string[];
   /** 1: past max raised, -1: past min raised, 0: none. */
   active: -1 | 0 | 1;
-}
-
-/** The sides a tripping detector watches: where its raise lies if the value kept going. */
-function sidesOf(d: DetectorConfig): { high: boolean; low: boolean } {
-  switch (d.type) {
-    case 'threshold':
-    case 'count_over':
-      return { high: d.direction === 'above', low: d.direction === 'below' };
-    case 'rate_of_change':
-      return { high: d.direction !== 'fall', low: d.direction !== 'rise' };
-    case 'zscore':
-    case 'multivariate':
-      return { high: true, low: true };
-    default:
-      // flatline and out_of_range judge the sensor itself, not the process value.
-      return { high: false, low: false };
-  }
 }
 
 export interface DetectorHandle {
@@ -491,7 +475,7 @@ export class Pipeline {
   detector(id: string): DetectorHandle | undefined {
     const d = this.detectors.get(id);
     if (!d) return undefined;
-    return { config: d.cfg, active: d.active, learning: d.learning() };
+    return { config: d.cfg as DetectorConfig, active: d.active, learning: d.learning() };
   }
 
   /** Replaces a detector's parameters (validated by the caller); keeps its learned and alarm state. */

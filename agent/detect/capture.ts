@@ -3,7 +3,7 @@
  * raised, the readings from `before` ms earlier up to `after` ms later (event time) are emitted as
  * one `capture` event. Another anomaly raised meanwhile joins the open capture.
  */
-import type { CaptureConfig } from '../config/schema.js';
+import type { CaptureConfig } from '../config/sections.js';
 import type { AgentEvent, Anomaly, Quality, Reading } from '../types.js';
 
 interface OpenCapture {

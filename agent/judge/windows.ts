@@ -10,8 +10,9 @@
  *
  * A closed window is handed to its sinks as a reused `ClosedWindow` object: sinks copy what they keep.
  */
-import type { WindowConfig } from '../config/schema.js';
+
 import { computeFeatures, F, FeatureLayout } from './features.js';
+import type { WindowConfig } from './window-schema.js';
 
 export interface ClosedWindow {
   readonly spec: WindowConfig;
