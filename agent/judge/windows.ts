@@ -21,6 +21,19 @@ export interface ClosedWindow {
   readonly layout: FeatureLayout;
   /** Feature vector, laid out by `layout`. */
   readonly features: Float64Array;
+  /** Event times of the first and last good reading in the window (NaN when none). */
+  first: number;
+  last: number;
+}
+
+/** Sets the first and last good reading's event time of readings [from, to) on `w`. */
+function goodSpan(times: Float64Array, good: Uint8Array, from: number, to: number, w: ClosedWindow): void {
+  let i = from;
+  while (i < to && good[i] !== 1) i++;
+  let j = to - 1;
+  while (j >= i && good[j] !== 1) j--;
+  w.first = i < to ? (times[i] as number) : Number.NaN;
+  w.last = i < to ? (times[j] as number) : Number.NaN;
 }
 
 export type WindowSink = (w: ClosedWindow) => void;
@@ -46,7 +59,15 @@ export class TimeWindow {
 
   /** Called after the layout is final (all consumers registered). */
   window(): ClosedWindow {
-    this.closed ??= { spec: this.spec, start: 0, end: 0, layout: this.layout, features: new Float64Array(this.layout.size) };
+    this.closed ??= {
+      spec: this.spec,
+      start: 0,
+      end: 0,
+      layout: this.layout,
+      features: new Float64Array(this.layout.size),
+      first: Number.NaN,
+      last: Number.NaN,
+    };
     return this.closed;
   }
 
@@ -79,7 +100,15 @@ export class CountWindow {
   }
 
   window(): ClosedWindow {
-    this.closed ??= { spec: this.spec, start: 0, end: 0, layout: this.layout, features: new Float64Array(this.layout.size) };
+    this.closed ??= {
+      spec: this.spec,
+      start: 0,
+      end: 0,
+      layout: this.layout,
+      features: new Float64Array(this.layout.size),
+      first: Number.NaN,
+      last: Number.NaN,
+    };
     return this.closed;
   }
 
@@ -103,6 +132,7 @@ export class CountWindow {
       w.start = this.times[from] as number;
       w.end = this.times[this.tail - 1] as number;
       computeFeatures(this.times, this.values, this.good, from, this.tail, this.layout, w.features);
+      goodSpan(this.times, this.good, from, this.tail, w);
       for (let i = 0; i < this.sinks.length; i++) (this.sinks[i] as WindowSink)(w);
     }
   }
@@ -161,6 +191,7 @@ export class SensorSeries {
           cw.start = start;
           cw.end = w.nextEnd;
           computeFeatures(this.times, this.values, this.good, i0, i1, w.layout, cw.features);
+          goodSpan(this.times, this.good, i0, i1, cw);
           for (let s = 0; s < w.sinks.length; s++) (w.sinks[s] as (x: ClosedWindow) => void)(cw);
         }
         const next = w.nextEnd + w.hop;
