@@ -26,6 +26,12 @@ export interface ClosedWindow {
   last: number;
 }
 
+/** The reused closed-window object of a window (built once its layout is final). */
+function closedWindow(spec: WindowConfig, layout: FeatureLayout): ClosedWindow {
+  const features = new Float64Array(layout.size);
+  return { spec, start: 0, end: 0, layout, features, first: Number.NaN, last: Number.NaN };
+}
+
 /** Sets the first and last good reading's event time of readings [from, to) on `w`. */
 function goodSpan(times: Float64Array, good: Uint8Array, from: number, to: number, w: ClosedWindow): void {
   let i = from;
@@ -59,15 +65,7 @@ export class TimeWindow {
 
   /** Called after the layout is final (all consumers registered). */
   window(): ClosedWindow {
-    this.closed ??= {
-      spec: this.spec,
-      start: 0,
-      end: 0,
-      layout: this.layout,
-      features: new Float64Array(this.layout.size),
-      first: Number.NaN,
-      last: Number.NaN,
-    };
+    this.closed ??= closedWindow(this.spec, this.layout);
     return this.closed;
   }
 
@@ -100,15 +98,7 @@ export class CountWindow {
   }
 
   window(): ClosedWindow {
-    this.closed ??= {
-      spec: this.spec,
-      start: 0,
-      end: 0,
-      layout: this.layout,
-      features: new Float64Array(this.layout.size),
-      first: Number.NaN,
-      last: Number.NaN,
-    };
+    this.closed ??= closedWindow(this.spec, this.layout);
     return this.closed;
   }
 
