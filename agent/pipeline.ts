@@ -22,7 +22,7 @@ import type { ScalarDetector } from './detectors/common.js';
 import type { MultivariateDetector } from './detectors/multivariate/detector.js';
 import { type AnyDetector, createDetector, type DetectorConfig } from './detectors/registry.js';
 import type { Interlocks } from './interlock.js';
-import { type SensorWindows, WindowEngine } from './judge/engine.js';
+import { type SensorWindows, type SourceClock, WindowEngine } from './judge/engine.js';
 import { F } from './judge/features.js';
 import { EventTimeGate } from './judge/gate.js';
 import { type RangeTrip, rangeTrips } from './judge/range.js';
@@ -67,6 +67,7 @@ interface SensorState {
   readonly point: ScalarDetector[];
   readonly rows: Array<{ det: MultivariateDetector; ch: number }>;
   readonly windows: SensorWindows;
+  readonly source: SourceClock;
   /** The interlock's handle for this sensor (`Interlocks.watchOf`); -1: no interlock watches it. */
   readonly watch: number;
   readonly range: RangeTrip | undefined;
@@ -136,6 +137,7 @@ export class Pipeline {
       const byId = new Map<string, SensorState>();
       this.sensors.set(asset.id, byId);
       asset.sensors.forEach((s, index) => {
+        const windows = this.engine.sensor(s.source);
         const st: SensorState = {
           asset: asset.id,
           sensor: s.id,
@@ -143,7 +145,8 @@ export class Pipeline {
           capture,
           point: [],
           rows: [],
-          windows: this.engine.sensor(s.source),
+          windows,
+          source: windows.source,
           watch: interlocks.watchOf(asset.id, s.id),
           range: ranges.get(asset.id)?.get(s.id),
         };
@@ -206,9 +209,9 @@ export class Pipeline {
         continue;
       }
       // 1. event-time gate
-      const gate = this.gate.check(r, st.windows.source, now, clockTrusted);
+      const gate = this.gate.check(r, st.source, now, clockTrusted);
       if (gate !== 'pass') {
-        if (gate === 'late' && this.gate.emitLate) this.emitLateReading(r, st.windows.source.id, st.windows.source.watermark);
+        if (gate === 'late' && this.gate.emitLate) this.emitLateReading(r, st.source.id, st.source.watermark);
         continue;
       }
       c.readings++;

@@ -14,7 +14,7 @@ import type { BenchRow, BenchSection } from './types.js';
 import { round } from './types.js';
 
 const BASELINE = '4b337e8';
-const ROUNDS = 3;
+const ROUNDS = 5;
 const ROOT = join(import.meta.dirname, '..', '..');
 
 /** Runs the detection section of the tree at `root` in a child process; its rows. */
