@@ -93,6 +93,7 @@ function sidesOf(d: DetectorConfig): { high: boolean; low: boolean } {
     case 'rate_of_change':
       return { high: d.direction !== 'fall', low: d.direction !== 'rise' };
     case 'zscore':
+    case 'adaptive':
     case 'multivariate':
       return { high: true, low: true };
     default:
@@ -510,7 +511,7 @@ export class Pipeline {
   /** Starts a new learning phase (detectors that learn a baseline). Returns false for others. */
   relearn(id: string): boolean {
     const d = this.detectors.get(id);
-    if (!d || (d.cfg.type !== 'zscore' && d.cfg.type !== 'multivariate')) return false;
+    if (!d || (d.cfg.type !== 'zscore' && d.cfg.type !== 'multivariate' && d.cfg.type !== 'adaptive')) return false;
     d.relearn();
     return true;
   }

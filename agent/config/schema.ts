@@ -5,6 +5,7 @@
  * validated in a second pass once the driver type is known.
  */
 import { z } from 'zod';
+import { adaptiveDetectorSchema } from '../detectors/adaptive/schema.js';
 import { EVENT_KINDS, METRICS } from '../types.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
@@ -528,7 +529,10 @@ export const multivariateDetectorSchema = z.strictObject({
   learn: learnSchema,
 });
 
+export const adaptiveSchema = adaptiveDetectorSchema(detectorBase);
+
 export const detectorSchema = z.discriminatedUnion('type', [
+  adaptiveSchema,
   thresholdDetectorSchema,
   countOverDetectorSchema,
   zscoreDetectorSchema,
