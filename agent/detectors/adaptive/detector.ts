@@ -50,7 +50,7 @@ export const ADAPTIVE_TUNING: AdaptiveTuning = {
   minLimit: 4,
   clear: 0.8,
   rearm: 100,
-  peakGain: 1,
+  peakGain: 1.2,
   peakMemory: 0.3,
 };
 
@@ -132,8 +132,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const z = Math.max(zp, zl);
     this.setLimit();
     this.score = z;
-    const pk = this.peak * this.peakDecay;
-    this.peak = Math.max(z, pk);
+    this.peak *= this.peakDecay;
     if (!this.active) {
       this.sinceRaise++;
       if (z > this.limit && this.sinceRaise > k.rearm) {
@@ -170,6 +169,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const a = this.alpha;
     this.m += a * dc;
     this.s += a * (Math.abs(dc) - this.s);
+    if (z > this.peak) this.peak = z;
+    if (z > this.peak) this.peak = z;
     // Stochastic-approximation quantile of the normal scores.
     this.q += this.qStep * (z > this.q ? k.quantile : k.quantile - 1) * Math.max(this.q, 1);
   }
