@@ -255,22 +255,28 @@ export const windowSchema = z.discriminatedUnion('type', [
 ]);
 
 const windowedFields = {
-  window: windowSchema.optional().meta({ description: 'Judge a feature of each closed window instead of each reading' }),
+  window: windowSchema.optional().meta({
+    description:
+      'Judge a feature of each closed window instead of each reading: {type: tumbling, size} (aligned to the epoch), {type: sliding, size, hop} or {type: count, count, hop?} (readings per window, arrival order), each with optional bands: [{name, low, high}] (FFT band energies, feature band.<name>). With a window, learn.readings counts closed windows',
+  }),
   feature: featureName.optional(),
 };
 
 export const learnSchema = z
   .strictObject({
-    readings: z
-      .int()
-      .min(3)
-      .max(1_000_000)
-      .optional()
-      .meta({ description: 'Learn the baseline from this many readings (rows for multivariate)' }),
-    duration: duration.optional().meta({ description: 'Or learn for this long (event time)' }),
+    readings: z.int().min(3).max(1_000_000).optional().meta({
+      description:
+        'Learn the baseline from this many inputs: readings in point mode, closed windows for a detector with a window (400 one-hour windows are 16.7 days), rows for multivariate',
+    }),
+    duration: duration.optional().meta({
+      description: 'Or learn for this long (event time); with both set, whichever is reached first ends learning',
+    }),
   })
   .prefault({ readings: 400 })
-  .meta({ description: 'Learning phase after commissioning (first data) or a relearn command; no alarms meanwhile' });
+  .meta({
+    description:
+      'Learning phase after commissioning (first data) or a relearn command; no alarms meanwhile. {readings: N} counts inputs (closed windows for a detector with a window: prefer {duration: 8h} there), {duration: D} event time',
+  });
 
 export const timeSchema = z
   .strictObject({
@@ -286,7 +292,8 @@ export const timeSchema = z
       .prefault('10s')
       .meta({ description: 'Readings stamped further ahead of the gateway clock are rejected and counted' }),
     trusted_after: z.iso.datetime({ offset: true }).default('2024-01-01T00:00:00Z').meta({
-      description: 'Event times (and a gateway clock) before this are untrusted (no NTP yet): flagged, skew not checked',
+      description:
+        'Event times (and a gateway clock) before this are untrusted (no NTP yet): such readings are counted and their anomalies carry clock_trusted: false, and skew is not checked. edge-agent backtest replays history with a replay clock and does not flag it',
     }),
   })
   .prefault({});

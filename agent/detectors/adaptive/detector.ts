@@ -10,8 +10,6 @@
  *  - limit: learned from the detector's own normal scores: a tracked high quantile (Q) of the
  *    scores times MARGIN, never below MIN_LIMIT, divided by `sensitivity`. So a noisy, spiky sensor
  *    gets a high limit and a quiet one a low limit with the same config;
- *    The limit is also at least the decayed peak of past scores (PEAK_GAIN, decay over
- *    PEAK_MEMORY × memory readings): a spike no larger than recent ones is not news;
  *  - gated learning: while raised, and for any reading past the limit, neither the baseline nor the
  *    quantile learns (a fault is not learned as normal). A deviation that holds `accept_after`
  *    readings is a new operating level (load change, level shift): the baseline restarts at the
@@ -35,10 +33,6 @@ export interface AdaptiveTuning {
   clear: number;
   /** Readings after a raise before the next raise (one alarm per episode; a flapping fault raises once). */
   rearm: number;
-  /** The limit is at least this × the decayed peak of all past scores (0: off). */
-  peakGain: number;
-  /** Peak decay per reading = exp(−1 / (peakMemory × memory)). */
-  peakMemory: number;
 }
 
 export const ADAPTIVE_TUNING: AdaptiveTuning = {
@@ -50,8 +44,6 @@ export const ADAPTIVE_TUNING: AdaptiveTuning = {
   minLimit: 4,
   clear: 0.8,
   rearm: 100,
-  peakGain: 1.2,
-  peakMemory: 0.3,
 };
 
 const STATE_VERSION = 1;
@@ -72,8 +64,6 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private held = 0;
   private sinceRaise = Number.POSITIVE_INFINITY;
   private floor = 1e-9;
-  private peak = 0;
-  private peakDecay = 1;
   private lastT = Number.NaN;
   private learnedAt = 0;
   private accepted = 0;
@@ -95,7 +85,6 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.nLearn = 0;
     }
     this.qStep = this.alpha * 4;
-    this.peakDecay = Math.exp(-1 / (this.k.peakMemory * c.memory));
     this.setLimit();
   }
 
@@ -132,7 +121,6 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const z = Math.max(zp, zl);
     this.setLimit();
     this.score = z;
-    this.peak *= this.peakDecay;
     if (!this.active) {
       this.sinceRaise++;
       if (z > this.limit && this.sinceRaise > k.rearm) {
@@ -169,15 +157,13 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const a = this.alpha;
     this.m += a * dc;
     this.s += a * (Math.abs(dc) - this.s);
-    if (z > this.peak) this.peak = z;
-    if (z > this.peak) this.peak = z;
     // Stochastic-approximation quantile of the normal scores.
     this.q += this.qStep * (z > this.q ? k.quantile : k.quantile - 1) * Math.max(this.q, 1);
   }
 
   private setLimit(): void {
     const k = this.k;
-    const l = Math.max(k.margin * this.q, k.minLimit, k.peakGain * this.peak);
+    const l = Math.max(k.margin * this.q, k.minLimit);
     this.limit = l / this.cfg.sensitivity;
   }
 
@@ -230,21 +216,19 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       s: this.s,
       f: this.f,
       q: this.q,
-      peak: this.peak,
       floor: this.floor,
     };
   }
 
   /** Contract E: restores a snapshot; false (keep learning) when it does not fit. */
   restore(st: LearnedState): boolean {
-    const { m, s, f, q, peak, floor } = st as Record<string, unknown>;
-    const nums = [m, s, f, q, peak, floor, st.learned_at];
+    const { m, s, f, q, floor } = st as Record<string, unknown>;
+    const nums = [m, s, f, q, floor, st.learned_at];
     if (st.v !== STATE_VERSION || !nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return false;
     this.m = m as number;
     this.s = s as number;
     this.f = f as number;
     this.q = q as number;
-    this.peak = peak as number;
     this.floor = floor as number;
     this.learnedAt = st.learned_at;
     this.learningPhase = false;
