@@ -88,19 +88,37 @@ describe('adaptive detector', () => {
     expect(cleared?.[0]).toBeGreaterThanOrEqual(1800);
   });
 
+  it('learns a daily profile: once it explains the sensor, a value normal for the day but not for the hour raises', async () => {
+    // 5-minute readings for 10 days of a daily cycle 10 ± 5; on day 8 at the cycle's low (value 5)
+    // the sensor reads 14 for an hour: inside the range seen every day, wrong for that time of day.
+    const day = 288;
+    const low = 8 * day + Math.round(0.75 * day);
+    const r = noise(3);
+    const det = new AdaptiveDetector(await config());
+    const changes: Array<[number, number]> = [];
+    for (let i = 0; i < 10 * day; i++) {
+      const tod = (i % day) / day;
+      const x = 10 + 5 * Math.sin(2 * Math.PI * tod) + 0.3 * r() + (i >= low && i < low + 12 ? 9 : 0);
+      const c = det.judge(Date.UTC(2026, 0, 1) + 300_000 * i, x, 'good');
+      if (c !== 0) changes.push([i, c]);
+    }
+    expect(changes.filter(([i, c]) => c === 1 && i >= 4 * day && i < low)).toEqual([]);
+    expect(changes).toContainEqual([low, 1]);
+  });
+
   it('follows slow drift without alarms', async () => {
     const xs = series(20_000, (i, r) => 100 + i * 0.002 + r);
     expect(run(new AdaptiveDetector(await config()), xs)).toEqual([]);
   });
 
   it('sensitivity scales the limit', async () => {
-    const xs = series(3000, (i, r) => r + (i === 2000 ? 3 : 0));
+    const xs = series(3000, (i, r) => r + (i === 2000 ? 4 : 0));
     expect(run(new AdaptiveDetector(await config()), xs)).toContainEqual([2000, 1]);
     expect(run(new AdaptiveDetector(await config(', sensitivity: 0.5')), xs)).toEqual([]);
   });
 
   it('snapshot/restore: a restored detector decides as the one that learned (contract E)', async () => {
-    const xs = series(4000, (i, r) => 3 * Math.sin(i / 40) + r + (i === 3000 ? 25 : 0) + (i > 3500 ? 9 : 0));
+    const xs = series(4000, (i, r) => 3 * Math.sin(i / 40) + r + (i === 3000 ? 40 : 0) + (i > 3500 ? 9 : 0));
     const a = new AdaptiveDetector(await config());
     run(a, xs.subarray(0, 2000));
     const snap = a.snapshot();

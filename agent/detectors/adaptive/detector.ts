@@ -33,17 +33,26 @@ export interface AdaptiveTuning {
   clear: number;
   /** Readings after a raise before the next raise (one alarm per episode; a flapping fault raises once). */
   rearm: number;
+  /** Time-of-day slots of the daily profile (0: off). */
+  slots: number;
+  /** The daily profile is used when its spread is below this part of the flat spread. */
+  seasonRatio: number;
+  /** EWMA weight of a slot's mean per visit. */
+  slotAlpha: number;
 }
 
 export const ADAPTIVE_TUNING: AdaptiveTuning = {
   clip: 4,
   fast: 6,
   levelGain: 2.5,
-  quantile: 0.99,
-  margin: 2,
+  quantile: 0.98,
+  margin: 2.5,
   minLimit: 4,
   clear: 0.8,
   rearm: 100,
+  slots: 48,
+  seasonRatio: 0.8,
+  slotAlpha: 0.05,
 };
 
 const STATE_VERSION = 1;
@@ -65,6 +74,15 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private sinceRaise = Number.POSITIVE_INFINITY;
   private floor = 1e-9;
   private lastT = Number.NaN;
+  private slotMean = new Float64Array(0);
+  private slotN = new Uint32Array(0);
+  private sSeas = 0;
+  /** Quantile of the scores against the daily profile (tracked apart: they are smaller). */
+  private qS = 3;
+  private seasonal = false;
+  private slot = -1;
+  private visitSum = 0;
+  private visitN = 0;
   private learnedAt = 0;
   private accepted = 0;
   private readonly k: AdaptiveTuning;
@@ -113,12 +131,20 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       return 0;
     }
     const k = this.k;
-    const d = x - this.m;
     const s = Math.max(this.s, this.floor);
     this.f += this.alphaF * (x - this.f);
-    const zp = Math.abs(d) / s;
-    const zl = (Math.abs(this.f - this.m) / s) * k.levelGain;
-    const z = Math.max(zp, zl);
+    const zf = Math.max(Math.abs(x - this.m) / s, (Math.abs(this.f - this.m) / s) * k.levelGain);
+    let zs = Number.NaN;
+    this.seasonal = false;
+    if (k.slots > 0) {
+      const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
+      if (slot !== this.slot) this.closeVisit(slot);
+      if ((this.slotN[this.slot] as number) >= 3) {
+        zs = Math.abs(x - (this.slotMean[this.slot] as number)) / Math.max(this.sSeas, this.floor);
+        this.seasonal = this.sSeas < k.seasonRatio * this.s;
+      }
+    }
+    const z = this.seasonal ? zs : zf;
     this.setLimit();
     this.score = z;
     if (!this.active) {
@@ -130,14 +156,14 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
         return 1;
       }
       // Inside the re-arm hold-off a reading past the limit is not learned either.
-      if (z <= this.limit) this.learnNormal(d, s, z);
+      if (z <= this.limit) this.learnNormal(x, zf, zs);
       return 0;
     }
     this.held++;
     this.sinceRaise++;
     if (z < this.limit * k.clear) {
       this.active = false;
-      this.learnNormal(d, s, z);
+      this.learnNormal(x, zf, zs);
       return -1;
     }
     if (this.held >= this.cfg.accept_after) {
@@ -150,8 +176,22 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     return 0;
   }
 
-  private learnNormal(d: number, s: number, z: number): void {
+  private learnNormal(x: number, z: number, zs: number): void {
     const k = this.k;
+    if (k.slots > 0) {
+      const i = this.slot;
+      if ((this.slotN[i] as number) >= 3) {
+        const r = x - (this.slotMean[i] as number);
+        const lim = k.clip * Math.max(this.sSeas, this.floor);
+        const rc = r > lim ? lim : r < -lim ? -lim : r;
+        this.sSeas += this.alpha * (Math.abs(rc) - this.sSeas);
+        this.qS += this.qStep * (zs > this.qS ? k.quantile : k.quantile - 1) * Math.max(this.qS, 1);
+      }
+      this.visitSum += x;
+      this.visitN++;
+    }
+    const s = Math.max(this.s, this.floor);
+    const d = x - this.m;
     const lim = k.clip * s;
     const dc = d > lim ? lim : Math.max(d, -lim);
     const a = this.alpha;
@@ -161,9 +201,24 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.q += this.qStep * (z > this.q ? k.quantile : k.quantile - 1) * Math.max(this.q, 1);
   }
 
+  /** A time-of-day slot's visit ended: fold its mean of normal readings into the slot's profile. */
+  private closeVisit(next: number): void {
+    const i = this.slot;
+    if (i >= 0 && this.visitN > 0) {
+      const n = this.slotN[i] as number;
+      const v = this.visitSum / this.visitN;
+      const sm = this.slotMean[i] as number;
+      this.slotMean[i] = n === 0 ? v : sm + Math.max(this.k.slotAlpha, 1 / (n + 1)) * (v - sm);
+      this.slotN[i] = n + 1;
+    }
+    this.slot = next;
+    this.visitSum = 0;
+    this.visitN = 0;
+  }
+
   private setLimit(): void {
     const k = this.k;
-    const l = Math.max(k.margin * this.q, k.minLimit);
+    const l = Math.max(k.margin * (this.seasonal ? this.qS : this.q), k.minLimit);
     this.limit = l / this.cfg.sensitivity;
   }
 
@@ -181,6 +236,13 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     }
     mad /= n;
     this.m = med;
+    if (this.k.slots > 0) {
+      this.slotMean = new Float64Array(this.k.slots);
+      this.slotN = new Uint32Array(this.k.slots);
+      this.sSeas = 2 * Math.max(mad, 1e-9);
+      this.qS = 3;
+      this.slot = -1;
+    }
     this.f = this.learned[n - 1] as number;
     // A flat learning period has no spread: floor the scale at a small part of the level.
     this.floor = Math.max(1e-9, 1e-3 * range);
@@ -216,6 +278,15 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       s: this.s,
       f: this.f,
       q: this.q,
+      season: {
+        mean: Array.from(this.slotMean),
+        n: Array.from(this.slotN),
+        spread: this.sSeas,
+        q: this.qS,
+        slot: this.slot,
+        visit_sum: this.visitSum,
+        visit_n: this.visitN,
+      },
       floor: this.floor,
     };
   }
@@ -230,6 +301,31 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.f = f as number;
     this.q = q as number;
     this.floor = floor as number;
+    const season = st.season as
+      | { mean?: unknown; n?: unknown; spread?: unknown; q?: unknown; slot?: unknown; visit_sum?: unknown; visit_n?: unknown }
+      | undefined;
+    const k = this.k.slots;
+    if (
+      k > 0 &&
+      season &&
+      Array.isArray(season.mean) &&
+      Array.isArray(season.n) &&
+      season.mean.length === k &&
+      season.n.length === k &&
+      typeof season.spread === 'number'
+    ) {
+      this.slotMean = Float64Array.from(season.mean as number[]);
+      this.slotN = Uint32Array.from(season.n as number[]);
+      this.sSeas = season.spread;
+      this.qS = typeof season.q === 'number' ? season.q : 3;
+      this.slot = typeof season.slot === 'number' ? season.slot : -1;
+      this.visitSum = typeof season.visit_sum === 'number' ? season.visit_sum : 0;
+      this.visitN = typeof season.visit_n === 'number' ? season.visit_n : 0;
+    } else if (k > 0) {
+      this.slotMean = new Float64Array(k);
+      this.slotN = new Uint32Array(k);
+      this.sSeas = 2 * this.s;
+    }
     this.learnedAt = st.learned_at;
     this.learningPhase = false;
     this.nLearn = 0;
