@@ -7,6 +7,10 @@
  *    the deviation clipped at CLIP·s (a Huber-type update: one wild reading moves nothing much);
  *  - score: the larger of the reading's deviation |x − m|/s and the deviation of a short mean
  *    (FAST readings) scaled by LEVEL_GAIN, so a small sustained shift scores like a spike;
+ *  - daily profile: 48 time-of-day slots, each folded once per visit (day) from the mean of its
+ *    normal readings; from the third visit, when its spread is under SEASON_RATIO of the flat
+ *    spread, readings are scored against their slot (|x − slot|/spread), with a quantile of their
+ *    own (those scores are smaller);
  *  - limit: learned from the detector's own normal scores: a tracked high quantile (Q) of the
  *    scores times MARGIN, never below MIN_LIMIT, divided by `sensitivity`. So a noisy, spiky sensor
  *    gets a high limit and a quiet one a low limit with the same config;
