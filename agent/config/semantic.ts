@@ -182,6 +182,12 @@ export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
         message: `tripping detector "${d.id}" reads ${sensors.join(', ')}; if ${sensors.length > 1 ? 'one' : 'it'} goes silent or bad, fail_safe.policy "${il.fail_safe.policy}" only ${il.fail_safe.policy === 'none' ? 'ignores it' : 'raises an alarm'} instead of stopping "${d.asset}"`,
         hint: 'remove fail_safe.policy (default stop), or accept that a blind interlock keeps the machine running',
       });
+    if (d.type === 'adaptive')
+      out.push({
+        path: ['detectors', i, 'trip'],
+        message: `tripping detector "${d.id}" is adaptive: it follows drift and accepts a deviation that lasts ${d.accept_after} readings as the new normal, so it is no protection against a known limit`,
+        hint: 'protect a known limit with a threshold detector (trip: true) on the same sensor; keep the adaptive one for alarms',
+      });
     const asset = config.assets.find((a) => a.id === d.asset);
     for (const s of sensors) {
       const cfg = asset?.sensors.find((x) => x.id === s);

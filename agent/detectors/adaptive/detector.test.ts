@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigOrThrow } from '../../config/load.js';
+import { safetyWarnings } from '../../config/semantic.js';
 import { AdaptiveDetector } from './detector.js';
 import type { AdaptiveConfig } from './types.js';
 
@@ -38,6 +39,15 @@ describe('adaptive detector', () => {
   it('is what a detector entry with only the sensor becomes; every default is filled in', async () => {
     const c = await config();
     expect(c).toMatchObject({ type: 'adaptive', sensitivity: 1, learn: { readings: 150 }, memory: 2000, accept_after: 300 });
+  });
+
+  it('edge-agent validate warns when an adaptive detector trips: it is no protection against a known limit', async () => {
+    const c = await parseConfigOrThrow(
+      'sources: [{ id: s, type: simulator }]\nassets: [{ id: a, sensors: [{ id: v, metric: other, source: s }] }]\ndetectors: [{ id: d, asset: a, sensor: v, trip: true }]\nactuators: [{ id: stop, type: log }]\ninterlocks: [{ asset: a, actions: [{ actuator: stop }] }]',
+    );
+    expect(safetyWarnings(c)).toMatchObject([
+      { path: ['detectors', 0, 'trip'], message: expect.stringMatching(/is adaptive: .* no protection/) },
+    ]);
   });
 
   it('learns, stays quiet on its own noise, and raises once on a spike', async () => {

@@ -187,7 +187,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       if ((this.slotN[i] as number) >= 3) {
         const r = x - (this.slotMean[i] as number);
         const lim = k.clip * Math.max(this.sSeas, this.floor);
-        const rc = r > lim ? lim : r < -lim ? -lim : r;
+        const rc = r > lim ? lim : Math.max(r, -lim);
         this.sSeas += this.alpha * (Math.abs(rc) - this.sSeas);
         this.qS += this.qStep * (zs > this.qS ? k.quantile : k.quantile - 1) * Math.max(this.qS, 1);
       }
