@@ -172,6 +172,19 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
 export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
   const out: SemanticProblem[] = [];
   config.detectors.forEach((d, i) => {
+    // learn.readings counts closed windows for a detector with a window: say how long that is.
+    if (d.type !== 'zscore' || !d.window || d.learn.readings === undefined || d.learn.duration !== undefined) return;
+    const every = d.window.type === 'count' ? undefined : d.window.type === 'sliding' ? d.window.hop : d.window.size;
+    if (every === undefined) return;
+    const hours = (d.learn.readings * every) / 3_600_000;
+    if (hours < 1) return;
+    out.push({
+      path: ['detectors', i, 'learn', 'readings'],
+      message: `detector "${d.id}" judges closed windows: learn.readings ${d.learn.readings} means ${d.learn.readings} windows, ${hours >= 48 ? `${(hours / 24).toFixed(1)} days` : `${hours.toFixed(1)} h`} without alarms`,
+      hint: 'set learn.duration (event time) instead, e.g. learn: { duration: 8h }',
+    });
+  });
+  config.detectors.forEach((d, i) => {
     if (!d.trip) return;
     const il = config.interlocks.find((x) => x.asset === d.asset);
     const il_i = config.interlocks.findIndex((x) => x.asset === d.asset);
