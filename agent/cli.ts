@@ -11,6 +11,7 @@
  *   replay    --from-seq N | --since ISO [--until ISO] [--to-seq N]   re-publish retained events to Kafka
  *   sync status [--json]        backlog, lag, last send and the sequence -> partition/offset map
  *   control show|reset|sign|keygen   run-time overrides and signed control messages (agent/control/cli.ts)
+ *   backtest  FILE [--config FILE] ...   replay a historian export through the pipeline (agent/backtest/cli.ts)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -45,6 +46,9 @@ commands:
   control    show [--json] | reset [DETECTOR] --by NAME | sign --key PEM --key-id ID [FILE] | keygen
              run-time overrides (file value, effective value, who, when, expiry, conflicts),
              back to the file, and signed control messages (docs/control.md)
+  backtest   FILE [--config FILE] [--out DIR] [--labels FILE | --label-column COL] ...
+             replay a CSV/JSONL historian export through the detectors and interlocks (dry run)
+             and write detections and the alarm timeline; edge-agent backtest --help
 `;
 
 /** The version in package.json: beside agent/ in a checkout, and in the compiled build or bundle. */
@@ -170,6 +174,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     const { probeModbus } = await import('../drivers/modbus/probe.js');
     process.exitCode = await probeModbus(argv.slice(2));
+    return;
+  }
+  if (argv[0] === 'backtest') {
+    const { backtestCommand } = await import('./backtest/cli.js');
+    process.exitCode = await backtestCommand(argv.slice(1));
     return;
   }
   if (argv[0] === 'control') {

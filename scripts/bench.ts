@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { actuation } from './bench/actuation.js';
+import { adaptive } from './bench/adaptive.js';
 import { detection } from './bench/detection.js';
 import { drivers } from './bench/drivers.js';
 import { failsafe } from './bench/failsafe.js';
@@ -15,7 +16,7 @@ import { model } from './bench/model.js';
 import { sync } from './bench/sync.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection, judge, model, drivers, actuation, failsafe, sync, footprint];
+const SECTIONS: BenchSection[] = [foundation, detection, judge, adaptive, model, drivers, actuation, failsafe, sync, footprint];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

@@ -18,8 +18,10 @@ Input: CSV of window feature vectors (first line `# window_ms=N`, then a header
 
 Model: a small MLP autoencoder on standardised features. The ONNX graph takes `features`
 [batch, F] (already standardised by the agent with the card's constants) and returns `score`
-[batch]: the mean squared reconstruction error. The alarm threshold is a quantile of the score on
-held-out normal windows (every 5th block of 50 windows is held out; none of it is trained on).
+[batch]: the mean squared reconstruction error. Every 5th block of 50 windows is held out (none of
+it is trained on); the held-out blocks alternate between calibration (the alarm threshold is a
+quantile of their scores) and evaluation (the card's false-alarm rate is measured there: windows
+used neither to fit nor to threshold the model).
 
 Deterministic: fixed seeds, one thread, deterministic algorithms; the same input and arguments
 give the same weights and the same sha256.
@@ -86,6 +88,17 @@ def split_blocks(n, block=50, every=5):
     return idx[~held], idx[held]
 
 
+def split_heldout(ho, block=50):
+    """Held-out windows -> (calibration, evaluation): alternate held-out blocks."""
+    blocks = ho // block
+    order = np.unique(blocks)
+    cal_blocks = order[::2]
+    cal = np.isin(blocks, cal_blocks)
+    if cal.sum() == 0 or (~cal).sum() == 0:
+        cal = np.arange(len(ho)) % 2 == 0
+    return ho[cal], ho[~cal]
+
+
 def train_one(job):
     seed = int(job.get("seed", 1))
     torch.manual_seed(seed)
@@ -98,6 +111,7 @@ def train_one(job):
     if window_ms <= 0:
         raise SystemExit(f"{job['input']}: window length unknown (add '# window_ms=N' or --window-ms)")
     tr, ho = split_blocks(len(x))
+    cal, ev = split_heldout(ho)
     if len(tr) < 8 or len(ho) < 2:
         raise SystemExit(f"{job['input']}: only {len(x)} usable windows; need at least 10")
     mean = x[tr].mean(axis=0)
@@ -129,8 +143,11 @@ def train_one(job):
     with torch.no_grad():
         s_tr = model(xt).numpy()
         s_ho = model(xh).numpy()
+    pos = {int(w): k for k, w in enumerate(ho)}
+    s_cal = s_ho[[pos[int(w)] for w in cal]]
+    s_ev = s_ho[[pos[int(w)] for w in ev]]
     q = float(job.get("quantile", 0.999))
-    threshold = float(np.quantile(s_ho, q)) * float(job.get("margin", 1.0))
+    threshold = float(np.quantile(s_cal, q)) * float(job.get("margin", 1.0))
     threshold = max(threshold, 1e-9)
     metrics = {
         "train_windows": int(len(tr)),
@@ -143,7 +160,11 @@ def train_one(job):
         "heldout_score_max": float(s_ho.max()),
         "threshold_quantile": q,
         "threshold_margin": float(job.get("margin", 1.0)),
-        "heldout_false_alarm_rate": float((s_ho > threshold).mean()),
+        "threshold_windows": int(len(cal)),
+        "evaluation_windows": int(len(ev)),
+        "threshold_false_alarm_rate": float((s_cal > threshold).mean()),
+        # Windows used neither to fit nor to threshold the model.
+        "evaluation_false_alarm_rate": float((s_ev > threshold).mean()),
     }
     if job.get("eval_anomalous"):
         names_a, xa, _, _ = read_windows(job["eval_anomalous"])

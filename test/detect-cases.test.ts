@@ -5,9 +5,12 @@
  *                   (or an ISO timestamp), `now` the gateway clock at arrival (default: t);
  *                   lines starting with `{` are control messages applied at that point, `#` comments,
  *   expected.jsonl  the events expected, in order: `kind`, `t` (event time, seconds as above) and any
- *                   payload fields (matched as a subset). Only kinds that appear in the file are
- *                   compared. A string ending in … matches as a prefix. A line `{"counters": {...}}` is
- *                   matched against the pipeline counters.
+ *                   payload fields (matched as a subset). Every anomaly, action, audit, alarm and
+ *                   capture event must be listed (an unexpected one fails the case), and so must
+ *                   every aggregate or twin event if the file lists one of that kind; a line
+ *                   `{"ignore": ["capture"]}` leaves such kinds unchecked. A string ending in …
+ *                   matches as a prefix. A line `{"counters": {...}}` is matched against the
+ *                   pipeline counters.
  * Every reading is fed as its own batch; the pipeline is flushed at the end.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,6 +28,9 @@ import { QUALITIES, type Quality, type Reading } from '../agent/types.js';
 const ROOT = join(import.meta.dirname, 'detect-cases');
 const EPOCH = Date.UTC(2026, 0, 1);
 const silent = pino({ level: 'silent' });
+
+/** Kinds compared in every case, listed or not: an unexpected one is a failure. */
+const ALWAYS_COMPARED = ['anomaly', 'action', 'audit', 'alarm', 'capture'];
 
 const time = (s: string): number => (/[T:]/.test(s) ? Date.parse(s) : EPOCH + Math.round(Number(s) * 1000));
 
@@ -95,26 +101,60 @@ async function runCase(dir: string) {
   return { events, counters: pipeline.counters, replies };
 }
 
+type Event = { kind: string; t: number; [k: string]: unknown };
+
+function readExpected(dir: string): Array<Record<string, unknown>> {
+  return readFileSync(join(dir, 'expected.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('//'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** What differs between the events (and counters) of a run and the expected file; empty when they agree. */
+function problems(events: readonly Event[], counters: unknown, expected: ReadonlyArray<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  const expEvents = expected.filter((e) => !('counters' in e) && !('ignore' in e));
+  const ignored = new Set(expected.flatMap((e) => (e.ignore as string[] | undefined) ?? []));
+  const kinds = new Set([...ALWAYS_COMPARED, ...expEvents.map((e) => e.kind as string)].filter((k) => !ignored.has(k)));
+  const got = events.filter((e) => kinds.has(e.kind));
+  const show = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).join('\n');
+  if (got.length !== expEvents.length) out.push(`${got.length} events, ${expEvents.length} expected:\n${show(got)}`);
+  expEvents.forEach((e, i) => {
+    if (!matches(got[i], e)) out.push(`event ${i}: expected ${JSON.stringify(e)}\n got ${JSON.stringify(got[i])}`);
+  });
+  for (const e of expected.filter((x) => 'counters' in x))
+    if (!matches(counters, e.counters)) out.push(`counters ${JSON.stringify(counters)}`);
+  return out;
+}
+
 describe('golden detection cases', () => {
   for (const name of readdirSync(ROOT).filter((n) => !n.includes('.'))) {
     it(name, async () => {
       const dir = join(ROOT, name);
-      const expected = readFileSync(join(dir, 'expected.jsonl'), 'utf8')
-        .split('\n')
-        .filter((l) => l.trim() && !l.trim().startsWith('//'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const { events, counters } = await runCase(dir);
-      const expEvents = expected.filter((e) => !('counters' in e));
-      const kinds = new Set(expEvents.map((e) => e.kind));
-      const got = events.filter((e) => kinds.has(e.kind));
-      const show = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).join('\n');
-      expect(got.length, `events:\n${show(got)}`).toBe(expEvents.length);
-      expEvents.forEach((e, i) => {
-        expect(matches(got[i], e), `event ${i}: expected ${JSON.stringify(e)}\n got ${JSON.stringify(got[i])}`).toBe(true);
-      });
-      for (const e of expected.filter((x) => 'counters' in x)) {
-        expect(matches(counters, e.counters), `counters ${JSON.stringify(counters)}`).toBe(true);
-      }
+      expect(problems(events, counters, readExpected(dir))).toEqual([]);
     });
   }
+
+  it('an unexpected extra event fails a case, of any kind the case does not ignore', async () => {
+    const dir = join(ROOT, 'zscore');
+    const { events, counters } = await runCase(dir);
+    const expected = readExpected(dir);
+    expect(problems(events, counters, expected)).toEqual([]);
+    // The run's "cleared" anomaly is not listed: an extra anomaly.
+    const withoutClear = expected.filter((e) => e.state !== 'cleared');
+    expect(problems(events, counters, withoutClear).join()).toMatch(/2 events, 1 expected/);
+    // An action the case never mentions (e.g. a trip) fails too, as does a capture unless ignored.
+    const extraAction = [...events, { kind: 'action', t: 9, type: 'trip' }];
+    expect(problems(extraAction, counters, expected)).not.toEqual([]);
+    const capture = [...events, { kind: 'capture', t: 9 }];
+    expect(
+      problems(
+        capture,
+        counters,
+        expected.filter((e) => !('ignore' in e)),
+      ),
+    ).not.toEqual([]);
+    expect(problems(capture, counters, [...expected, { ignore: ['capture'] }])).toEqual([]);
+  });
 });

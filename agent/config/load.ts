@@ -82,7 +82,8 @@ export async function parseConfig(text: string, file: string, env: NodeJS.Proces
         }
         continue;
       }
-      at(locate(path), path, issue.message);
+      // A detector entry without type is adaptive (the default); zod lists that case as 'undefined'.
+      at(locate(path), path, issue.message.replace("'adaptive' | 'undefined'", "'adaptive' (or no type)"));
     }
   };
 

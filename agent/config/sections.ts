@@ -175,7 +175,8 @@ export const timeSchema = z
       .prefault('10s')
       .meta({ description: 'Readings stamped further ahead of the gateway clock are rejected and counted' }),
     trusted_after: z.iso.datetime({ offset: true }).default('2024-01-01T00:00:00Z').meta({
-      description: 'Event times (and a gateway clock) before this are untrusted (no NTP yet): flagged, skew not checked',
+      description:
+        'Event times (and a gateway clock) before this are untrusted (no NTP yet): such readings are counted and their anomalies carry clock_trusted: false, and skew is not checked. edge-agent backtest replays history with a replay clock and does not flag it',
     }),
   })
   .prefault({});

@@ -137,6 +137,19 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
 export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
   const out: SemanticProblem[] = [];
   config.detectors.forEach((d, i) => {
+    // learn.readings counts closed windows for a detector with a window: say how long that is.
+    if (d.type !== 'zscore' || !d.window || d.learn.readings === undefined || d.learn.duration !== undefined) return;
+    const every = d.window.type === 'count' ? undefined : d.window.type === 'sliding' ? d.window.hop : d.window.size;
+    if (every === undefined) return;
+    const hours = (d.learn.readings * every) / 3_600_000;
+    if (hours < 1) return;
+    out.push({
+      path: ['detectors', i, 'learn', 'readings'],
+      message: `detector "${d.id}" judges closed windows: learn.readings ${d.learn.readings} means ${d.learn.readings} windows, ${hours >= 48 ? `${(hours / 24).toFixed(1)} days` : `${hours.toFixed(1)} h`} without alarms`,
+      hint: 'set learn.duration (event time) instead, e.g. learn: { duration: 8h }',
+    });
+  });
+  config.detectors.forEach((d, i) => {
     if (!d.trip) return;
     const il = config.interlocks.find((x) => x.asset === d.asset);
     const il_i = config.interlocks.findIndex((x) => x.asset === d.asset);
@@ -146,6 +159,12 @@ export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
         path: ['interlocks', il_i, 'fail_safe', 'policy'],
         message: `tripping detector "${d.id}" reads ${sensors.join(', ')}; if ${sensors.length > 1 ? 'one' : 'it'} goes silent or bad, fail_safe.policy "${il.fail_safe.policy}" only ${il.fail_safe.policy === 'none' ? 'ignores it' : 'raises an alarm'} instead of stopping "${d.asset}"`,
         hint: 'remove fail_safe.policy (default stop), or accept that a blind interlock keeps the machine running',
+      });
+    if (d.type === 'adaptive')
+      out.push({
+        path: ['detectors', i, 'trip'],
+        message: `tripping detector "${d.id}" is adaptive: it follows drift and accepts a deviation that lasts ${d.accept_after} readings as the new normal, so it is no protection against a known limit`,
+        hint: 'protect a known limit with a threshold detector (trip: true) on the same sensor; keep the adaptive one for alarms',
       });
     const asset = config.assets.find((a) => a.id === d.asset);
     for (const s of sensors) {

@@ -25,6 +25,7 @@ const TUNABLE: Record<DetectorConfig['type'], Table> = {
   flatline: { duration: up, tolerance: up },
   out_of_range: { min: () => 'down', max: up, persistence: up },
   multivariate: { limit_factor: up, on_count: up, off_count: none, smoothing: up },
+  adaptive: { sensitivity: () => 'down', accept_after: () => 'down' },
 };
 
 /** The parameters of this detector type that `control.limits` may declare. */

@@ -31,16 +31,19 @@ export const windowedFields = {
 
 export const learnSchema = z
   .strictObject({
-    readings: z
-      .int()
-      .min(3)
-      .max(1_000_000)
-      .optional()
-      .meta({ description: 'Learn the baseline from this many readings (rows for multivariate)' }),
-    duration: duration.optional().meta({ description: 'Or learn for this long (event time)' }),
+    readings: z.int().min(3).max(1_000_000).optional().meta({
+      description:
+        'Learn the baseline from this many inputs: readings in point mode, closed windows for a detector with a window (400 one-hour windows are 16.7 days), rows for multivariate',
+    }),
+    duration: duration.optional().meta({
+      description: 'Or learn for this long (event time); with both set, whichever is reached first ends learning',
+    }),
   })
   .prefault({ readings: 400 })
-  .meta({ description: 'Learning phase after commissioning (first data) or a relearn command; no alarms meanwhile' });
+  .meta({
+    description:
+      'Learning phase after commissioning (first data) or a relearn command; no alarms meanwhile. {readings: N} counts inputs (closed windows for a detector with a window: prefer {duration: 8h} there), {duration: D} event time',
+  });
 
 /** The keys every scalar (one-sensor) detector config has. */
 export interface ScalarConfigBase {

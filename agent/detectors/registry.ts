@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { SemanticProblem } from '../config/primitives.js';
 import type { AssetConfig, SensorConfig } from '../config/sections.js';
+import adaptive from './adaptive/index.js';
 import { type DetectorModule, type ScalarDetector, type Sides, windowChecks } from './common.js';
 import count_over from './count_over/index.js';
 import flatline from './flatline/index.js';
@@ -17,7 +18,7 @@ import rate_of_change from './rate_of_change/index.js';
 import threshold from './threshold/index.js';
 import zscore from './zscore/index.js';
 
-const DETECTORS = [threshold, count_over, zscore, rate_of_change, flatline, out_of_range, multivariate] as const;
+const DETECTORS = [adaptive, threshold, count_over, zscore, rate_of_change, flatline, out_of_range, multivariate] as const;
 
 type Schemas<T extends readonly { schema: z.ZodObject }[]> = { -readonly [K in keyof T]: T[K]['schema'] };
 

@@ -1,0 +1,342 @@
+/**
+ * `adaptive`: an unsupervised per-sensor detector that needs no tuning (README.md beside this file).
+ *
+ * Per reading (point mode; or per closed window feature), allocation-free:
+ *  - baseline: a robust location `m` and scale `s` (mean absolute deviation), started from the
+ *    median and MAD of the learning readings, then updated by an EWMA over `memory` readings with
+ *    the deviation clipped at CLIP·s (a Huber-type update: one wild reading moves nothing much);
+ *  - score: the larger of the reading's deviation |x − m|/s and the deviation of a short mean
+ *    (FAST readings) scaled by LEVEL_GAIN, so a small sustained shift scores like a spike;
+ *  - daily profile: 48 time-of-day slots, each folded once per visit (day) from the mean of its
+ *    normal readings; from the third visit, when its spread is under SEASON_RATIO of the flat
+ *    spread, readings are scored against their slot (|x − slot|/spread), with a quantile of their
+ *    own (those scores are smaller);
+ *  - limit: learned from the detector's own normal scores: a tracked high quantile (Q) of the
+ *    scores times MARGIN, never below MIN_LIMIT, divided by `sensitivity`. So a noisy, spiky sensor
+ *    gets a high limit and a quiet one a low limit with the same config;
+ *  - gated learning: while raised, and for any reading past the limit, neither the baseline nor the
+ *    quantile learns (a fault is not learned as normal). A deviation that holds `accept_after`
+ *    readings is a new operating level (load change, level shift): the baseline restarts at the
+ *    short mean and the alarm clears;
+ *  - clear: when the score falls below CLEAR of the limit; after a raise, the next raise waits
+ *    REARM readings (one alarm per episode: a flapping fault raises once).
+ * Causal: each decision uses only the readings before and at it.
+ */
+
+import type { Quality } from '../../types.js';
+import { type Change, ScalarDetector } from '../common.js';
+import type { AdaptiveConfig, LearnedState } from './types.js';
+
+/** Internal constants, fixed for every sensor (tests and the tuning script may override them). */
+export interface AdaptiveTuning {
+  clip: number;
+  fast: number;
+  levelGain: number;
+  quantile: number;
+  margin: number;
+  minLimit: number;
+  clear: number;
+  /** Readings after a raise before the next raise (one alarm per episode; a flapping fault raises once). */
+  rearm: number;
+  /** Time-of-day slots of the daily profile (0: off). */
+  slots: number;
+  /** The daily profile is used when its spread is below this part of the flat spread. */
+  seasonRatio: number;
+  /** EWMA weight of a slot's mean per visit. */
+  slotAlpha: number;
+}
+
+export const ADAPTIVE_TUNING: AdaptiveTuning = {
+  clip: 4,
+  fast: 6,
+  levelGain: 2.5,
+  quantile: 0.98,
+  margin: 2.5,
+  minLimit: 4,
+  clear: 0.8,
+  rearm: 100,
+  slots: 48,
+  seasonRatio: 0.8,
+  slotAlpha: 0.05,
+};
+
+const STATE_VERSION = 1;
+
+export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
+  private learned: Float64Array;
+  private nLearn = 0;
+  private learningPhase = true;
+  private m = 0;
+  private s = 1;
+  private f = 0;
+  private q = 0;
+  private alpha = 0;
+  private alphaF = 0;
+  private qStep = 0;
+  private score = 0;
+  private limit = Number.POSITIVE_INFINITY;
+  private held = 0;
+  private sinceRaise = Number.POSITIVE_INFINITY;
+  private floor = 1e-9;
+  private lastT = Number.NaN;
+  private slotMean = new Float64Array(0);
+  private slotN = new Uint32Array(0);
+  private sSeas = 0;
+  /** Quantile of the scores against the daily profile (tracked apart: they are smaller). */
+  private qS = 3;
+  private seasonal = false;
+  private slot = -1;
+  private visitSum = 0;
+  private visitN = 0;
+  private learnedAt = 0;
+  private accepted = 0;
+  private readonly k: AdaptiveTuning;
+
+  constructor(cfg: AdaptiveConfig, tuning: Partial<AdaptiveTuning> = {}) {
+    super(cfg);
+    this.k = { ...ADAPTIVE_TUNING, ...tuning };
+    this.learned = new Float64Array(cfg.learn.readings);
+    this.prepare();
+  }
+
+  protected override prepare(): void {
+    const c = this.cfg;
+    this.alpha = 2 / (c.memory + 1);
+    this.alphaF = 2 / (this.k.fast + 1);
+    if (this.learned.length !== c.learn.readings && this.learningPhase) {
+      this.learned = new Float64Array(c.learn.readings);
+      this.nLearn = 0;
+    }
+    this.qStep = this.alpha * 4;
+    this.setLimit();
+  }
+
+  override learning(): boolean {
+    return this.learningPhase;
+  }
+
+  override relearn(): void {
+    this.learningPhase = true;
+    this.nLearn = 0;
+    if (this.learned.length !== this.cfg.learn.readings) this.learned = new Float64Array(this.cfg.learn.readings);
+    this.active = false;
+    this.held = 0;
+    this.sinceRaise = Number.POSITIVE_INFINITY;
+  }
+
+  judge(t: number, x: number, quality: Quality): Change {
+    if (quality !== 'good' || !Number.isFinite(x)) return 0;
+    if (t < this.lastT) {
+      this.outOfOrder++;
+      return 0;
+    }
+    this.lastT = t;
+    if (this.learningPhase) {
+      this.learn(t, x);
+      return 0;
+    }
+    const k = this.k;
+    const s = Math.max(this.s, this.floor);
+    this.f += this.alphaF * (x - this.f);
+    const zf = Math.max(Math.abs(x - this.m) / s, (Math.abs(this.f - this.m) / s) * k.levelGain);
+    let zs = Number.NaN;
+    this.seasonal = false;
+    if (k.slots > 0) {
+      const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
+      if (slot !== this.slot) this.closeVisit(slot);
+      if ((this.slotN[this.slot] as number) >= 3) {
+        zs = Math.abs(x - (this.slotMean[this.slot] as number)) / Math.max(this.sSeas, this.floor);
+        this.seasonal = this.sSeas < k.seasonRatio * this.s;
+      }
+    }
+    const z = this.seasonal ? zs : zf;
+    this.setLimit();
+    this.score = z;
+    if (!this.active) {
+      this.sinceRaise++;
+      if (z > this.limit && this.sinceRaise > k.rearm) {
+        this.active = true;
+        this.held = 0;
+        this.sinceRaise = 0;
+        return 1;
+      }
+      // Inside the re-arm hold-off a reading past the limit is not learned either.
+      if (z <= this.limit) this.learnNormal(x, zf, zs);
+      return 0;
+    }
+    this.held++;
+    this.sinceRaise++;
+    if (z < this.limit * k.clear) {
+      this.active = false;
+      this.learnNormal(x, zf, zs);
+      return -1;
+    }
+    if (this.held >= this.cfg.accept_after) {
+      // A new operating level: learn it, and clear.
+      this.m = this.f;
+      this.accepted++;
+      this.active = false;
+      return -1;
+    }
+    return 0;
+  }
+
+  private learnNormal(x: number, z: number, zs: number): void {
+    const k = this.k;
+    if (k.slots > 0) {
+      const i = this.slot;
+      if ((this.slotN[i] as number) >= 3) {
+        const r = x - (this.slotMean[i] as number);
+        const lim = k.clip * Math.max(this.sSeas, this.floor);
+        const rc = r > lim ? lim : Math.max(r, -lim);
+        this.sSeas += this.alpha * (Math.abs(rc) - this.sSeas);
+        this.qS += this.qStep * (zs > this.qS ? k.quantile : k.quantile - 1) * Math.max(this.qS, 1);
+      }
+      this.visitSum += x;
+      this.visitN++;
+    }
+    const s = Math.max(this.s, this.floor);
+    const d = x - this.m;
+    const lim = k.clip * s;
+    const dc = d > lim ? lim : Math.max(d, -lim);
+    const a = this.alpha;
+    this.m += a * dc;
+    this.s += a * (Math.abs(dc) - this.s);
+    // Stochastic-approximation quantile of the normal scores.
+    this.q += this.qStep * (z > this.q ? k.quantile : k.quantile - 1) * Math.max(this.q, 1);
+  }
+
+  /** A time-of-day slot's visit ended: fold its mean of normal readings into the slot's profile. */
+  private closeVisit(next: number): void {
+    const i = this.slot;
+    if (i >= 0 && this.visitN > 0) {
+      const n = this.slotN[i] as number;
+      const v = this.visitSum / this.visitN;
+      const sm = this.slotMean[i] as number;
+      this.slotMean[i] = n === 0 ? v : sm + Math.max(this.k.slotAlpha, 1 / (n + 1)) * (v - sm);
+      this.slotN[i] = n + 1;
+    }
+    this.slot = next;
+    this.visitSum = 0;
+    this.visitN = 0;
+  }
+
+  private setLimit(): void {
+    const k = this.k;
+    const l = Math.max(k.margin * (this.seasonal ? this.qS : this.q), k.minLimit);
+    this.limit = l / this.cfg.sensitivity;
+  }
+
+  private learn(t: number, x: number): void {
+    this.learned[this.nLearn++] = x;
+    if (this.nLearn < this.learned.length) return;
+    const v = Float64Array.from(this.learned).sort();
+    const n = v.length;
+    const med = n % 2 ? (v[(n - 1) / 2] as number) : ((v[n / 2 - 1] as number) + (v[n / 2] as number)) / 2;
+    let mad = 0;
+    let range = 0;
+    for (let i = 0; i < n; i++) {
+      mad += Math.abs((v[i] as number) - med);
+      range = Math.max(range, Math.abs(v[i] as number));
+    }
+    mad /= n;
+    this.m = med;
+    if (this.k.slots > 0) {
+      this.slotMean = new Float64Array(this.k.slots);
+      this.slotN = new Uint32Array(this.k.slots);
+      this.sSeas = 2 * Math.max(mad, 1e-9);
+      this.qS = 3;
+      this.slot = -1;
+    }
+    this.f = this.learned[n - 1] as number;
+    // A flat learning period has no spread: floor the scale at a small part of the level.
+    this.floor = Math.max(1e-9, 1e-3 * range);
+    this.s = Math.max(mad, this.floor);
+    let q = 0;
+    const dev = new Float64Array(n);
+    for (let i = 0; i < n; i++) dev[i] = Math.abs((this.learned[i] as number) - med) / this.s;
+    dev.sort();
+    q = dev[Math.min(n - 1, Math.floor(this.k.quantile * n))] as number;
+    this.q = q;
+    this.learningPhase = false;
+    this.learnedAt = t;
+    this.setLimit();
+  }
+
+  evidence(): Record<string, unknown> {
+    return {
+      score: this.score,
+      limit: this.limit,
+      clear_at: this.limit * this.k.clear,
+      baseline: { level: this.m, spread: this.s, short_mean: this.f },
+      accepted_levels: this.accepted,
+    };
+  }
+
+  /** Contract E: the learned baseline and limit, or undefined while still learning. */
+  snapshot(): LearnedState | undefined {
+    if (this.learningPhase) return undefined;
+    return {
+      v: STATE_VERSION,
+      learned_at: this.learnedAt,
+      m: this.m,
+      s: this.s,
+      f: this.f,
+      q: this.q,
+      season: {
+        mean: Array.from(this.slotMean),
+        n: Array.from(this.slotN),
+        spread: this.sSeas,
+        q: this.qS,
+        slot: this.slot,
+        visit_sum: this.visitSum,
+        visit_n: this.visitN,
+      },
+      floor: this.floor,
+    };
+  }
+
+  /** Contract E: restores a snapshot; false (keep learning) when it does not fit. */
+  restore(st: LearnedState): boolean {
+    const { m, s, f, q, floor } = st as Record<string, unknown>;
+    const nums = [m, s, f, q, floor, st.learned_at];
+    if (st.v !== STATE_VERSION || !nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return false;
+    this.m = m as number;
+    this.s = s as number;
+    this.f = f as number;
+    this.q = q as number;
+    this.floor = floor as number;
+    const season = st.season as
+      | { mean?: unknown; n?: unknown; spread?: unknown; q?: unknown; slot?: unknown; visit_sum?: unknown; visit_n?: unknown }
+      | undefined;
+    const k = this.k.slots;
+    if (
+      k > 0 &&
+      season &&
+      Array.isArray(season.mean) &&
+      Array.isArray(season.n) &&
+      season.mean.length === k &&
+      season.n.length === k &&
+      typeof season.spread === 'number'
+    ) {
+      this.slotMean = Float64Array.from(season.mean as number[]);
+      this.slotN = Uint32Array.from(season.n as number[]);
+      this.sSeas = season.spread;
+      this.qS = typeof season.q === 'number' ? season.q : 3;
+      this.slot = typeof season.slot === 'number' ? season.slot : -1;
+      this.visitSum = typeof season.visit_sum === 'number' ? season.visit_sum : 0;
+      this.visitN = typeof season.visit_n === 'number' ? season.visit_n : 0;
+    } else if (k > 0) {
+      this.slotMean = new Float64Array(k);
+      this.slotN = new Uint32Array(k);
+      this.sSeas = 2 * this.s;
+    }
+    this.learnedAt = st.learned_at;
+    this.learningPhase = false;
+    this.nLearn = 0;
+    this.active = false;
+    this.held = 0;
+    this.setLimit();
+    return true;
+  }
+}
