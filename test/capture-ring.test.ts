@@ -19,8 +19,8 @@ function reading(t: number, value: number): Reading {
     value,
     quality: 'good',
     eventTime: t,
-    source: 'sim',
-  } as Reading;
+    ingestTime: t,
+  };
 }
 
 function anomaly(t: number): Anomaly {
