@@ -92,6 +92,33 @@ describe('twin', () => {
     twin: { interval: 60_000, history: 30_000 },
   };
 
+  it('keeps the last 300 series points at the configured resolution, its ring grown on demand', () => {
+    const twin = new TwinTracker(config, { emit: () => {}, isTripped: () => false, now: () => 1 });
+    // history 30 s / 300 points → one point per 100 ms; readings every 50 ms, so every other one is kept.
+    const feed = (from: number, to: number) => {
+      for (let i = from; i < to; i++)
+        twin.onReadings([
+          {
+            asset: 'p',
+            sensor: 't',
+            metric: 'temperature',
+            value: i,
+            unit: 'degC',
+            eventTime: (i + 1) * 50,
+            ingestTime: (i + 1) * 50,
+            quality: 'good',
+          },
+        ]);
+    };
+    feed(0, 40);
+    expect(twin.series()[0]?.sensors.t?.map(([, v]) => v)).toEqual(Array.from({ length: 20 }, (_, k) => 2 * k));
+    feed(40, 1000);
+    const pts = twin.series()[0]?.sensors.t ?? [];
+    expect(pts).toHaveLength(300);
+    expect(pts.map(([, v]) => v)).toEqual(Array.from({ length: 300 }, (_, k) => 400 + 2 * k));
+    expect(pts.every(([t, v]) => t === (v + 1) * 50)).toBe(true);
+  });
+
   it('derives limits, state, health and writes twin events on change', async () => {
     let tripped = false;
     const events: unknown[] = [];

@@ -101,8 +101,9 @@ export interface AssetSeries {
 
 interface SensorEntry {
   readonly twin: SensorTwin;
-  readonly times: Float64Array;
-  readonly values: Float64Array;
+  /** Ring of the last SERIES_POINTS points, grown on demand (a sensor that never reports costs 128 bytes). */
+  times: Float64Array;
+  values: Float64Array;
   head: number;
   size: number;
   nextPointAt: number;
@@ -134,6 +135,7 @@ export interface TwinOptions {
 
 const SEVERITY_COST: Record<Severity, number> = { critical: 40, warning: 20, info: 5 };
 const SERIES_POINTS = 300;
+const SERIES_INITIAL = 8;
 const MAX_MARKERS = 100;
 
 export function limitsOf(d: DetectorConfig, settings: Record<string, Setting> = {}): SensorLimit | undefined {
@@ -196,8 +198,8 @@ export class TwinTracker {
             window: null,
             limits: [],
           },
-          times: new Float64Array(SERIES_POINTS),
-          values: new Float64Array(SERIES_POINTS),
+          times: new Float64Array(SERIES_INITIAL),
+          values: new Float64Array(SERIES_INITIAL),
           head: 0,
           size: 0,
           nextPointAt: 0,
@@ -259,6 +261,16 @@ export class TwinTracker {
       t.quality = r.quality;
       t.event_time = r.eventTime;
       if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
+        // Until the ring is full, head stays 0 and points are appended: growing is a copy.
+        if (se.size === se.times.length && se.size < SERIES_POINTS) {
+          const cap = Math.min(SERIES_POINTS, se.size * 2);
+          const times = new Float64Array(cap);
+          const values = new Float64Array(cap);
+          times.set(se.times);
+          values.set(se.values);
+          se.times = times;
+          se.values = values;
+        }
         const idx = (se.head + se.size) % SERIES_POINTS;
         se.times[idx] = r.eventTime;
         se.values[idx] = r.value;
