@@ -119,6 +119,23 @@ describe('twin', () => {
     expect(pts.every(([t, v]) => t === (v + 1) * 50)).toBe(true);
   });
 
+  it('drops series markers older than the series history', () => {
+    const twin = new TwinTracker(config, { emit: () => {}, isTripped: () => false, now: () => 1 });
+    const marker = (t: number, state: string) =>
+      twin.onEvent({
+        kind: 'anomaly',
+        key: 'p',
+        eventTime: t,
+        payload: { detector: 'hot', sensor: 't', severity: 'critical', state, value: 99 },
+      });
+    marker(1_000, 'raised');
+    marker(2_000, 'cleared');
+    marker(20_000, 'raised');
+    expect(twin.series()[0]?.markers.map((m) => m.t)).toEqual([1_000, 2_000, 20_000]);
+    marker(40_000, 'cleared'); // history is 30 s: the two first are off the chart
+    expect(twin.series()[0]?.markers.map((m) => m.t)).toEqual([20_000, 40_000]);
+  });
+
   it('derives limits, state, health and writes twin events on change', async () => {
     let tripped = false;
     const events: unknown[] = [];

@@ -166,6 +166,8 @@ export class TwinTracker {
   written = 0;
 
   private readonly detectorConfigs: ReadonlyMap<string, DetectorConfig>;
+  /** The span of the series (ms): markers older than it are off the chart and dropped. */
+  private readonly history: number;
 
   constructor(
     config: Pick<AgentConfig, 'assets' | 'detectors' | 'twin'>,
@@ -174,6 +176,7 @@ export class TwinTracker {
     this.detectorConfigs = new Map(config.detectors.map((d) => [d.id, d]));
     this.now = opts.now ?? Date.now;
     this.resolution = Math.max(100, config.twin.history / SERIES_POINTS);
+    this.history = config.twin.history;
     for (const a of config.assets) {
       const entry: AssetEntry = {
         id: a.id,
@@ -313,6 +316,7 @@ export class TwinTracker {
       };
       a.markers.push(marker);
       if (a.markers.length > MAX_MARKERS) a.markers.shift();
+      while ((a.markers[0] as SeriesMarker).t < ev.eventTime - this.history) a.markers.shift();
       if (marker.state === 'raised')
         a.anomalies.set(detector, {
           detector,
