@@ -115,14 +115,19 @@ async function stopProc(p: ChildProcess): Promise<void> {
 }
 
 /** Starts the compiled agent (dist/, built by the caller) and waits for /readyz. */
-export async function startAgent(dir: string, broker: Mosquitto, sensors: number): Promise<System & { apiPort: number }> {
+export async function startAgent(
+  dir: string,
+  broker: Mosquitto,
+  sensors: number,
+  bin = join(ROOT, 'dist', 'bin', 'edge-agent.js'),
+): Promise<System & { apiPort: number }> {
   const apiPort = await freePort();
   const prefix = `agent${apiPort}`;
   const cfg = join(dir, `scale-${apiPort}.yaml`);
   writeFileSync(cfg, scaleConfig({ sensors, mqttPort: broker.port, apiPort, dbPath: join(dir, `scale-${apiPort}.db`), prefix }));
   const proc = spawn(
     process.execPath,
-    [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), 'dist/bin/edge-agent.js', 'run', '--config', cfg],
+    [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -163,6 +168,34 @@ export async function startRelay(broker: Mosquitto): Promise<System> {
   return { name: 'bare mqtt.js relay', prefix, proc, stop: () => stopProc(proc) };
 }
 
+/** Starts the load generator against a system (see load.mjs); its result arrives when it exits. */
+export function generate(
+  broker: Mosquitto,
+  sys: Pick<System, 'prefix'>,
+  o: { rate: number; seconds: number; sensors: number; trips_per_s: number; warmup_s: number },
+): { proc: ChildProcess; result: Promise<LoadResult> } {
+  const args = {
+    url: `mqtt://127.0.0.1:${broker.port}`,
+    prefix: sys.prefix,
+    setpoint: SETPOINT,
+    normal: 50,
+    burst: 150,
+    ack_topic: `${sys.prefix}-ack`,
+    reply_topic: `${sys.prefix}-ack/reply`,
+    ...o,
+  };
+  const proc = spawn(process.execPath, [LOAD, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const result = exited(proc).then(() => {
+    if (proc.exitCode !== 0) throw new Error(`load generator exited with ${proc.exitCode}`);
+    return JSON.parse(out.trim().split('\n').at(-1) as string) as LoadResult;
+  });
+  return { proc, result };
+}
+
 /** Runs the generator against a system for `seconds` at `rate` readings/s; returns its result and the system's CPU/RSS. */
 export async function drive(
   broker: Mosquitto,
@@ -171,33 +204,14 @@ export async function drive(
   seconds: number,
   sensors = Math.max(1, Math.round(rate / HZ)),
 ): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number }> {
-  const o = {
-    url: `mqtt://127.0.0.1:${broker.port}`,
-    prefix: sys.prefix,
-    rate,
-    seconds,
-    sensors,
-    trips_per_s: Math.min(50, Math.max(1, sensors / 4)),
-    setpoint: SETPOINT,
-    normal: 50,
-    burst: 150,
-    ack_topic: `${sys.prefix}-ack`,
-    reply_topic: `${sys.prefix}-ack/reply`,
-    warmup_s: 3,
-  };
+  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: 3 };
   const pid = sys.proc.pid as number;
-  const gen = spawn(process.execPath, [LOAD, JSON.stringify(o)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  gen.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
+  const gen = generate(broker, sys, o);
   // CPU is counted from the end of the generator's warm-up to the end of its run.
   await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
   const before = procStat(pid);
-  await exited(gen);
+  const res = await gen.result;
   const after = procStat(pid);
-  if (gen.exitCode !== 0) throw new Error(`load generator exited with ${gen.exitCode}`);
-  const res = JSON.parse(out.trim().split('\n').at(-1) as string) as LoadResult;
   const measured = res.readings * (seconds / (seconds + o.warmup_s));
   return { ...res, cpuUsPerReading: ((after.cpu - before.cpu) * 1e6) / measured, rssMb: after.rssMb };
 }
