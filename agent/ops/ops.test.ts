@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { tokenMatches } from './api.js';
 import { Liveness } from './liveness.js';
 import { parseNotifySocket, watchdogTimeoutMs } from './sd-notify.js';
@@ -117,6 +117,35 @@ describe('twin', () => {
     expect(pts).toHaveLength(300);
     expect(pts.map(([, v]) => v)).toEqual(Array.from({ length: 300 }, (_, k) => 400 + 2 * k));
     expect(pts.every(([t, v]) => t === (v + 1) * 50)).toBe(true);
+  });
+
+  it('spreads the periodic twin writes over the interval instead of writing every asset at once', () => {
+    vi.useFakeTimers();
+    try {
+      const assets = Array.from({ length: 10 }, (_, i) => ({
+        id: `a${i}`,
+        sensors: [{ id: 't', metric: 'temperature' as const, unit: 'degC', source: 's' }],
+      }));
+      const written: string[] = [];
+      const twin = new TwinTracker(
+        { ...config, assets, detectors: [] },
+        { emit: (e) => written.push(e.key), isTripped: () => false, now: () => 1 },
+      );
+      twin.start(60_000);
+      expect(written).toHaveLength(10); // every asset at start
+      written.length = 0;
+      let most = 0;
+      for (let s = 0; s < 60; s++) {
+        const before = written.length;
+        vi.advanceTimersByTime(1_000);
+        most = Math.max(most, written.length - before);
+      }
+      expect([...written].sort()).toEqual(assets.map((a) => a.id).sort()); // each once per interval
+      expect(most).toBe(1); // never all in one tick
+      twin.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('drops series markers older than the series history', () => {

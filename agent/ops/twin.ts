@@ -397,10 +397,24 @@ export class TwinTracker {
     this.opts.emit({ kind: 'twin', key: id, eventTime: twin.updated_at, payload: twin as unknown as Record<string, unknown> });
   }
 
-  /** Writes every asset's twin now, then every `intervalMs`; state changes are written as they happen. */
+  /**
+   * Writes every asset's twin now, then each one again every `intervalMs`; state changes are written as
+   * they happen. The periodic writes are spread over the interval (a few assets per tick, ticks at
+   * least 100 ms apart), so a gateway with thousands of assets never builds them all in one tick.
+   */
   start(intervalMs: number): void {
     this.publishAll();
-    this.timer = setInterval(() => this.publishAll(), intervalMs);
+    const ids = [...this.assets.keys()];
+    if (ids.length === 0) return;
+    const ticks = Math.max(1, Math.min(ids.length, Math.floor(intervalMs / 100)));
+    const perTick = Math.ceil(ids.length / ticks);
+    let cursor = 0;
+    this.timer = setInterval(() => {
+      for (let k = 0; k < perTick; k++) {
+        this.publish(ids[cursor] as string, true);
+        cursor = (cursor + 1) % ids.length;
+      }
+    }, intervalMs / ticks);
     this.timer.unref();
   }
 
