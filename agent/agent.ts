@@ -14,7 +14,6 @@ import { Interlocks, type RestoredLatch } from './interlock.js';
 import { LatchJournal } from './latch-journal.js';
 import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
-import { ModelHook } from './model/hook.js';
 import { ModelService, modelOptionsFromConfig } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
@@ -50,7 +49,6 @@ export class Agent {
   /** The on-device model, when configured; `modelControl` is what control messages call. */
   readonly model: ModelService | undefined;
   readonly modelControl: ModelControl | undefined;
-  private readonly modelHook: ModelHook | undefined;
   /** Observers of every reading batch after detection ran (twin, dashboard). Must be cheap and synchronous. */
   readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
   /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
@@ -105,7 +103,6 @@ export class Agent {
       config.detectors,
       this.journal ? { journal: this.journal } : {},
     );
-    this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
     const m = config.model;
     if (m) {
       this.model = new ModelService({
@@ -117,6 +114,13 @@ export class Agent {
       });
       this.modelControl = createModelControl(this.model);
     }
+    this.pipeline = new Pipeline(
+      config,
+      this.interlocks,
+      emit,
+      this.now,
+      this.model ? { model: { service: this.model, logger: logger.child({ component: 'model' }) } } : {},
+    );
     this.control = new ControlPlane({
       config,
       pipeline: this.pipeline,
@@ -125,15 +129,11 @@ export class Agent {
       now: this.now,
       ...(this.modelControl ? { model: this.modelControl } : {}),
     });
-    if (m || config.ensembles.length > 0) {
-      this.modelHook = new ModelHook(config, this.model, (a) => this.pipeline.raise(a), logger.child({ component: 'model' }));
-      this.pipeline.hook = this.modelHook;
-    }
   }
 
   /** The version of the on-device model scoring `asset`; null when none does (the twin shows it). */
   modelVersion(asset: string): string | null {
-    return this.modelHook?.modelVersion(asset) ?? null;
+    return this.pipeline.modelVersion(asset);
   }
 
   /** Builds and initialises every component (no I/O besides reading the trip state back). */

@@ -6,9 +6,8 @@
 
 import type { z } from 'zod';
 import type { SensorConfig } from './config/schema.js';
-import type { AckResult } from './interlock.js';
 import type { Logger } from './log.js';
-import type { Quality, Reading } from './types.js';
+import type { AckResult, Quality, Reading } from './types.js';
 
 /** A sensor this source is responsible for, as declared under `assets[].sensors[]`. */
 export interface BoundSensor extends SensorConfig {

@@ -34,7 +34,9 @@ import type { DetectorConfig, InterlockConfig } from './config/schema.js';
 import type { ActuatorDriver, ActuatorResult } from './driver.js';
 import type { LatchJournal, LatchRecord } from './latch-journal.js';
 import { type Logger, RateLimitedLog } from './log.js';
-import type { AgentEvent, Anomaly, Reading, Severity } from './types.js';
+import type { AckResult, AgentEvent, Anomaly, RaisedCondition, Reading, Severity } from './types.js';
+
+export type { AckResult, RaisedCondition };
 
 export type MachineState = 'running' | 'tripped';
 type Phase = 'trip' | 'reassert' | 'release';
@@ -53,19 +55,6 @@ interface Pending {
   readonly since: number;
   count: number;
 }
-
-/** A tripping condition that holds now: the detector (or `fail_safe:*`, `range:*`) and its sensor. */
-export interface RaisedCondition {
-  readonly detector: string;
-  readonly sensor: string;
-}
-
-/** The outcome of an acknowledgement (contract C: a refusal names the conditions still raised). */
-export type AckResult =
-  | { readonly ok: true; readonly state: 'running' }
-  | { readonly ok: true; readonly state: 'tripped'; readonly deferred: true; readonly raised: readonly RaisedCondition[] }
-  | { readonly ok: false; readonly reason: 'not_tripped'; readonly error: string }
-  | { readonly ok: false; readonly reason: 'raised'; readonly error: string; readonly raised: readonly RaisedCondition[] };
 
 interface AssetLatch {
   readonly config: InterlockConfig;
@@ -86,10 +75,10 @@ interface AssetLatch {
 }
 
 /**
- * The pipeline's handle on one watched sensor: it calls `seen()` for every reading of that sensor
- * (after the detectors ran). Cheap when nothing is pending or faulted.
+ * One watched sensor: `seen()` runs for every reading of it (after the detectors judged it), through
+ * `Interlocks.observe`. Cheap when nothing is pending or faulted.
  */
-export class SensorWatch {
+class SensorWatch {
   lastSeen: number;
   badRun = 0;
   silent = false;
@@ -197,9 +186,21 @@ export class Interlocks {
     }
   }
 
-  /** The sensors the pipeline must report to (debounce and fail-safe). */
-  watched(): readonly SensorWatch[] {
-    return this.watches;
+  /**
+   * The handle under which the judge reports readings of this sensor to `observe`, resolved once at
+   * start; -1 when no interlock watches it.
+   */
+  watchOf(asset: string, sensor: string): number {
+    return this.watches.findIndex((w) => w.asset === asset && w.sensor === sensor);
+  }
+
+  /**
+   * The decision on a reading, after the detectors judged it (their anomalies came through
+   * `onAnomaly` first): debounce counting, fail-safe (silent, bad, back), and the level check that
+   * trips or releases. `watch` is from `watchOf`.
+   */
+  observe(watch: number, r: Reading): void {
+    (this.watches[watch] as SensorWatch).seen(r);
   }
 
   state(asset: string): MachineState {
@@ -288,7 +289,7 @@ export class Interlocks {
     };
     const db = latch.config.debounce;
     if (db.readings <= 1 && db.duration <= 0) return this.trip(latch, cause);
-    // The raising reading itself is counted by SensorWatch.seen(), which the pipeline calls next.
+    // The raising reading itself is counted by observe(), which the judge calls next.
     latch.pending ??= { cause, since: a.eventTime, count: 0 };
     return false;
   }

@@ -74,3 +74,16 @@ export interface Anomaly {
   /** Whether this anomaly may trip the asset's interlock. */
   readonly trip: boolean;
 }
+
+/** A tripping condition that holds now: the detector (or `fail_safe:*`, `range:*`) and its sensor. */
+export interface RaisedCondition {
+  readonly detector: string;
+  readonly sensor: string;
+}
+
+/** The outcome of an acknowledgement (contract C: a refusal names the conditions still raised). */
+export type AckResult =
+  | { readonly ok: true; readonly state: 'running' }
+  | { readonly ok: true; readonly state: 'tripped'; readonly deferred: true; readonly raised: readonly RaisedCondition[] }
+  | { readonly ok: false; readonly reason: 'not_tripped'; readonly error: string }
+  | { readonly ok: false; readonly reason: 'raised'; readonly error: string; readonly raised: readonly RaisedCondition[] };

@@ -19,9 +19,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSkab, SKAB_FIT_ROWS, type SkabRun } from '../agent/eval/skab-data.js';
 import { type SkabScoreFile, scoreSkab } from '../agent/eval/skab-score.js';
+import { computeFeatures, FeatureLayout } from '../agent/judge/features.js';
 import { readCardFile } from '../agent/model/card.js';
 import { type EnsemblePolicy, Ensembles } from '../agent/model/ensemble.js';
-import { extractFeatures, FEATURE_STATS } from '../agent/model/features.js';
+import { FEATURE_STATS, modelStat } from '../agent/model/features.js';
 import { InlineRunner } from '../agent/model/runner.js';
 import { tempDir } from '../test/helpers/tmp.js';
 
@@ -38,11 +39,22 @@ const W = Number(values.window);
 const CH = ['a1', 'a2', 'cur', 'pres', 'temp', 'thermo', 'volt', 'flow'];
 const NAMES = CH.flatMap((c) => FEATURE_STATS.map((s) => `${c}.${s}`));
 
-function windowAt(run: SkabRun, end: number): Float32Array | undefined {
+const layout = new FeatureLayout();
+const scratch = new Float64Array(layout.size);
+let good = new Uint8Array(0);
+
+/** The model's feature vector of rows [end - W + 1, end], computed by the window engine's features. */
+function windowAt(run: SkabRun, end: number): Float32Array {
   const from = Math.max(0, end - W + 1);
-  const times = run.times.subarray(from, end + 1);
-  const sensors = new Map(CH.map((c, i) => [c, { times, values: (run.channels[i] as Float64Array).subarray(from, end + 1) }]));
-  return extractFeatures({ asset: run.name, start: run.times[from] as number, end: run.times[end] as number, sensors }, NAMES);
+  if (good.length < run.times.length) good = new Uint8Array(run.times.length).fill(1);
+  const out = new Float32Array(NAMES.length);
+  CH.forEach((_, c) => {
+    computeFeatures(run.times, run.channels[c] as Float64Array, good, from, end + 1, layout, scratch);
+    FEATURE_STATS.forEach((st, k) => {
+      out[c * FEATURE_STATS.length + k] = modelStat(scratch, st);
+    });
+  });
+  return out;
 }
 
 const t0 = performance.now();

@@ -12,8 +12,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BoundSensor } from '../agent/driver.js';
+import { WindowEngine } from '../agent/judge/engine.js';
 import { DEFAULT_FEATURE_NAMES, DEFAULT_WINDOW_MS } from '../agent/model/defaults.js';
-import { extractFeatures, WindowExtractor, type WindowReadings } from '../agent/model/features.js';
+import { FeatureAssembler } from '../agent/model/features.js';
 import type { Metric, Reading } from '../agent/types.js';
 import type { FaultConfig } from '../drivers/simulator/schema.js';
 import { SignalGenerator } from '../drivers/simulator/simulator.js';
@@ -41,21 +42,39 @@ function sensorsFor(asset: string): BoundSensor[] {
   }));
 }
 
-function windows(asset: string, seed: number, durationMs: number, faults: FaultConfig[], keep: (w: WindowReadings) => boolean) {
+/** The feature windows of one simulated asset, through the agent's window engine (as the judge feeds the model). */
+function windows(asset: string, seed: number, durationMs: number, faults: FaultConfig[], keep: (start: number) => boolean) {
   const rows: string[] = [];
-  const ex = new WindowExtractor(DEFAULT_WINDOW_MS, new Set(['temperature', 'pressure', 'vibration']), (w) => {
-    if (!keep(w)) return;
-    const f = extractFeatures(w, names);
-    if (f) rows.push(`${w.asset},${w.start},${Array.from(f, (v) => Number(v.toPrecision(7))).join(',')}`);
-  });
+  const sensors = ['temperature', 'pressure', 'vibration'];
+  const asm = new FeatureAssembler(
+    asset,
+    sensors,
+    names,
+    DEFAULT_WINDOW_MS,
+    (a, start, f) => {
+      if (keep(start)) rows.push(`${a},${start},${Array.from(f, (v) => Number(v.toPrecision(7))).join(',')}`);
+    },
+    { incomplete: 0, partial: 0 },
+  );
+  const engine = new WindowEngine(0);
+  const bySensor = new Map(
+    sensors.map((s, k) => {
+      const sw = engine.sensor('sim');
+      engine.window(sw, { type: 'tumbling', size: DEFAULT_WINDOW_MS }, (w) => asm.add(k, w));
+      return [s, sw] as const;
+    }),
+  );
   const gen = new SignalGenerator(sensorsFor(asset), { seed, rate: 10, faults }, T0);
   const batch: Reading[] = [];
   while (gen.nextTime < T0 + durationMs) {
     batch.length = 0;
     gen.generateSteps(100, 0, batch);
-    for (const r of batch) ex.add(r);
+    for (const r of batch) {
+      const sw = bySensor.get(r.sensor);
+      if (sw) engine.add(sw, r.eventTime, r.value, r.quality === 'good');
+    }
   }
-  ex.flush();
+  engine.flush();
   return rows;
 }
 
@@ -86,7 +105,7 @@ if (values.faults) {
     const start = 600_000;
     const duration = 600_000;
     const f: FaultConfig = { asset, ...k, start, duration };
-    faulty.push(...windows(asset, seed0 + 100 + i, start + duration, [f], (w) => w.start >= T0 + start + duration / 2));
+    faulty.push(...windows(asset, seed0 + 100 + i, start + duration, [f], (s) => s >= T0 + start + duration / 2));
   });
   write(values.faults, faulty);
 }

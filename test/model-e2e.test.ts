@@ -13,7 +13,6 @@ import { parseConfig } from '../agent/config/load.js';
 import type { ActuatorDriver, BoundSensor } from '../agent/driver.js';
 import { Interlocks } from '../agent/interlock.js';
 import { createModelControl } from '../agent/model/control.js';
-import { ModelHook } from '../agent/model/hook.js';
 import { ModelService, modelOptionsFromConfig } from '../agent/model/service.js';
 import { Pipeline } from '../agent/pipeline.js';
 import { openDb } from '../agent/store/db.js';
@@ -81,7 +80,6 @@ async function plant() {
     },
   };
   const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent);
-  const pipeline = new Pipeline(config, interlocks, emit);
   const m = config.model as NonNullable<typeof config.model>;
   const service = new ModelService({
     ...modelOptionsFromConfig(m),
@@ -90,7 +88,7 @@ async function plant() {
     gatewayId: 'gw',
   });
   cleanups.push(() => service.stop());
-  pipeline.hook = new ModelHook(config, service, (a) => pipeline.raise(a), silent);
+  const pipeline = new Pipeline(config, interlocks, emit, Date.now, { model: { service, logger: silent } });
   await service.start();
   const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
   return { dir: dir.path, dbPath, config, store, pipeline, service, calls, sensors };

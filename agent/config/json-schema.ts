@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { DRIVER_TYPES, loadDriver } from '../../drivers/index.js';
-import { configSchema, id } from './schema.js';
+import { configSchema } from '../schema.js';
+import { id } from './primitives.js';
 
 type Json = Record<string, unknown>;
 
@@ -33,7 +34,8 @@ export async function buildJsonSchema(): Promise<Json> {
 function typeOf(p: Json): string {
   if (p.enum) return (p.enum as unknown[]).map((v) => JSON.stringify(v)).join(' \\| ');
   if (p.const !== undefined) return JSON.stringify(p.const);
-  if (p.anyOf) return (p.anyOf as Json[]).map(typeOf).join(' or ');
+  const variants = (p.anyOf ?? p.oneOf) as Json[] | undefined;
+  if (variants) return [...new Set(variants.map(typeOf))].join(' or ');
   if (p.type === 'array') return `list of ${typeOf((p.items as Json) ?? {})}`;
   return String(p.type ?? 'any');
 }
@@ -48,6 +50,19 @@ function table(obj: Json): string[] {
     rows.push(`| \`${key}\` | ${typeOf(p)} | ${def} | ${desc} |`);
   }
   return rows;
+}
+
+/** Sub-tables of keys whose value is one of several object shapes (a detector's `window`). */
+function variantTables(props: Record<string, Json>): string[] {
+  const out: string[] = [];
+  for (const [key, p] of Object.entries(props)) {
+    const shapes = ((p.oneOf ?? p.anyOf) as Json[] | undefined)?.filter((v) => v.properties);
+    for (const v of shapes ?? []) {
+      const kind = (v.properties as Record<string, Json>).type?.const;
+      out.push(`#### \`${key}\`${kind !== undefined ? ` (type: ${String(kind)})` : ''}`, '', ...table(v), '');
+    }
+  }
+  return out;
 }
 
 /** The option reference: one table per section and per driver. */
@@ -69,6 +84,7 @@ export async function buildMarkdown(): Promise<string> {
         const props = (v.properties ?? {}) as Record<string, Json>;
         const title = v.title ?? (props.type?.const !== undefined ? `type: ${String(props.type.const)}` : typeOf(v));
         out.push(`### ${String(title)}`, '', String(v.description ?? ''), '', ...table(v), '');
+        out.push(...variantTables(props));
       }
     } else if (body.properties) {
       out.push(...table(body), '');

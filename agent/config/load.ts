@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { DRIVER_TYPES, loadDriver } from '../../drivers/index.js';
-import { type AgentConfig, configSchema } from './schema.js';
+import { type AgentConfig, configSchema, detectionProblems } from '../schema.js';
 import { semanticChecks } from './semantic.js';
 
 export interface ConfigError {
@@ -148,7 +148,8 @@ export async function parseConfig(text: string, file: string, env: NodeJS.Proces
     }
   }
 
-  for (const problem of semanticChecks(config)) at(locate(problem.path), problem.path, problem.message, problem.hint);
+  for (const problem of [...semanticChecks(config), ...detectionProblems(config)])
+    at(locate(problem.path), problem.path, problem.message, problem.hint);
 
   if (errors.length > 0) return { ok: false, file, errors: sortErrors(errors) };
   return { ok: true, file, config };

@@ -1,15 +1,13 @@
-/** Checks that need the whole config: references between sections and duplicate ids. */
+/**
+ * Checks of the core sections that need the whole config: references between sections and
+ * duplicate ids. The detection sections' checks come from their owners (agent/schema.ts).
+ */
 import { controlChecks } from '../control/params.js';
-import { detectionChecks } from '../detect/semantic.js';
-import { modelProblems } from '../model/semantic.js';
 import { apiProblems } from '../ops/api.js';
+import type { SemanticProblem } from './primitives.js';
 import type { AgentConfig } from './schema.js';
 
-export interface SemanticProblem {
-  readonly path: (string | number)[];
-  readonly message: string;
-  readonly hint?: string;
-}
+export type { SemanticProblem };
 
 export function semanticChecks(config: AgentConfig): SemanticProblem[] {
   const problems: SemanticProblem[] = [];
@@ -62,29 +60,6 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
     });
   });
 
-  config.detectors.forEach((d, i) => {
-    const sensors = sensorsOf.get(d.asset);
-    if (!sensors) {
-      problems.push({
-        path: ['detectors', i, 'asset'],
-        message: `unknown asset "${d.asset}"`,
-        hint: `defined assets: ${[...assets].join(', ')}`,
-      });
-    } else {
-      const refs: Array<[string, (string | number)[]]> =
-        d.type === 'multivariate' ? d.sensors.map((s, j) => [s, ['sensors', j]]) : [[d.sensor, ['sensor']]];
-      for (const [s, path] of refs) {
-        if (!sensors.has(s)) {
-          problems.push({
-            path: ['detectors', i, ...path],
-            message: `asset "${d.asset}" has no sensor "${s}"`,
-            hint: `its sensors: ${[...sensors].join(', ')}`,
-          });
-        }
-      }
-    }
-  });
-  problems.push(...detectionChecks(config));
   problems.push(...controlChecks(config));
 
   const interlocked = new Set<string>();
@@ -129,16 +104,6 @@ export function semanticChecks(config: AgentConfig): SemanticProblem[] {
       }
     });
   });
-  config.detectors.forEach((d, i) => {
-    if (d.trip && !interlocked.has(d.asset)) {
-      problems.push({
-        path: ['detectors', i, 'trip'],
-        message: `detector trips asset "${d.asset}", which has no interlock`,
-        hint: 'add an interlock with a stop action for it, or set trip: false',
-      });
-    }
-  });
-  problems.push(...modelProblems(config));
   problems.push(...apiProblems(config.api));
   // Two sources opening one serial port would garble each other's frames on the bus.
   const serialPorts = new Map<string, string>();
@@ -175,7 +140,7 @@ export function safetyWarnings(config: AgentConfig): SemanticProblem[] {
     if (!d.trip) return;
     const il = config.interlocks.find((x) => x.asset === d.asset);
     const il_i = config.interlocks.findIndex((x) => x.asset === d.asset);
-    const sensors = d.type === 'multivariate' ? d.sensors : [d.sensor];
+    const sensors = 'sensors' in d ? d.sensors : [d.sensor];
     if (il && il.fail_safe.policy !== 'stop')
       out.push({
         path: ['interlocks', il_i, 'fail_safe', 'policy'],

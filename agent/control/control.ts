@@ -24,7 +24,7 @@ import type { KeyObject } from 'node:crypto';
 import type { z } from 'zod';
 import type { AgentConfig, DetectorConfig } from '../config/schema.js';
 import { detectorSchema } from '../config/schema.js';
-import { detectionChecks } from '../detect/semantic.js';
+import { detectionChecks } from '../detectors/registry.js';
 import type { Logger } from '../log.js';
 import type { ModelControl } from '../model/control.js';
 import type { Pipeline } from '../pipeline.js';

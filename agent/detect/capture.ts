@@ -9,7 +9,7 @@
  * asset's actual rate, and an asset that never reports costs a few hundred bytes, not a ring sized for
  * the maximum. A full ring whose oldest reading is outside the horizon overwrites it.
  */
-import type { CaptureConfig } from '../config/schema.js';
+import type { CaptureConfig } from '../config/sections.js';
 import type { AgentEvent, Anomaly, Quality, Reading } from '../types.js';
 
 interface OpenCapture {

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { StreamingDetector } from '../detect/multivariate/streaming.js';
+import { StreamingDetector } from '../detectors/multivariate/streaming.js';
 import { loadSkabFile, SKAB_FIT_ROWS, skabRoot } from './skab-data.js';
 import { replaySkabFile, skabConfig } from './skab-pipeline.js';
 

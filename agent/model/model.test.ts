@@ -5,14 +5,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import type { AgentConfig } from '../config/schema.js';
+import { WindowEngine } from '../judge/engine.js';
 import type { AgentEvent } from '../types.js';
 import { type ModelCard, ModelCardError, parseCard, readCardFile, sha256 } from './card.js';
 import { createModelControl } from './control.js';
-import { extractFeatures, seriesStats, WindowExtractor, type WindowReadings } from './features.js';
-import { ModelHook } from './hook.js';
+import { FeatureAssembler, modelStat } from './features.js';
 import { WindowQueue } from './queue.js';
 import { InlineRunner, type ModelRunner, type RunnerKind, WorkerRunner } from './runner.js';
 import { layoutOf, type ModelScore, ModelService } from './service.js';
+import { ModelStage } from './stage.js';
 
 const silent = pino({ level: 'silent' });
 const MODELS = new URL('../../models/', import.meta.url).pathname;
@@ -127,41 +128,61 @@ describe('model card against the graph', () => {
 });
 
 describe('features', () => {
-  it('computes mean/std/min/max/rms/slope per sensor in the card order', () => {
-    const s = seriesStats({ times: [0, 1000, 2000, 3000], values: [1, 2, 3, 4] });
-    expect(s).toEqual({ mean: 2.5, std: Math.sqrt(1.25), min: 1, max: 4, rms: Math.sqrt(7.5), slope: 1 });
-    const w: WindowReadings = {
-      asset: 'a',
-      start: 0,
-      end: 4000,
-      sensors: new Map([['p', { times: [0, 1000], values: [2, 2] }]]),
-    };
-    expect(Array.from(extractFeatures(w, ['p.max', 'p.slope', 'p.std']) ?? [])).toEqual([2, 0, 0]);
-    expect(extractFeatures(w, ['p.mean', 'q.mean'])).toBeUndefined();
+  /** An engine with one source and tumbling windows of `ms` on each sensor, feeding an assembler. */
+  function assemble(ms: number, sensors: string[], names: string[], minCoverage?: number) {
+    const out: Array<{ asset: string; start: number; f: number[] }> = [];
+    const counters = { incomplete: 0, partial: 0 };
+    const engine = new WindowEngine(0);
+    const asm = new FeatureAssembler(
+      'a',
+      sensors,
+      names,
+      ms,
+      (asset, start, f) => out.push({ asset, start, f: Array.from(f) }),
+      counters,
+      minCoverage,
+    );
+    const sw = sensors.map((_, k) => {
+      const w = engine.sensor('src');
+      engine.window(w, { type: 'tumbling', size: ms }, (cw) => asm.add(k, cw));
+      return w;
+    });
+    const add = (k: number, t: number, v: number, good = true) => engine.add(sw[k] as (typeof sw)[number], t, v, good);
+    return { out, counters, engine, add };
+  }
+
+  it('computes mean/std/min/max/rms/slope per sensor in the card order, from the window engine', () => {
+    const a = assemble(4000, ['p'], ['p.mean', 'p.std', 'p.min', 'p.max', 'p.rms', 'p.slope'], 0);
+    for (const [i, v] of [1, 2, 3, 4].entries()) a.add(0, i * 1000, v);
+    a.engine.flush();
+    const f = a.out[0]?.f ?? [];
+    const expected = [2.5, Math.sqrt(1.25), 1, 4, Math.sqrt(7.5), 1];
+    for (const [i, x] of expected.entries()) expect(f[i]).toBeCloseTo(x, 5);
+    // population std, as the models are trained on
+    expect(modelStat(Float64Array.of(2, 2, 2, 2, 2, 0), 'std')).toBe(0);
   });
 
-  it('closes a tumbling window per asset when a later window starts; late readings are counted', () => {
-    const closed: WindowReadings[] = [];
-    const ex = new WindowExtractor(1000, new Set(['t']), (w) => closed.push(w), 0);
-    const r = (asset: string, t: number, v: number) =>
-      ({ asset, sensor: 't', metric: 'temperature', value: v, unit: '', eventTime: t, ingestTime: t, quality: 'good' }) as const;
-    ex.add(r('a', 100, 1));
-    ex.add(r('b', 150, 5));
-    ex.add(r('a', 900, 3));
-    ex.add(r('a', 1100, 7));
-    ex.add(r('a', 50, 9));
-    expect(closed).toHaveLength(1);
-    expect(closed[0]?.sensors.get('t')?.values).toEqual([1, 3]);
-    expect(ex.late).toBe(1);
-    ex.flush();
-    expect(closed.map((w) => `${w.asset}@${w.start}`).sort()).toEqual(['a@0', 'a@1000', 'b@0']);
+  it('a window is scored once every needed sensor closed it; a sensor without a good reading makes it incomplete', () => {
+    const a = assemble(1000, ['p', 'q'], ['p.mean', 'q.mean'], 0);
+    a.add(0, 100, 1);
+    a.add(1, 150, 5);
+    a.add(0, 900, 3);
+    a.add(0, 1100, 7); // closes [0, 1000) of p and q (one source, one watermark)
+    expect(a.out).toEqual([{ asset: 'a', start: 0, f: [2, 5] }]);
+    a.add(0, 1200, 8);
+    a.add(0, 2100, 1); // q had nothing in [1000, 2000)
+    a.add(1, 2200, 1, false);
+    a.engine.flush();
+    expect(a.out).toHaveLength(1);
+    expect(a.counters.incomplete).toBe(2);
+  });
 
-    // by default a window covered for less than half its length (started mid-window) is skipped
-    const full: WindowReadings[] = [];
-    const ex2 = new WindowExtractor(1000, new Set(['t']), (w) => full.push(w));
-    for (const t of [700, 800, 900, 1000, 1500, 1900, 2000]) ex2.add(r('a', t, 1));
-    expect(full.map((w) => w.start)).toEqual([1000]);
-    expect(ex2.partial).toBe(1);
+  it('skips a window covered for less than half its length (started mid-window)', () => {
+    const a = assemble(1000, ['t'], ['t.mean']);
+    for (const t of [700, 800, 900, 1000, 1500, 1900, 2000]) a.add(0, t, 1);
+    a.engine.flush();
+    expect(a.out.map((w) => w.start)).toEqual([1000]);
+    expect(a.counters.partial).toBe(2);
   });
 });
 
@@ -322,8 +343,8 @@ describe('what the model reports', () => {
       ],
       model: undefined,
       ensembles: [],
-    } as unknown as Pick<AgentConfig, 'assets' | 'model' | 'ensembles'>;
-    const hook = new ModelHook(config, s, () => {}, silent);
+    } as unknown as Pick<AgentConfig, 'assets' | 'model'>;
+    const hook = new ModelStage(config, s, () => () => {}, silent);
     expect(hook.modelVersion('pump-1')).toBeNull();
     const seconds: number[] = [];
     s.onInference((x) => seconds.push(x));

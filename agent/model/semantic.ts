@@ -1,10 +1,19 @@
-/** Cross-reference checks for the `model` and `ensembles` sections (called by config/semantic.ts). */
+/** Cross-reference checks for the `model` and `ensembles` sections (composed in agent/schema.ts). */
 
-import type { AgentConfig } from '../config/schema.js';
-import type { SemanticProblem } from '../config/semantic.js';
+import type { SemanticProblem } from '../config/primitives.js';
 import { MODEL_MEMBER, policyProblems } from './ensemble.js';
+import type { EnsembleConfig, ModelConfig } from './schema.js';
 
-export function modelProblems(config: AgentConfig): SemanticProblem[] {
+/** The parts of the config these checks read. */
+interface ModelSections {
+  readonly assets: readonly { readonly id: string }[];
+  readonly interlocks: readonly { readonly asset: string }[];
+  readonly detectors: readonly { readonly id: string; readonly asset: string }[];
+  readonly model?: ModelConfig | undefined;
+  readonly ensembles: readonly EnsembleConfig[];
+}
+
+export function modelProblems(config: ModelSections): SemanticProblem[] {
   const problems: SemanticProblem[] = [];
   const assets = new Set(config.assets.map((a) => a.id));
   const interlocked = new Set(config.interlocks.map((i) => i.asset));

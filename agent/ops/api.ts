@@ -37,9 +37,9 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ApiConfig } from '../config/schema.js';
-import type { AckResult } from '../interlock.js';
 import { type Logger, RateLimitedLog } from '../log.js';
 import type { ApiRoute, Telemetry } from '../telemetry.js';
+import type { AckResult } from '../types.js';
 
 const DASHBOARD = new URL('./dashboard.html', import.meta.url);
 const SESSION_COOKIE = '__Host-edge_session';

@@ -10,7 +10,6 @@ import { parseConfig } from '../../agent/config/load.js';
 import type { BoundSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { readCardFile } from '../../agent/model/card.js';
-import { ModelHook } from '../../agent/model/hook.js';
 import { createRunner, type RunnerKind } from '../../agent/model/runner.js';
 import { ModelService } from '../../agent/model/service.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -164,7 +163,6 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
   const { actuator, calledAt } = timingActuator();
   const emit = () => {};
   const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent);
-  const pipeline = new Pipeline(config, interlocks, emit);
   const service = new ModelService({
     dir: config.model?.dir as string,
     card: 'default.card.json',
@@ -177,7 +175,7 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
     logger: silent,
     gatewayId: 'bench',
   });
-  pipeline.hook = new ModelHook(config, service, (a) => pipeline.raise(a), silent);
+  const pipeline = new Pipeline(config, interlocks, emit, Date.now, { model: { service, logger: silent } });
   await service.start();
   const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
   const gen = new SignalGenerator(sensors, { seed: 3, rate: 10, faults: [] }, Date.UTC(2026, 0, 1));

@@ -1,5 +1,5 @@
 // 2-fold check of the hyperparameter choice: select on one half of the files, report on the other.
-import { StreamingDetector } from '../../agent/detect/multivariate/streaming.js';
+import { StreamingDetector } from '../../agent/detectors/multivariate/streaming.js';
 import { loadSkab, SKAB_FIT_ROWS, type SkabRun } from '../../agent/eval/skab-data.js';
 import { type SkabScore, scoreSkab } from '../../agent/eval/skab-score.js';
 

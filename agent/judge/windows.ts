@@ -10,8 +10,9 @@
  *
  * A closed window is handed to its sinks as a reused `ClosedWindow` object: sinks copy what they keep.
  */
-import type { WindowConfig } from '../config/schema.js';
+
 import { computeFeatures, F, FeatureLayout } from './features.js';
+import type { WindowConfig } from './window-schema.js';
 
 export interface ClosedWindow {
   readonly spec: WindowConfig;
@@ -20,6 +21,25 @@ export interface ClosedWindow {
   readonly layout: FeatureLayout;
   /** Feature vector, laid out by `layout`. */
   readonly features: Float64Array;
+  /** Event times of the first and last good reading in the window (NaN when none). */
+  first: number;
+  last: number;
+}
+
+/** The reused closed-window object of a window (built once its layout is final). */
+function closedWindow(spec: WindowConfig, layout: FeatureLayout): ClosedWindow {
+  const features = new Float64Array(layout.size);
+  return { spec, start: 0, end: 0, layout, features, first: Number.NaN, last: Number.NaN };
+}
+
+/** Sets the first and last good reading's event time of readings [from, to) on `w`. */
+function goodSpan(times: Float64Array, good: Uint8Array, from: number, to: number, w: ClosedWindow): void {
+  let i = from;
+  while (i < to && good[i] !== 1) i++;
+  let j = to - 1;
+  while (j >= i && good[j] !== 1) j--;
+  w.first = i < to ? (times[i] as number) : Number.NaN;
+  w.last = i < to ? (times[j] as number) : Number.NaN;
 }
 
 export type WindowSink = (w: ClosedWindow) => void;
@@ -45,7 +65,7 @@ export class TimeWindow {
 
   /** Called after the layout is final (all consumers registered). */
   window(): ClosedWindow {
-    this.closed ??= { spec: this.spec, start: 0, end: 0, layout: this.layout, features: new Float64Array(this.layout.size) };
+    this.closed ??= closedWindow(this.spec, this.layout);
     return this.closed;
   }
 
@@ -78,7 +98,7 @@ export class CountWindow {
   }
 
   window(): ClosedWindow {
-    this.closed ??= { spec: this.spec, start: 0, end: 0, layout: this.layout, features: new Float64Array(this.layout.size) };
+    this.closed ??= closedWindow(this.spec, this.layout);
     return this.closed;
   }
 
@@ -102,6 +122,7 @@ export class CountWindow {
       w.start = this.times[from] as number;
       w.end = this.times[this.tail - 1] as number;
       computeFeatures(this.times, this.values, this.good, from, this.tail, this.layout, w.features);
+      goodSpan(this.times, this.good, from, this.tail, w);
       for (let i = 0; i < this.sinks.length; i++) (this.sinks[i] as WindowSink)(w);
     }
   }
@@ -160,6 +181,7 @@ export class SensorSeries {
           cw.start = start;
           cw.end = w.nextEnd;
           computeFeatures(this.times, this.values, this.good, i0, i1, w.layout, cw.features);
+          goodSpan(this.times, this.good, i0, i1, cw);
           for (let s = 0; s < w.sinks.length; s++) (w.sinks[s] as (x: ClosedWindow) => void)(cw);
         }
         const next = w.nextEnd + w.hop;

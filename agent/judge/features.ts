@@ -6,7 +6,7 @@
  * Layout of the feature vector: the FEATURES in order, then the requested percentiles, then the
  * requested FFT bands. Only good-quality readings enter the statistics; `count` counts all.
  */
-import { FEATURES } from '../config/schema.js';
+import { FEATURES } from './window-schema.js';
 
 export const F = Object.fromEntries(FEATURES.map((f, i) => [f, i])) as Record<(typeof FEATURES)[number], number>;
 export const BASE_FEATURES = FEATURES.length;

@@ -9,13 +9,11 @@
  * at their last value, when a reading with a later event time arrives. Readings older than the
  * current row are counted and ignored (the row is already decided).
  */
-import type { DetectorConfig } from '../../config/schema.js';
 import type { Anomaly, Quality } from '../../types.js';
+import type { MultivariateConfig } from './schema.js';
 import { type DetectorStatistic, StreamingDetector } from './streaming.js';
 
-type MvConfig = Extract<DetectorConfig, { type: 'multivariate' }>;
-
-const STAT: Record<MvConfig['statistic'], DetectorStatistic> = {
+const STAT: Record<MultivariateConfig['statistic'], DetectorStatistic> = {
   max_abs_z: 'maxAbsZ',
   rms_z: 'rmsZ',
   t2: 't2',
@@ -39,7 +37,7 @@ export class MultivariateDetector {
   private readonly z: Float64Array;
   private statistic = 0;
 
-  constructor(public cfg: MvConfig) {
+  constructor(public cfg: MultivariateConfig) {
     this.d = cfg.sensors.length;
     this.row = new Float64Array(this.d).fill(Number.NaN);
     this.seen = new Uint8Array(this.d);
@@ -67,7 +65,7 @@ export class MultivariateDetector {
     });
   }
 
-  reconfigure(cfg: MvConfig): void {
+  reconfigure(cfg: MultivariateConfig): void {
     const structural = cfg.statistic !== this.cfg.statistic || cfg.smoothing !== this.cfg.smoothing;
     this.cfg = cfg;
     if (structural) {

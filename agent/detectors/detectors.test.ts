@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { detectorSchema } from '../config/schema.js';
 import type { Reading } from '../types.js';
-import { createDetector, type ScalarConfig } from './detectors.js';
+import type { ScalarDetector } from './common.js';
+import { createDetector, detectorSchema, type ScalarConfig } from './registry.js';
 
 const reading = (value: number, t: number, quality: Reading['quality'] = 'good'): Reading => ({
   asset: 'a',
@@ -14,7 +14,7 @@ const reading = (value: number, t: number, quality: Reading['quality'] = 'good')
   quality,
 });
 
-const states = (det: ReturnType<typeof createDetector>, values: number[], step = 1000) =>
+const states = (det: ScalarDetector, values: number[], step = 1000) =>
   values.map((v, i) => det.update(reading(v, i * step))?.state ?? '-');
 
 describe('threshold with hysteresis', () => {

@@ -1,0 +1,28 @@
+/** Config of the `multivariate` detector (see README.md in this folder). */
+import { z } from 'zod';
+import { duration, id, severity } from '../../config/primitives.js';
+import { learnSchema } from '../common.js';
+
+export const schema = z
+  .strictObject({
+    id,
+    asset: id,
+    sensors: z.array(id).min(1).meta({ description: 'Sensors of the asset that form one row' }),
+    severity: severity.default('warning'),
+    trip: z.boolean().default(false).meta({ description: "A raised anomaly trips the asset's interlock" }),
+    type: z.literal('multivariate'),
+    statistic: z
+      .enum(['max_abs_z', 'rms_z', 't2', 'q', 't2q'])
+      .default('max_abs_z')
+      .meta({ description: 'max |z| over sensors, RMS z, PCA Hotelling T², PCA Q (SPE), or max of both normalised' }),
+    smoothing: duration.prefault('8s').meta({ description: 'Per-sensor EWMA time constant before scoring' }),
+    limit_factor: z.number().positive().default(1.4).meta({ description: 'Limit = this × the largest statistic while learning' }),
+    on_count: z.int().min(1).default(5).meta({ description: 'Consecutive rows over the limit to raise' }),
+    off_count: z.int().min(1).default(5).meta({ description: 'Consecutive rows under it to clear' }),
+    learn: learnSchema,
+  })
+  .meta({
+    description: 'Details and a sample: [agent/detectors/multivariate/README.md](../agent/detectors/multivariate/README.md)',
+  });
+
+export type MultivariateConfig = z.output<typeof schema>;
