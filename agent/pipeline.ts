@@ -125,7 +125,7 @@ export class Pipeline {
 
     // How far behind the newest reading a capture trigger can be stamped: a window anomaly carries its
     // window's end, which the watermark (newest − lateness) has passed.
-    const captureSlack = this.lateness + longestWindow(config.detectors);
+    const captureSlack = config.time.allowed_lateness + longestWindow(config.detectors);
     for (const asset of config.assets) {
       const capture =
         config.capture.max_readings > 0
