@@ -123,6 +123,9 @@ export class Pipeline {
     const aggWindow: WindowConfig = { type: 'tumbling', size: config.aggregation.window };
     const ranges = rangeTrips(config.assets, config.detectors);
 
+    // How far behind the newest reading a capture trigger can be stamped: a window anomaly carries its
+    // window's end, which the watermark (newest − lateness) has passed.
+    const captureSlack = config.time.allowed_lateness + longestWindow(config.detectors);
     for (const asset of config.assets) {
       const capture =
         config.capture.max_readings > 0
@@ -131,6 +134,7 @@ export class Pipeline {
               asset.sensors.map((s) => s.id),
               config.capture,
               emit,
+              captureSlack,
             )
           : undefined;
       if (capture) this.captures.set(asset.id, capture);
@@ -379,4 +383,15 @@ export class Pipeline {
     this.engine.flush();
     for (const c of this.captures.values()) c.close();
   }
+}
+
+/** The longest event-time window (size, or the count window's `window` duration) of any detector, ms. */
+function longestWindow(detectors: readonly DetectorConfig[]): number {
+  let longest = 0;
+  for (const d of detectors) {
+    const w = 'window' in d ? d.window : undefined;
+    if (typeof w === 'number') longest = Math.max(longest, w);
+    else if (w && 'size' in w) longest = Math.max(longest, w.size);
+  }
+  return longest;
 }

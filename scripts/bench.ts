@@ -13,10 +13,23 @@ import { footprint } from './bench/footprint.js';
 import { foundation } from './bench/foundation.js';
 import { judge } from './bench/judge.js';
 import { model } from './bench/model.js';
+import { scale } from './bench/scale.js';
 import { sync } from './bench/sync.js';
 import type { BenchRow, BenchSection } from './bench/types.js';
 
-const SECTIONS: BenchSection[] = [foundation, detection, judge, adaptive, model, drivers, actuation, failsafe, sync, footprint];
+const SECTIONS: BenchSection[] = [
+  foundation,
+  detection,
+  judge,
+  adaptive,
+  model,
+  drivers,
+  actuation,
+  failsafe,
+  sync,
+  footprint,
+  scale,
+];
 
 const wanted = process.argv.slice(2);
 const rows: BenchRow[] = [];

@@ -236,4 +236,33 @@ describe('AssetEventLog', () => {
     ]);
     expect(l.list('nope')).toBeUndefined();
   });
+  it('shares one budget over the assets: 100 events each for a small plant, fewer (at least 10) for thousands', () => {
+    const plant = (n: number) =>
+      new AssetEventLog({
+        assets: Array.from({ length: n }, (_, i) => ({
+          id: `a${i}`,
+          sensors: [{ id: 't', metric: 'temperature' as const, unit: 'degC', source: 's' }],
+        })),
+        detectors: [],
+      });
+    const fill = (l: AssetEventLog, asset: string, count: number) => {
+      for (let i = 0; i < count; i++)
+        l.onEvent({
+          kind: 'anomaly',
+          key: asset,
+          eventTime: i,
+          payload: { detector: 'hot', sensor: 't', state: 'raised', severity: 'critical', value: i },
+        });
+    };
+    const small = plant(3);
+    fill(small, 'a1', 150);
+    expect(small.list('a1', 1000)).toHaveLength(100);
+    expect(small.list('a1', 1)?.[0]?.t).toBe(149);
+    const large = plant(2000);
+    fill(large, 'a7', 150);
+    expect(large.list('a7', 1000)?.map((e) => e.t)).toEqual(Array.from({ length: 10 }, (_, k) => 149 - k));
+    const medium = plant(400);
+    fill(medium, 'a0', 150);
+    expect(medium.list('a0', 1000)).toHaveLength(50);
+  });
 });

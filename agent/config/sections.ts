@@ -185,7 +185,10 @@ export const captureSchema = z
   .strictObject({
     before: duration.prefault('10s').meta({ description: 'Raw readings kept from before an anomaly is raised' }),
     after: duration.prefault('5s').meta({ description: 'Raw readings kept after it' }),
-    max_readings: z.int().min(0).max(1_000_000).default(20_000).meta({ description: 'Per asset ring size; 0 disables capture' }),
+    max_readings: z.int().min(0).max(1_000_000).default(20_000).meta({
+      description:
+        'Most readings held per asset (the ring grows on demand from the asset rate and before, up to this); 0 disables capture',
+    }),
   })
   .prefault({});
 

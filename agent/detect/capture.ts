@@ -2,6 +2,12 @@
  * Pre/post-trigger capture: each asset keeps a ring of its latest raw readings; when an anomaly is
  * raised, the readings from `before` ms earlier up to `after` ms later (event time) are emitted as
  * one `capture` event. Another anomaly raised meanwhile joins the open capture.
+ *
+ * The ring starts small and doubles when it is full while its oldest reading is still inside the
+ * horizon (`before` plus how far behind the newest reading an anomaly can be stamped: the allowed
+ * lateness and the longest detector window), up to `max_readings`. So it ends up sized from the
+ * asset's actual rate, and an asset that never reports costs a few hundred bytes, not a ring sized for
+ * the maximum. A full ring whose oldest reading is outside the horizon overwrites it.
  */
 import type { CaptureConfig } from '../config/sections.js';
 import type { AgentEvent, Anomaly, Quality, Reading } from '../types.js';
@@ -16,11 +22,16 @@ interface OpenCapture {
   readonly quality: Quality[];
 }
 
+/** Initial ring capacity (readings); it doubles on demand. */
+const INITIAL_CAPACITY = 16;
+
 export class AssetCapture {
-  private readonly times: Float64Array;
-  private readonly values: Float64Array;
-  private readonly sensors: Int32Array;
-  private readonly qualities: Uint8Array;
+  private times: Float64Array;
+  private values: Float64Array;
+  private sensors: Int32Array;
+  private qualities: Uint8Array;
+  private readonly max: number;
+  private readonly horizon: number;
   private head = 0;
   private size = 0;
   private open: OpenCapture | undefined;
@@ -30,17 +41,30 @@ export class AssetCapture {
     private readonly sensorIds: readonly string[],
     private readonly cfg: CaptureConfig,
     private readonly emit: (ev: AgentEvent) => void,
+    /** How far behind the newest reading a trigger can be stamped (ms), beyond `before`. */
+    slack = 0,
   ) {
-    const cap = cfg.max_readings;
+    this.max = cfg.max_readings;
+    this.horizon = cfg.before + Math.max(0, slack);
+    const cap = Math.min(this.max, INITIAL_CAPACITY);
     this.times = new Float64Array(cap);
     this.values = new Float64Array(cap);
     this.sensors = new Int32Array(cap);
     this.qualities = new Uint8Array(cap);
   }
 
+  /** Ring capacity now (readings): grows with the asset's rate, never past `max_readings`. */
+  get capacity(): number {
+    return this.times.length;
+  }
+
   record(sensorIndex: number, r: Reading): void {
-    const cap = this.times.length;
+    let cap = this.times.length;
     if (cap === 0) return;
+    if (this.size === cap && cap < this.max && (this.times[this.head] as number) >= r.eventTime - this.horizon) {
+      this.grow();
+      cap = this.times.length;
+    }
     const i = (this.head + this.size) % cap;
     this.times[i] = r.eventTime;
     this.values[i] = r.value;
@@ -109,6 +133,30 @@ export class AssetCapture {
         readings: { sensor: o.sensor, t: o.t, value: o.value, quality: o.quality },
       },
     });
+  }
+
+  /** Doubles the ring (capped at `max_readings`), oldest reading first. */
+  private grow(): void {
+    const cap = this.times.length;
+    const next = Math.min(this.max, cap * 2);
+    const times = new Float64Array(next);
+    const values = new Float64Array(next);
+    const sensors = new Int32Array(next);
+    const qualities = new Uint8Array(next);
+    const tail = cap - this.head;
+    times.set(this.times.subarray(this.head), 0);
+    times.set(this.times.subarray(0, this.head), tail);
+    values.set(this.values.subarray(this.head), 0);
+    values.set(this.values.subarray(0, this.head), tail);
+    sensors.set(this.sensors.subarray(this.head), 0);
+    sensors.set(this.sensors.subarray(0, this.head), tail);
+    qualities.set(this.qualities.subarray(this.head), 0);
+    qualities.set(this.qualities.subarray(0, this.head), tail);
+    this.times = times;
+    this.values = values;
+    this.sensors = sensors;
+    this.qualities = qualities;
+    this.head = 0;
   }
 
   private push(o: OpenCapture, t: number, v: number, s: number, q: Quality): void {

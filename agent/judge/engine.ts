@@ -6,10 +6,21 @@
  * Per source, the engine keeps the watermark (latest event time minus the allowed lateness) that
  * the event-time gate checks readings against; when it passes a window's end, the window closes and
  * its sinks run, in this tick. Count windows close by arrival.
+ *
+ * All sensors of a source share its watermark, so their windows (e.g. every sensor's 10 s aggregate)
+ * fall due at the same instant. The engine does not close them all in that reading's tick: it sweeps
+ * the source's sensors and closes at most CLOSE_BUDGET sensors' windows per reading, continuing with
+ * the next readings, so a gateway with thousands of sensors spreads that work over a few
+ * milliseconds instead of stalling every reading behind it. A window's features come from the
+ * buffered readings inside its bounds, so closing it a few readings later gives the same result;
+ * with CLOSE_BUDGET or fewer sensors per source nothing is deferred.
  */
 
 import type { WindowConfig } from './window-schema.js';
 import { CountWindow, SensorSeries, TimeWindow, type WindowSink } from './windows.js';
+
+/** Most sensors whose due windows one reading closes; the rest follow with the next readings. */
+export const CLOSE_BUDGET = 32;
 
 /** One source's event-time clock. */
 export interface SourceClock {
@@ -22,6 +33,9 @@ export interface SourceClock {
   late: number;
   future: number;
   untrusted: number;
+  /** The sweep over `series` closing due windows: next index, and how many were visited this pass. */
+  cursor: number;
+  swept: number;
 }
 
 /** One sensor's windows. */
@@ -50,6 +64,8 @@ export class WindowEngine {
         late: 0,
         future: 0,
         untrusted: 0,
+        cursor: 0,
+        swept: 0,
       };
       this.sources.set(source, src);
     }
@@ -105,13 +121,13 @@ export class WindowEngine {
     sw.series.add(t, value, good);
     const d = sw.series.deadline();
     if (!(d >= src.deadline)) src.deadline = d;
-    if (t > src.maxTime) {
+    const newest = t > src.maxTime;
+    if (newest) {
       src.maxTime = t;
       src.watermark = t - this.lateness;
-      if (src.watermark >= src.deadline) this.advance(src);
-      return false;
     }
-    return t < src.maxTime;
+    if (src.watermark >= src.deadline) this.advance(src);
+    return !newest && t < src.maxTime;
   }
 
   /** Closes all open windows (shutdown, end of a replay). */
@@ -119,15 +135,36 @@ export class WindowEngine {
     for (const src of this.sources.values()) {
       for (const s of src.series) s.flush();
       src.deadline = Number.NaN;
+      src.swept = 0;
     }
   }
 
+  /**
+   * Continues the source's sweep: closes the due windows of at most CLOSE_BUDGET sensors. While a
+   * sweep is under way the source's deadline stays -Infinity, so the next reading continues it; a
+   * finished pass sets the deadline to the earliest window end left.
+   */
   private advance(src: SourceClock): void {
+    const all = src.series;
+    const n = all.length;
+    let budget = CLOSE_BUDGET;
+    while (src.swept < n) {
+      const s = all[src.cursor] as SensorSeries;
+      if (s.deadline() <= src.watermark) {
+        if (budget === 0) {
+          src.deadline = Number.NEGATIVE_INFINITY;
+          return;
+        }
+        budget--;
+        s.advance(src.watermark);
+      }
+      src.cursor = src.cursor + 1 === n ? 0 : src.cursor + 1;
+      src.swept++;
+    }
+    src.swept = 0;
     let deadline = Number.NaN;
-    for (let i = 0; i < src.series.length; i++) {
-      const s = src.series[i] as SensorSeries;
-      s.advance(src.watermark);
-      const d = s.deadline();
+    for (let i = 0; i < n; i++) {
+      const d = (all[i] as SensorSeries).deadline();
       if (!(d >= deadline)) deadline = d;
     }
     src.deadline = deadline;

@@ -5,7 +5,9 @@
  *
  * Fed by the same events that go to the store (an event tap), and seeded at start from the last
  * events in the store, so a restart does not empty the list. Kept in memory (a ring per asset):
- * the API never queries SQLite on the thread that runs detection.
+ * the API never queries SQLite on the thread that runs detection. The rings share one budget
+ * (TOTAL events, about 400 bytes each), so a gateway with thousands of assets keeps fewer per asset
+ * (never fewer than MIN_PER_ASSET) instead of growing for as long as its rings take to fill.
  */
 import type { AgentConfig } from '../config/schema.js';
 import type { Db } from '../store/db.js';
@@ -35,7 +37,9 @@ export interface AssetEvent {
   readonly by?: string;
 }
 
-const PER_ASSET = 100;
+const MAX_PER_ASSET = 100;
+const MIN_PER_ASSET = 10;
+const TOTAL = 20_000;
 /** How far back in the store the seed looks (sequence numbers), so a huge store is not scanned. */
 const SEED_SCAN = 200_000;
 
@@ -49,8 +53,11 @@ export class AssetEventLog {
   private readonly detectorType = new Map<string, string>();
   private readonly detectorSensor = new Map<string, string>();
   private readonly units = new Map<string, string>();
+  /** Events kept per asset: the shared budget split over the assets. */
+  readonly perAsset: number;
 
   constructor(config: Pick<AgentConfig, 'assets' | 'detectors'>) {
+    this.perAsset = Math.max(MIN_PER_ASSET, Math.min(MAX_PER_ASSET, Math.floor(TOTAL / Math.max(1, config.assets.length))));
     for (const a of config.assets) {
       this.rings.set(a.id, []);
       for (const s of a.sensors) this.units.set(`${a.id}/${s.id}`, s.unit);
@@ -70,7 +77,7 @@ export class AssetEventLog {
          WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM events) - ? AND kind IN ('anomaly', 'action', 'audit', 'alarm')
          ORDER BY seq DESC LIMIT ?`,
       )
-      .all(SEED_SCAN, PER_ASSET * Math.max(1, this.rings.size) * 4) as Array<{
+      .all(SEED_SCAN, this.perAsset * Math.max(1, this.rings.size) * 4) as Array<{
       kind: AgentEvent['kind'];
       key: string;
       event_time: number;
@@ -95,7 +102,7 @@ export class AssetEventLog {
     const ring = this.rings.get(asset);
     if (!ring) return;
     ring.push(ev);
-    if (ring.length > PER_ASSET) ring.shift();
+    if (ring.length > this.perAsset) ring.shift();
   }
 
   /** Newest first; undefined for an unknown asset. */

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { tokenMatches } from './api.js';
 import { Liveness } from './liveness.js';
 import { parseNotifySocket, watchdogTimeoutMs } from './sd-notify.js';
@@ -91,6 +91,79 @@ describe('twin', () => {
     ],
     twin: { interval: 60_000, history: 30_000 },
   };
+
+  it('keeps the last 300 series points at the configured resolution, its ring grown on demand', () => {
+    const twin = new TwinTracker(config, { emit: () => {}, isTripped: () => false, now: () => 1 });
+    // history 30 s / 300 points → one point per 100 ms; readings every 50 ms, so every other one is kept.
+    const feed = (from: number, to: number) => {
+      for (let i = from; i < to; i++)
+        twin.onReadings([
+          {
+            asset: 'p',
+            sensor: 't',
+            metric: 'temperature',
+            value: i,
+            unit: 'degC',
+            eventTime: (i + 1) * 50,
+            ingestTime: (i + 1) * 50,
+            quality: 'good',
+          },
+        ]);
+    };
+    feed(0, 40);
+    expect(twin.series()[0]?.sensors.t?.map(([, v]) => v)).toEqual(Array.from({ length: 20 }, (_, k) => 2 * k));
+    feed(40, 1000);
+    const pts = twin.series()[0]?.sensors.t ?? [];
+    expect(pts).toHaveLength(300);
+    expect(pts.map(([, v]) => v)).toEqual(Array.from({ length: 300 }, (_, k) => 400 + 2 * k));
+    expect(pts.every(([t, v]) => t === (v + 1) * 50)).toBe(true);
+  });
+
+  it('spreads the periodic twin writes over the interval instead of writing every asset at once', () => {
+    vi.useFakeTimers();
+    try {
+      const assets = Array.from({ length: 10 }, (_, i) => ({
+        id: `a${i}`,
+        sensors: [{ id: 't', metric: 'temperature' as const, unit: 'degC', source: 's' }],
+      }));
+      const written: string[] = [];
+      const twin = new TwinTracker(
+        { ...config, assets, detectors: [] },
+        { emit: (e) => written.push(e.key), isTripped: () => false, now: () => 1 },
+      );
+      twin.start(60_000);
+      expect(written).toHaveLength(10); // every asset at start
+      written.length = 0;
+      let most = 0;
+      for (let s = 0; s < 60; s++) {
+        const before = written.length;
+        vi.advanceTimersByTime(1_000);
+        most = Math.max(most, written.length - before);
+      }
+      expect([...written].sort()).toEqual(assets.map((a) => a.id).sort()); // each once per interval
+      expect(most).toBe(1); // never all in one tick
+      twin.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('drops series markers older than the series history', () => {
+    const twin = new TwinTracker(config, { emit: () => {}, isTripped: () => false, now: () => 1 });
+    const marker = (t: number, state: string) =>
+      twin.onEvent({
+        kind: 'anomaly',
+        key: 'p',
+        eventTime: t,
+        payload: { detector: 'hot', sensor: 't', severity: 'critical', state, value: 99 },
+      });
+    marker(1_000, 'raised');
+    marker(2_000, 'cleared');
+    marker(20_000, 'raised');
+    expect(twin.series()[0]?.markers.map((m) => m.t)).toEqual([1_000, 2_000, 20_000]);
+    marker(40_000, 'cleared'); // history is 30 s: the two first are off the chart
+    expect(twin.series()[0]?.markers.map((m) => m.t)).toEqual([20_000, 40_000]);
+  });
 
   it('derives limits, state, health and writes twin events on change', async () => {
     let tripped = false;

@@ -101,8 +101,9 @@ export interface AssetSeries {
 
 interface SensorEntry {
   readonly twin: SensorTwin;
-  readonly times: Float64Array;
-  readonly values: Float64Array;
+  /** Ring of the last SERIES_POINTS points, grown on demand (a sensor that never reports costs 128 bytes). */
+  times: Float64Array;
+  values: Float64Array;
   head: number;
   size: number;
   nextPointAt: number;
@@ -134,6 +135,7 @@ export interface TwinOptions {
 
 const SEVERITY_COST: Record<Severity, number> = { critical: 40, warning: 20, info: 5 };
 const SERIES_POINTS = 300;
+const SERIES_INITIAL = 8;
 const MAX_MARKERS = 100;
 
 export function limitsOf(d: DetectorConfig, settings: Record<string, Setting> = {}): SensorLimit | undefined {
@@ -164,6 +166,8 @@ export class TwinTracker {
   written = 0;
 
   private readonly detectorConfigs: ReadonlyMap<string, DetectorConfig>;
+  /** The span of the series (ms): markers older than it are off the chart and dropped. */
+  private readonly history: number;
 
   constructor(
     config: Pick<AgentConfig, 'assets' | 'detectors' | 'twin'>,
@@ -172,6 +176,7 @@ export class TwinTracker {
     this.detectorConfigs = new Map(config.detectors.map((d) => [d.id, d]));
     this.now = opts.now ?? Date.now;
     this.resolution = Math.max(100, config.twin.history / SERIES_POINTS);
+    this.history = config.twin.history;
     for (const a of config.assets) {
       const entry: AssetEntry = {
         id: a.id,
@@ -196,8 +201,8 @@ export class TwinTracker {
             window: null,
             limits: [],
           },
-          times: new Float64Array(SERIES_POINTS),
-          values: new Float64Array(SERIES_POINTS),
+          times: new Float64Array(SERIES_INITIAL),
+          values: new Float64Array(SERIES_INITIAL),
           head: 0,
           size: 0,
           nextPointAt: 0,
@@ -259,6 +264,16 @@ export class TwinTracker {
       t.quality = r.quality;
       t.event_time = r.eventTime;
       if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
+        // Until the ring is full, head stays 0 and points are appended: growing is a copy.
+        if (se.size === se.times.length && se.size < SERIES_POINTS) {
+          const cap = Math.min(SERIES_POINTS, se.size * 2);
+          const times = new Float64Array(cap);
+          const values = new Float64Array(cap);
+          times.set(se.times);
+          values.set(se.values);
+          se.times = times;
+          se.values = values;
+        }
         const idx = (se.head + se.size) % SERIES_POINTS;
         se.times[idx] = r.eventTime;
         se.values[idx] = r.value;
@@ -301,6 +316,7 @@ export class TwinTracker {
       };
       a.markers.push(marker);
       if (a.markers.length > MAX_MARKERS) a.markers.shift();
+      while ((a.markers[0] as SeriesMarker).t < ev.eventTime - this.history) a.markers.shift();
       if (marker.state === 'raised')
         a.anomalies.set(detector, {
           detector,
@@ -381,10 +397,24 @@ export class TwinTracker {
     this.opts.emit({ kind: 'twin', key: id, eventTime: twin.updated_at, payload: twin as unknown as Record<string, unknown> });
   }
 
-  /** Writes every asset's twin now, then every `intervalMs`; state changes are written as they happen. */
+  /**
+   * Writes every asset's twin now, then each one again every `intervalMs`; state changes are written as
+   * they happen. The periodic writes are spread over the interval (a few assets per tick, ticks at
+   * least 100 ms apart), so a gateway with thousands of assets never builds them all in one tick.
+   */
   start(intervalMs: number): void {
     this.publishAll();
-    this.timer = setInterval(() => this.publishAll(), intervalMs);
+    const ids = [...this.assets.keys()];
+    if (ids.length === 0) return;
+    const ticks = Math.max(1, Math.min(ids.length, Math.floor(intervalMs / 100)));
+    const perTick = Math.ceil(ids.length / ticks);
+    let cursor = 0;
+    this.timer = setInterval(() => {
+      for (let k = 0; k < perTick; k++) {
+        this.publish(ids[cursor] as string, true);
+        cursor = (cursor + 1) % ids.length;
+      }
+    }, intervalMs / ticks);
     this.timer.unref();
   }
 

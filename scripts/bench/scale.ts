@@ -1,0 +1,354 @@
+/**
+ * Plant scale, end to end (issue 20): N sensors as N assets over a real Mosquitto (set_tcp_nodelay),
+ * each at 10 Hz, so N = rate / 10. Now and then one sensor sends a reading above the setpoint; the
+ * system under test must publish a stop for that asset; the machine (the load generator) acknowledges
+ * on the ack topic once a normal reading has followed, and the asset is re-armed. Latency = the
+ * tripping reading published → its stop received, measured by the generator for both systems.
+ *
+ * Systems, in the same run, alternating per load: the agent AS SHIPPED (the compiled build with plain
+ * Node; file store with synchronous FULL, the API, capture and the twin on: the defaults) and a bare
+ * mqtt.js relay applying the same change-of-state rule (the floor). Each runs as its own process, as
+ * does the generator, so CPU per reading is the system's own (from /proc/PID/stat).
+ *
+ * Figures: p50/p99/p99.9 latency, CPU-µs per reading, RSS at the end of each load, the agent's idle RSS
+ * with 2,000 sensors against the budget 100 MB + 20 KB per sensor, and the max sustained rate (the
+ * highest rate of a ramp with p99 ≤ 100 ms, no stop lost and the generator keeping up).
+ *
+ * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
+ * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort } from '../../test/helpers/free-port.js';
+import { type Mosquitto, startMosquitto } from '../../test/helpers/mosquitto.js';
+import { tempDir } from '../../test/helpers/tmp.js';
+import { build } from '../build.js';
+import { type BenchRow, type BenchSection, percentile, round } from './types.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const LOAD = join(import.meta.dirname, 'scale', 'load.mjs');
+const RELAY = join(import.meta.dirname, 'scale', 'relay.mjs');
+const SETPOINT = 100;
+const DELTA_DOWN = 10;
+const HZ = 10;
+
+const list = (v: string | undefined, d: number[]) =>
+  v === undefined ? d : v.trim() === '' ? [] : v.split(',').map((x) => Number(x.trim()));
+
+export interface LoadResult {
+  readonly readings: number;
+  readonly sent_per_s: number;
+  readonly trips: number;
+  readonly stops: number;
+  readonly lost: number;
+  readonly refused: number;
+  readonly lag_max_ms: number;
+  readonly latencies_ms: number[];
+}
+
+export interface ProcStat {
+  /** CPU seconds (user + system) so far. */
+  readonly cpu: number;
+  readonly rssMb: number;
+}
+
+export function procStat(pid: number): ProcStat {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpu: ticks / 100, rssMb: m ? Number(m[1]) / 1024 : Number.NaN };
+}
+
+/** The agent's config for N one-sensor assets on MQTT, a threshold trip each, stop over MQTT. */
+export function scaleConfig(opts: {
+  sensors: number;
+  mqttPort: number;
+  apiPort: number;
+  dbPath: string;
+  prefix: string;
+}): string {
+  const url = `mqtt://127.0.0.1:${opts.mqttPort}`;
+  const lines = [
+    'gateway: { id: scale-gw }',
+    `store: { path: ${opts.dbPath}, synchronous: FULL }`,
+    `api: { listen: 127.0.0.1:${opts.apiPort} }`,
+    'log: { level: warn }',
+    'sources:',
+    `  - { id: broker, type: mqtt, url: "${url}", client_id: scale-agent-${opts.apiPort}, subscriptions: [{ topic: "${opts.prefix}/+/+", asset_segment: 1, sensor_segment: 2, value_path: value, time_path: ts, time_format: epoch_ms }] }`,
+    'actuators:',
+    `  - { id: stop, type: mqtt-publish, url: "${url}", client_id: scale-agent-cmd-${opts.apiPort}, command_topic: "${opts.prefix}/{asset}/command", ack_topic: "${opts.prefix}-ack" }`,
+    'assets:',
+  ];
+  for (let i = 0; i < opts.sensors; i++)
+    lines.push(
+      `  - { id: a${i}, sensors: [{ id: temperature, metric: temperature, unit: degC, source: broker, min: -40, max: 400 }] }`,
+    );
+  lines.push('detectors:');
+  for (let i = 0; i < opts.sensors; i++)
+    lines.push(
+      `  - { id: hot-a${i}, type: threshold, asset: a${i}, sensor: temperature, setpoint: ${SETPOINT}, delta_down: ${DELTA_DOWN}, trip: true, severity: critical }`,
+    );
+  lines.push('interlocks:');
+  for (let i = 0; i < opts.sensors; i++) lines.push(`  - { asset: a${i}, actions: [{ actuator: stop, command: stop }] }`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A system under test: a running process subscribed to `<prefix>/+/temperature`. */
+export interface System {
+  readonly name: string;
+  readonly prefix: string;
+  readonly proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+const exited = (p: ChildProcess) =>
+  new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
+
+async function stopProc(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
+  await exited(p);
+  clearTimeout(t);
+}
+
+/** Starts the compiled agent (dist/, built by the caller) and waits for /readyz. */
+export async function startAgent(
+  dir: string,
+  broker: Mosquitto,
+  sensors: number,
+  bin = join(ROOT, 'dist', 'bin', 'edge-agent.js'),
+): Promise<System & { apiPort: number }> {
+  const apiPort = await freePort();
+  const prefix = `agent${apiPort}`;
+  const cfg = join(dir, `scale-${apiPort}.yaml`);
+  writeFileSync(cfg, scaleConfig({ sensors, mqttPort: broker.port, apiPort, dbPath: join(dir, `scale-${apiPort}.db`), prefix }));
+  const proc = spawn(
+    process.execPath,
+    [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const t0 = performance.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`agent exited with ${proc.exitCode}: ${stderr}`);
+    const ok = await fetch(`http://127.0.0.1:${apiPort}/readyz`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.status === 200 || r.status === 503)
+      .catch(() => false);
+    if (ok) break;
+    if (performance.now() - t0 > 120_000) throw new Error(`agent not up after 120 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { name: 'agent as shipped', prefix, proc, apiPort, stop: () => stopProc(proc) };
+}
+
+export async function startRelay(broker: Mosquitto): Promise<System> {
+  const prefix = `relay${Math.floor(Math.random() * 1e6)}`;
+  const o = {
+    url: `mqtt://127.0.0.1:${broker.port}`,
+    prefix,
+    setpoint: SETPOINT,
+    delta_down: DELTA_DOWN,
+    ack_topic: `${prefix}-ack`,
+    reply_topic: `${prefix}-ack/reply`,
+  };
+  const proc = spawn(process.execPath, [RELAY, JSON.stringify(o)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((res, rej) => {
+    proc.stdout?.once('data', () => res());
+    proc.once('exit', (c) => rej(new Error(`relay exited with ${c}`)));
+  });
+  return { name: 'bare mqtt.js relay', prefix, proc, stop: () => stopProc(proc) };
+}
+
+/** Starts the load generator against a system (see load.mjs); its result arrives when it exits. */
+export function generate(
+  broker: Mosquitto,
+  sys: Pick<System, 'prefix'>,
+  o: { rate: number; seconds: number; sensors: number; trips_per_s: number; warmup_s: number },
+): { proc: ChildProcess; result: Promise<LoadResult> } {
+  const args = {
+    url: `mqtt://127.0.0.1:${broker.port}`,
+    prefix: sys.prefix,
+    setpoint: SETPOINT,
+    normal: 50,
+    burst: 150,
+    ack_topic: `${sys.prefix}-ack`,
+    reply_topic: `${sys.prefix}-ack/reply`,
+    ...o,
+  };
+  const proc = spawn(process.execPath, [LOAD, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const result = exited(proc).then(() => {
+    if (proc.exitCode !== 0) throw new Error(`load generator exited with ${proc.exitCode}`);
+    return JSON.parse(out.trim().split('\n').at(-1) as string) as LoadResult;
+  });
+  return { proc, result };
+}
+
+/** Runs the generator against a system for `seconds` at `rate` readings/s; returns its result and the system's CPU/RSS. */
+export async function drive(
+  broker: Mosquitto,
+  sys: System,
+  rate: number,
+  seconds: number,
+  sensors = Math.max(1, Math.round(rate / HZ)),
+): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number }> {
+  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: 3 };
+  const pid = sys.proc.pid as number;
+  const gen = generate(broker, sys, o);
+  // CPU is counted from the end of the generator's warm-up to the end of its run.
+  await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
+  const before = procStat(pid);
+  const res = await gen.result;
+  const after = procStat(pid);
+  const measured = res.readings * (seconds / (seconds + o.warmup_s));
+  return { ...res, cpuUsPerReading: ((after.cpu - before.cpu) * 1e6) / measured, rssMb: after.rssMb };
+}
+
+export function latencyFigures(r: LoadResult): { p50: number; p99: number; p999: number } {
+  const s = Float64Array.from(r.latencies_ms).sort();
+  return { p50: percentile(s, 50), p99: percentile(s, 99), p999: percentile(s, 99.9) };
+}
+
+/** A load the system sustains: p99 ≤ 100 ms, no stop lost, and the generator kept up (so the rate was real). */
+function sustained(r: LoadResult, rate: number): boolean {
+  return r.lost === 0 && r.stops > 0 && latencyFigures(r).p99 <= 100 && r.sent_per_s >= rate * 0.95;
+}
+
+export const scale: BenchSection = {
+  name: 'scale',
+  requires: ['mosquitto'],
+  async run() {
+    const rates = list(process.env.SCALE_RATES, [1000, 5000, 20_000, 50_000]);
+    const seconds = Number(process.env.SCALE_SECONDS ?? 20);
+    const ramp = list(process.env.SCALE_RAMP, [20_000, 35_000, 50_000, 65_000, 80_000, 95_000]);
+    const idleSensors = Number(process.env.SCALE_IDLE_SENSORS ?? 2000);
+    const S = 'scale';
+    const rows: BenchRow[] = [];
+    build();
+    const dir = tempDir('edge-agent-scale-');
+    const broker = await startMosquitto({ persistence: false });
+    try {
+      // Idle footprint with the plant configured and nothing arriving yet (before the fail-safe's silence).
+      {
+        const agent = await startAgent(dir.path, broker, idleSensors);
+        await new Promise((r) => setTimeout(r, 10_000));
+        const rss = procStat(agent.proc.pid as number).rssMb;
+        await agent.stop();
+        const budget = 100 + (20 * idleSensors) / 1024;
+        rows.push({
+          section: S,
+          name: `idle RSS, compiled agent with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
+          value: round(rss, 1),
+          unit: 'MB',
+          baseline: { name: 'budget', value: round(budget, 1), ratio: round(rss / budget) },
+        });
+        process.stderr.write(`  idle ${idleSensors} sensors: RSS ${rss.toFixed(1)} MB (budget ${budget.toFixed(0)} MB)\n`);
+      }
+
+      for (const rate of rates) {
+        const sensors = Math.max(1, Math.round(rate / HZ));
+        const results: Record<string, Awaited<ReturnType<typeof drive>>> = {};
+        for (const start of [startRelay, (b: Mosquitto) => startAgent(dir.path, b, sensors)]) {
+          const sys = await start(broker);
+          try {
+            results[sys.name] = await drive(broker, sys, rate, seconds, sensors);
+          } finally {
+            await sys.stop();
+          }
+          const r = results[sys.name] as Awaited<ReturnType<typeof drive>>;
+          const l = latencyFigures(r);
+          process.stderr.write(
+            `  ${rate}/s ${sys.name}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB\n`,
+          );
+        }
+        const relay = results['bare mqtt.js relay'] as Awaited<ReturnType<typeof drive>>;
+        const agent = results['agent as shipped'] as Awaited<ReturnType<typeof drive>>;
+        const rl = latencyFigures(relay);
+        const al = latencyFigures(agent);
+        const vs = (name: string, v: number, base: number) => ({
+          baseline: { name, value: round(base), ratio: round(v / base) },
+        });
+        const label = `${rate.toLocaleString('en-US')} readings/s, ${sensors} sensors`;
+        for (const [p, a, b] of [
+          ['p50', al.p50, rl.p50],
+          ['p99', al.p99, rl.p99],
+          ['p99.9', al.p999, rl.p999],
+        ] as const)
+          rows.push({
+            section: S,
+            name: `${label}: reading → stop ${p}, agent as shipped`,
+            value: round(a),
+            unit: 'ms',
+            note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}`,
+            ...vs('bare relay', a, b),
+          });
+        rows.push({
+          section: S,
+          name: `${label}: CPU per reading, agent as shipped`,
+          value: round(agent.cpuUsPerReading, 1),
+          unit: 'µs',
+          ...vs('bare relay', agent.cpuUsPerReading, relay.cpuUsPerReading),
+        });
+        rows.push({
+          section: S,
+          name: `${label}: RSS at the end, agent as shipped`,
+          value: round(agent.rssMb, 0),
+          unit: 'MB',
+          ...vs('bare relay', agent.rssMb, relay.rssMb),
+        });
+      }
+
+      if (ramp.length > 0) {
+        const best: Record<string, number> = {};
+        for (const start of [startRelay, (b: Mosquitto) => startAgent(dir.path, b, Math.round((ramp.at(-1) as number) / HZ))]) {
+          let sysName = '';
+          let top = 0;
+          for (const rate of ramp) {
+            // One process per step, sized for the step, so that a failed step cannot poison the next.
+            const sys =
+              start === startRelay ? await startRelay(broker) : await startAgent(dir.path, broker, Math.round(rate / HZ));
+            sysName = sys.name;
+            try {
+              const r = await drive(broker, sys, rate, Math.min(seconds, 15));
+              const l = latencyFigures(r);
+              const ok = sustained(r, rate);
+              process.stderr.write(
+                `  ramp ${rate}/s ${sys.name}: p99 ${l.p99.toFixed(1)} ms, lost ${r.lost}, sent ${r.sent_per_s}/s → ${ok ? 'sustained' : 'not sustained'}\n`,
+              );
+              if (!ok) break;
+              top = rate;
+            } finally {
+              await sys.stop();
+            }
+          }
+          best[sysName] = top;
+        }
+        const relayTop = best['bare mqtt.js relay'] ?? 0;
+        const agentTop = best['agent as shipped'] ?? 0;
+        rows.push({
+          section: S,
+          name: `max sustained rate (p99 ≤ 100 ms, no loss; ramp ${ramp.join('/')}), agent as shipped`,
+          value: agentTop,
+          unit: 'readings/s',
+          baseline: { name: 'bare relay', value: relayTop, ratio: relayTop > 0 ? round(agentTop / relayTop) : 0 },
+        });
+      }
+      return rows;
+    } finally {
+      await broker.stop();
+      dir.remove();
+    }
+  },
+};

@@ -1,0 +1,141 @@
+// Load generator of the scale bench and the memory soak, run as its own process (plain Node + mqtt.js) so
+// its CPU is not the system under test's. It plays N sensors (one asset each) at 10 Hz over MQTT and the
+// machines behind them: now and then one sensor sends a single reading above the setpoint, the
+// machine waits for its stop command, then (once a normal reading has followed) acknowledges on the ack
+// topic and waits for the re-arm (reply ok: true) before that sensor may burst again.
+//
+// Input: one JSON object in argv[2]:
+//   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s }
+// Output on stdout, one JSON line when done:
+//   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms }
+import mqtt from 'mqtt';
+
+const o = JSON.parse(process.argv[2]);
+const lost_after_ms = 5_000;
+
+const client = mqtt.connect(o.url, {
+  clientId: `scale-load-${process.pid}`,
+  protocolVersion: 5,
+  reconnectPeriod: 0,
+  properties: { receiveMaximum: 65535 },
+});
+await new Promise((resolve, reject) => {
+  client.once('connect', resolve);
+  client.once('error', reject);
+});
+client.stream.setNoDelay?.(true);
+await client.subscribeAsync([`${o.prefix}/+/command`, o.reply_topic], { qos: 1 });
+
+const n = o.sensors;
+const assets = Array.from({ length: n }, (_, i) => `a${i}`);
+const topics = assets.map((a) => `${o.prefix}/${a}/temperature`);
+const index = new Map(assets.map((a, i) => [a, i]));
+// Per sensor: 0 normal, 1 burst pending (next reading is above), 2 awaiting stop, 3 stopped (ack after next reading),
+// 4 acked, awaiting the re-arm reply.
+const state = new Uint8Array(n);
+const sentAt = new Float64Array(n);
+const stoppedAt = new Float64Array(n);
+/** 1: this sensor's current trip was sent after the warm-up, so it is counted. */
+const counted = new Uint8Array(n);
+const latencies = [];
+let trips = 0;
+let stops = 0;
+let lost = 0;
+let refused = 0;
+let readings = 0;
+let measuring = false;
+
+client.on('message', (topic, payload) => {
+  const now = performance.now();
+  if (topic === o.reply_topic) {
+    let m;
+    try {
+      m = JSON.parse(payload.toString());
+    } catch {
+      return;
+    }
+    const i = index.get(m.asset);
+    if (i === undefined || state[i] !== 4) return;
+    if (m.ok && m.state !== 'tripped') state[i] = 0;
+    else {
+      refused++;
+      state[i] = 3; // ack again after the next reading
+    }
+    return;
+  }
+  const asset = topic.slice(o.prefix.length + 1, topic.lastIndexOf('/'));
+  const i = index.get(asset);
+  if (i === undefined || state[i] !== 2) return; // re-asserted stops and stops for lost trips
+  if (counted[i]) {
+    latencies.push(now - sentAt[i]);
+    stops++;
+  }
+  state[i] = 3;
+  stoppedAt[i] = now;
+});
+
+const t0 = performance.now();
+const warmupMs = (o.warmup_s ?? 2) * 1000;
+const endMs = warmupMs + o.seconds * 1000;
+let cursor = 0;
+let lagMax = 0;
+let nextTrip = warmupMs;
+const tripEveryMs = 1000 / o.trips_per_s;
+
+await new Promise((resolve) => {
+  const tick = () => {
+    const now = performance.now();
+    const el = now - t0;
+    if (el >= endMs) return resolve();
+    measuring = el >= warmupMs;
+    const due = Math.floor((el * o.rate) / 1000);
+    lagMax = Math.max(lagMax, (due - readings) / (o.rate / 1000));
+    // Choose bursting sensors at the trip rate among those at rest.
+    while (el >= nextTrip) {
+      nextTrip += tripEveryMs;
+      for (let k = 0; k < 8; k++) {
+        const i = Math.floor(Math.random() * n);
+        if (state[i] === 0) {
+          state[i] = 1;
+          break;
+        }
+      }
+    }
+    const ts = Date.now();
+    while (readings < due) {
+      const i = cursor;
+      cursor = (cursor + 1) % n;
+      readings++;
+      let value = o.normal + Math.random();
+      if (state[i] === 1) {
+        value = o.burst;
+        state[i] = 2;
+        sentAt[i] = performance.now();
+        counted[i] = measuring ? 1 : 0;
+        if (measuring) trips++;
+      } else if (state[i] === 2 && performance.now() - sentAt[i] > lost_after_ms) {
+        if (counted[i]) lost++;
+        state[i] = 3;
+      } else if (state[i] === 3) {
+        state[i] = 4;
+        stoppedAt[i] = performance.now();
+        setImmediate(() => client.publish(o.ack_topic, JSON.stringify({ asset: assets[i], by: 'bench' }), { qos: 1 }));
+      } else if (state[i] === 4 && performance.now() - stoppedAt[i] > lost_after_ms) {
+        state[i] = 3; // no reply: acknowledge again
+      }
+      client.publish(topics[i], `{"value":${value.toFixed(3)},"ts":${ts}}`, { qos: 0 });
+    }
+    setTimeout(tick, 2);
+  };
+  tick();
+});
+
+// Trips still waiting for their stop get a grace period, then count as lost.
+const graceEnd = performance.now() + 2_000;
+while (performance.now() < graceEnd && state.some((s) => s === 2)) await new Promise((r) => setTimeout(r, 20));
+for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i]) lost++;
+const seconds = (performance.now() - t0 - warmupMs) / 1000;
+await client.endAsync();
+process.stdout.write(
+  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + warmupMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies })}\n`,
+);
