@@ -10,6 +10,7 @@ import { ControlPlane } from './control/control.js';
 import type { MqttControl } from './control/mqtt.js';
 import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
+import type { DeviceErrorKind, DeviceHealth } from './health.js';
 import { Interlocks, type RestoredLatch } from './interlock.js';
 import { LatchJournal } from './latch-journal.js';
 import type { Logger } from './log.js';
@@ -25,6 +26,8 @@ import { Supervised } from './supervisor.js';
 import type { KafkaControl } from './sync/control.js';
 import { SyncService } from './sync/service.js';
 import type { AgentEvent, Reading } from './types.js';
+
+const DEVICE_ALARM_INTERVAL_MS = 60_000;
 
 export interface AgentOptions {
   readonly logger: Logger;
@@ -55,9 +58,13 @@ export class Agent {
   readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
   /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
   readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
+  /** Every device behind the sources (Modbus links and units, MQTT brokers): /metrics, twin, dashboard. */
+  readonly devices: DeviceHealth[] = [];
+  private readonly deviceAlarms = new Map<DeviceHealth, { open: boolean; lastRaise: number }>();
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
+  private readonly emit: (ev: AgentEvent) => void;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -87,6 +94,7 @@ export class Agent {
       this.store.append(ev);
       for (const tap of this.eventTaps) tap(ev);
     };
+    this.emit = emit;
     this.store.alarmSink = emit;
     const journalPath = s.latch_journal ?? (s.path === ':memory:' ? undefined : `${s.path}.latches`);
     this.journal = journalPath ? new LatchJournal(journalPath) : undefined;
@@ -183,8 +191,46 @@ export class Agent {
         now: this.now,
       });
       await driver.init();
+      for (const h of driver.health?.() ?? []) {
+        h.onChange = (d, healthy, cause) => this.deviceChanged(d, healthy, cause);
+        this.devices.push(h);
+      }
       this.sources.push(new Supervised(src.id, driver, logger));
     }
+  }
+
+  /**
+   * A device stopped answering (or answers again): an alarm event (`type: device`, raised/cleared). At
+   * most one raise per device a minute, so a flapping unit cannot flood the store; a suppressed raise
+   * has no clear either. Its sensors go stale or comm_error at the same time, and the fail-safe acts on them.
+   */
+  private deviceChanged(d: DeviceHealth, healthy: boolean, cause: DeviceErrorKind | undefined): void {
+    const at = this.now();
+    let st = this.deviceAlarms.get(d);
+    if (!st) {
+      st = { open: false, lastRaise: Number.NEGATIVE_INFINITY };
+      this.deviceAlarms.set(d, st);
+    }
+    if (healthy === !st.open) return;
+    if (!healthy && at - st.lastRaise < DEVICE_ALARM_INTERVAL_MS) return;
+    st.open = !healthy;
+    if (!healthy) st.lastRaise = at;
+    const fields = { source: d.source, device: d.device, describe: d.describe };
+    if (healthy) this.logger.info(fields, 'device answering again');
+    else this.logger.warn({ ...fields, cause }, 'device not answering');
+    this.emit({
+      kind: 'alarm',
+      key: this.config.gateway.id,
+      eventTime: at,
+      payload: {
+        type: 'device',
+        state: healthy ? 'cleared' : 'raised',
+        ...fields,
+        ...(cause ? { cause } : {}),
+        dead_links: d.deadLinks,
+        at,
+      },
+    });
   }
 
   /** Whether each source's driver has started (false while its supervisor is retrying). */

@@ -6,6 +6,7 @@
 
 import type { z } from 'zod';
 import type { SensorConfig } from './config/schema.js';
+import type { DeviceHealth } from './health.js';
 import type { AckResult } from './interlock.js';
 import type { Logger } from './log.js';
 import type { Quality, Reading } from './types.js';
@@ -40,6 +41,11 @@ export interface SourceDriver {
   init(): void | Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * The devices behind this source (a Modbus link and its units, an MQTT broker), after `init()`. The
+   * same objects for the driver's life: the agent publishes them (/metrics, twin, dashboard, alarms).
+   */
+  health?(): readonly DeviceHealth[];
 }
 
 export interface ActuatorCommand {

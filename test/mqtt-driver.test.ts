@@ -237,7 +237,7 @@ ${assets}
     // 1. The broker restarts under a running agent: it reconnects by itself.
     await pub.endAsync(true);
     await broker.restart();
-    await waitFor(() => first.src.stats.connects === 2 && first.src.connected, {
+    await waitFor(() => first.src.broker.connects === 2 && first.src.connected, {
       what: 'the source to reconnect',
       timeoutMs: 20_000,
     });

@@ -11,6 +11,7 @@
 import { Socket } from 'node:net';
 import ModbusSerial from 'modbus-serial';
 import { Backoff } from '../../agent/backoff.js';
+import { DeviceHealth } from '../../agent/health.js';
 import type { Logger } from '../../agent/log.js';
 import type { ModbusConfig, Table } from './schema.js';
 
@@ -63,20 +64,19 @@ type SessionConfig = Pick<
   | 'reconnect_min'
   | 'reconnect_max'
   | 'stale_session_timeouts'
+  | 'dead_link_after'
+  | 'keepalive'
   | 'inter_request_gap'
 >;
-
-export interface SessionStats {
-  connects: number;
-  connectFailures: number;
-  disconnects: number;
-  staleReconnects: number;
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class ModbusSession {
-  readonly stats: SessionStats = { connects: 0, connectFailures: 0, disconnects: 0, staleReconnects: 0 };
+  /**
+   * The link's health: connects, disconnects, dead links (a TCP link where no unit answered
+   * `stale_session_timeouts` requests in a row, i.e. half-open), connect failures as `disconnected` errors.
+   */
+  readonly health: DeviceHealth;
   private client: ModbusRTU | undefined;
   private socket: Socket | undefined;
   private connecting: Promise<void> | undefined;
@@ -84,6 +84,8 @@ export class ModbusSession {
   private readonly queues = new Map<number, Promise<unknown>>();
   private busQueue: Promise<unknown> = Promise.resolve();
   private lastAnswerAt = 0;
+  /** When a unit last answered anything (or the link connected): the dead-link clock. */
+  private lastHeardAt = 0;
   private timeoutsInARow = 0;
   private closed = false;
   /** Generation of the current client; a late event of an old client must not close the new one. */
@@ -95,8 +97,10 @@ export class ModbusSession {
     private readonly cfg: SessionConfig,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    health?: DeviceHealth,
   ) {
     this.reconnect = new Backoff({ baseMs: cfg.reconnect_min, maxMs: cfg.reconnect_max });
+    this.health = health ?? new DeviceHealth('', 'link', 'modbus_link', this.describe);
   }
 
   get connected(): boolean {
@@ -144,7 +148,8 @@ export class ModbusSession {
         else await client.linkTelnet(socket, { port: this.cfg.port });
       }
     } catch (err) {
-      this.stats.connectFailures++;
+      this.health.fail('disconnected', this.now());
+      this.health.down(this.now(), 'disconnected');
       this.reconnect.fail(this.now());
       this.generation++;
       this.socket?.destroy();
@@ -161,8 +166,9 @@ export class ModbusSession {
     }
     this.client = client;
     this.timeoutsInARow = 0;
+    this.lastHeardAt = this.now();
     this.reconnect.succeed();
-    this.stats.connects++;
+    this.health.up();
     this.logger.info({ device: this.describe, transport: this.cfg.transport }, 'modbus connected');
   }
 
@@ -171,7 +177,9 @@ export class ModbusSession {
       const socket = new Socket();
       // Field notes: Nagle adds tens of ms per request/response on loopback and LANs.
       socket.setNoDelay(true);
-      socket.setKeepAlive(true, 10_000);
+      // Kernel keepalive finds a dead peer on an idle link; a link with requests in flight is judged by
+      // the application timeouts below (unacknowledged data would otherwise retransmit for ~15 min).
+      socket.setKeepAlive(true, this.cfg.keepalive);
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect timed out after ${this.cfg.connect_timeout} ms`));
@@ -194,7 +202,7 @@ export class ModbusSession {
 
   private onLost(gen: number, reason: string): void {
     if (gen !== this.generation || !this.client) return;
-    this.stats.disconnects++;
+    this.health.down(this.now(), 'disconnected');
     this.logger.warn({ device: this.describe, reason }, 'modbus connection lost; reconnecting');
     this.dropClient();
     this.reconnect.fail(this.now());
@@ -271,18 +279,33 @@ export class ModbusSession {
       });
       const res = await Promise.race([request, timedOut]);
       this.timeoutsInARow = 0;
+      this.lastHeardAt = this.now();
+      this.health.ok(this.lastHeardAt);
       const data = res.data as number[] | boolean[];
       if (table === 'coil' || table === 'discrete') return (data as boolean[]).slice(0, count);
       if (data.length < count) throw new ModbusError('protocol', `asked for ${count} registers, got ${data.length}`);
       return Uint16Array.from(data as number[]);
     } catch (err) {
       const e = classify(err);
-      if (e.kind === 'timeout' && !this.serialBus && ++this.timeoutsInARow >= this.cfg.stale_session_timeouts) {
-        // No unit has answered for a while on a TCP link: likely half-open. Start over.
-        this.stats.staleReconnects++;
-        this.logger.warn({ device: this.describe, timeouts: this.timeoutsInARow }, 'modbus session looks stale; reconnecting');
+      if (e.kind === 'exception') {
+        this.lastHeardAt = this.now();
+        this.health.ok(this.lastHeardAt);
+      }
+      if (
+        e.kind === 'timeout' &&
+        this.client === client &&
+        (++this.timeoutsInARow >= this.cfg.stale_session_timeouts || this.now() - this.lastHeardAt >= this.cfg.dead_link_after)
+      ) {
+        // No unit has answered for a while: a half-open TCP link, a dead gateway, a serial adapter whose
+        // file descriptor died without an error. Close and reconnect (the backoff paces the retries).
+        this.logger.warn(
+          { device: this.describe, timeouts: this.timeoutsInARow, silent_ms: this.now() - this.lastHeardAt },
+          'modbus link dead (no answer from any unit); reconnecting',
+        );
+        this.health.down(this.now(), 'timeout', true);
         this.timeoutsInARow = 0;
         this.dropClient();
+        this.reconnect.fail(this.now());
       } else if (e.kind === 'disconnected' && this.client === client) {
         this.onLost(this.generation, e.message);
       }
