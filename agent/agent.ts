@@ -60,6 +60,8 @@ export class Agent {
   readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
   /** Every device behind the sources (Modbus links and units, MQTT brokers): /metrics, twin, dashboard. */
   readonly devices: DeviceHealth[] = [];
+  /** What drivers of this agent share (one session per Modbus serial bus). */
+  private readonly shared = new Map<string, unknown>();
   private readonly deviceAlarms = new Map<DeviceHealth, { open: boolean; lastRaise: number }>();
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
@@ -163,6 +165,7 @@ export class Agent {
         id: a.id,
         logger: this.logger.child({ actuator: a.id }),
         now: this.now,
+        shared: this.shared,
         ack: (asset, by, via) => this.interlocks.ack(asset, by, via),
       });
       await driver.init();
@@ -189,6 +192,7 @@ export class Agent {
           counters[c] += n;
         },
         now: this.now,
+        shared: this.shared,
       });
       await driver.init();
       for (const h of driver.health?.() ?? []) {

@@ -26,6 +26,11 @@ export interface SourceContext {
   count(counter: SourceCounter, n?: number): void;
   /** Wall clock, ms. Injected so tests can control time. */
   now(): number;
+  /**
+   * Resources drivers of one agent share, by key (one owner per serial port: a Modbus RTU bus polled by a
+   * source and written by an actuator). The same map for every driver of the agent.
+   */
+  readonly shared?: Map<string, unknown>;
 }
 
 export type SourceCounter = 'readings' | 'errors' | 'malformed' | 'reconnects' | 'dropped';
@@ -66,6 +71,8 @@ export interface ActuatorContext {
   readonly id: string;
   readonly logger: Logger;
   now(): number;
+  /** See `SourceContext.shared`. */
+  readonly shared?: Map<string, unknown>;
   /**
    * Operator acknowledgement of a tripped asset arriving through this actuator's channel (e.g. an MQTT
    * ack topic). The outcome says whether it released the asset, was deferred, or was refused (not

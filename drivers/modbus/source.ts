@@ -18,10 +18,11 @@ import { RateLimitedLog } from '../../agent/log.js';
 import { Poller } from '../../agent/poller.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Quality, Reading } from '../../agent/types.js';
+import { type BusHandle, openBus } from './bus.js';
 import { applyScale, decode } from './codec.js';
 import { type PlanItem, planRequests, type ReadRequest, type UnitItems } from './plan.js';
 import { type ModbusConfig, modbusAddressSchema, type Table } from './schema.js';
-import { classify, type ModbusErrorKind, ModbusSession } from './session.js';
+import { classify, type ModbusErrorKind, type ModbusSession } from './session.js';
 
 /** Per-unit counters besides its `DeviceHealth`. */
 export interface UnitStats {
@@ -54,6 +55,7 @@ export const unitDevice = (unitId: number) => `unit-${unitId}`;
 export class ModbusSource implements SourceDriver {
   private units: UnitRuntime[] = [];
   private session: ModbusSession | undefined;
+  private bus: BusHandle | undefined;
   private readonly errorsLog = new RateLimitedLog(60_000);
   /** Last good value per sensor index. */
   private last = new Float64Array(0);
@@ -96,7 +98,11 @@ export class ModbusSource implements SourceDriver {
       if (!unitSensors.has(u)) this.ctx.logger.warn({ unit_id: u }, 'modbus unit configured but no sensor reads it');
     }
     const link = new DeviceHealth(c.id, 'link', 'modbus_link', describeLink(c));
-    this.session = new ModbusSession(c, this.ctx.logger, this.ctx.now, link);
+    // One owner per serial port: a modbus-write actuator on the same bus shares this session (bus.ts).
+    this.bus = openBus(this.ctx.shared, c, `modbus source "${c.id}"`, 'source', this.ctx.logger, this.ctx.now, (s) =>
+      s.adopt(c, link),
+    );
+    this.session = this.bus.session;
     this.units = [...unitSensors.keys()]
       .sort((a, b) => a - b)
       .map((unitId) => {
@@ -182,6 +188,7 @@ export class ModbusSource implements SourceDriver {
   async start(): Promise<void> {
     if (this.started) return;
     const session = this.session as ModbusSession;
+    this.bus?.acquire();
     try {
       await session.open();
     } catch (err) {
@@ -321,7 +328,7 @@ export class ModbusSource implements SourceDriver {
     }
     // Drains: a poll in flight ends within its timeout budget, and its readings still reach the pipeline.
     await Promise.all(pollers.map((p) => p.stop()));
-    await this.session?.close();
+    await this.bus?.release();
     this.started = false;
   }
 }
