@@ -13,6 +13,7 @@ import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from '.
 import type { DeviceErrorKind, DeviceHealth } from './health.js';
 import { Interlocks, type RestoredLatch } from './interlock.js';
 import { LatchJournal } from './latch-journal.js';
+import { LearnedPersistence } from './learning.js';
 import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
 import { ModelHook } from './model/hook.js';
@@ -20,6 +21,7 @@ import { ModelService, modelOptionsFromConfig } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
 import { checkStoreFile } from './store/file.js';
+import { LearnedStateStore } from './store/learned.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
@@ -60,6 +62,8 @@ export class Agent {
   readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
   /** Every device behind the sources (Modbus links and units, MQTT brokers): /metrics, twin, dashboard. */
   readonly devices: DeviceHealth[] = [];
+  /** Learned baselines of the detectors, kept in the store across restarts (contract E). */
+  readonly learned: LearnedPersistence;
   /** What drivers of this agent share (one session per Modbus serial bus). */
   private readonly shared = new Map<string, unknown>();
   private readonly deviceAlarms = new Map<DeviceHealth, { open: boolean; lastRaise: number }>();
@@ -116,6 +120,12 @@ export class Agent {
       this.journal ? { journal: this.journal } : {},
     );
     this.pipeline = new Pipeline(config, this.interlocks, emit, this.now);
+    this.learned = new LearnedPersistence(
+      () => this.pipeline.detectorsById(),
+      config.detectors,
+      logger.child({ component: 'learning' }),
+      this.now,
+    );
     const m = config.model;
     if (m) {
       this.model = new ModelService({
@@ -298,7 +308,14 @@ export class Agent {
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'run-time setpoints unavailable; config file values apply');
       }
+      try {
+        // Before the first reading: a detector that had finished learning judges it.
+        this.learned.restore(LearnedStateStore.open(path));
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'learned baselines unavailable; learning detectors learn again');
+      }
     }
+    this.learned.start();
     const kafka = this.config.sync.kafka;
     if (kafka) {
       this.sync = new SyncService(this.store, path, this.config.gateway.id, kafka, this.logger.child({ component: 'sync' }));
@@ -392,6 +409,7 @@ export class Agent {
       }
       await this.controlTopic?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'control topic stop failed'));
       this.pipeline.flush();
+      this.learned.stop();
       await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
       this.interlocks.stop();
       this.journal?.close();

@@ -488,6 +488,11 @@ export class Pipeline {
   }
 
   /** A detector's current configuration and state (control plane, status). */
+  /** Every detector by id (contract E: learned-state persistence finds the detectors that learn here). */
+  detectorsById(): Iterable<[string, ScalarDetector | MultivariateDetector]> {
+    return this.detectors.entries();
+  }
+
   detector(id: string): DetectorHandle | undefined {
     const d = this.detectors.get(id);
     if (!d) return undefined;

@@ -15,6 +15,24 @@ export type ScalarConfig = Exclude<DetectorConfig, { type: 'multivariate' }>;
 /** 1 = raised, -1 = cleared, 0 = no change. */
 export type Change = -1 | 0 | 1;
 
+/**
+ * A learned baseline that survives restarts (contract E): a JSON-serialisable plain object. `v` is the
+ * layout version of that detector type's state; `learned_at` the event time learning completed.
+ */
+export interface LearnedState {
+  readonly v: number;
+  readonly learned_at: number;
+  readonly [k: string]: unknown;
+}
+
+/** Where a learning detector stands: from when, until when (a duration), or how many readings of how many. */
+export interface LearningProgress {
+  readonly since: number | null;
+  readonly until: number | null;
+  readonly seen: number;
+  readonly of: number | null;
+}
+
 export abstract class ScalarDetector<C extends ScalarConfig = ScalarConfig> {
   active = false;
   /** Count of inputs skipped because they were older than the last one judged (order-sensitive detectors). */
@@ -180,10 +198,47 @@ export class ZScoreDetector extends ScalarDetector<Cfg<'zscore'>> {
   private z = 0;
   private up = 0;
   private down = 0;
+  private maxZ = 0;
+  private learnedAt = Number.NaN;
 
   override learning(): boolean {
     return this.learningPhase;
   }
+
+  // --- contract E: learned state survives restarts ------------------------------------------------
+  /** The baseline (mean, std, largest |z| seen while learning); undefined while still learning. */
+  snapshot(): LearnedState | undefined {
+    if (this.learningPhase) return undefined;
+    return { v: 1, learned_at: this.learnedAt, mean: this.mu, std: this.sd, max_z: this.maxZ, readings: this.nLearn };
+  }
+
+  /** Takes a baseline back; false (and still learning) when the state is not one this version wrote. */
+  restore(s: LearnedState): boolean {
+    const { mean, std, max_z, readings } = s as { mean?: unknown; std?: unknown; max_z?: unknown; readings?: unknown };
+    if (s.v !== 1 || typeof mean !== 'number' || typeof std !== 'number' || typeof max_z !== 'number') return false;
+    if (!Number.isFinite(mean) || !(std > 0) || !Number.isFinite(max_z)) return false;
+    this.mu = mean;
+    this.sd = std;
+    this.maxZ = max_z;
+    this.nLearn = typeof readings === 'number' ? readings : 0;
+    this.learnedAt = s.learned_at;
+    this.learningPhase = false;
+    this.setLimit();
+    return true;
+  }
+
+  learningProgress(): LearningProgress | undefined {
+    if (!this.learningPhase) return undefined;
+    const { readings, duration } = this.cfg.learn;
+    const since = Number.isNaN(this.learnStart) ? null : this.learnStart;
+    return {
+      since,
+      until: since !== null && duration !== undefined ? since + duration : null,
+      seen: this.nLearn,
+      of: readings ?? null,
+    };
+  }
+  // -------------------------------------------------------------------------------------------------
 
   override relearn(): void {
     this.learningPhase = true;
@@ -255,6 +310,10 @@ export class ZScoreDetector extends ScalarDetector<Cfg<'zscore'>> {
     let m2 = 0;
     for (let i = 0; i < this.nLearn; i++) m2 += ((this.learned[i] as number) - this.mu) ** 2;
     this.sd = Math.max(Math.sqrt(m2 / (this.nLearn - 1)), 1e-9);
+    let maxZ = 0;
+    for (let i = 0; i < this.nLearn; i++) maxZ = Math.max(maxZ, Math.abs((this.learned[i] as number) - this.mu) / this.sd);
+    this.maxZ = maxZ;
+    this.learnedAt = t;
     this.learningPhase = false;
     this.setLimit();
   }
@@ -265,9 +324,7 @@ export class ZScoreDetector extends ScalarDetector<Cfg<'zscore'>> {
       this.limit = c.limit;
       return;
     }
-    let maxZ = 0;
-    for (let i = 0; i < this.nLearn; i++) maxZ = Math.max(maxZ, Math.abs((this.learned[i] as number) - this.mu) / this.sd);
-    this.limit = (c.limit_factor ?? 1) * maxZ;
+    this.limit = (c.limit_factor ?? 1) * this.maxZ;
   }
 
   evidence(): Record<string, unknown> {

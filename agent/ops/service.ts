@@ -106,6 +106,7 @@ export class Service {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
       modelVersion: (asset) => agent.modelVersion(asset),
+      learning: (asset) => agent.learned.views(asset),
       detector: (id) => {
         const d = agent.pipeline.detector(id);
         return d ? { config: d.config, settings: agent.control.settings(id) } : undefined;
