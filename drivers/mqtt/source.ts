@@ -27,7 +27,6 @@ import type { MqttConfig } from './schema.js';
 
 /** Counters besides the broker link's `DeviceHealth` (published per source by the agent). */
 export interface MqttStats {
-  readings: number;
   /** Messages on a topic no subscription maps (a broad filter, a stale session subscription). */
   unmatched: number;
   malformed: Record<MalformedReason, number>;
@@ -66,7 +65,6 @@ export class MqttSource implements SourceDriver {
    */
   readonly broker: DeviceHealth;
   readonly stats: MqttStats = {
-    readings: 0,
     unmatched: 0,
     malformed: Object.fromEntries(MALFORMED_REASONS.map((r) => [r, 0])) as Record<MalformedReason, number>,
   };
@@ -201,7 +199,6 @@ export class MqttSource implements SourceDriver {
       batch.push(makeReading(sensor, v.value, v.eventTime, now));
     }
     if (batch.length > 0) {
-      this.stats.readings += batch.length;
       this.broker.ok(now);
       this.ctx.emit(batch);
     }
