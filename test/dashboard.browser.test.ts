@@ -67,7 +67,8 @@ sources:
     faults:
       - { asset: pump-1, sensor: temperature, kind: overheat_ramp, start: 8s, duration: 4s, magnitude: 50 }
       - { asset: pump-2, sensor: temperature, kind: overheat_ramp, start: 8s, duration: 10m, magnitude: 7500 }
-  - { id: plc, type: modbus, host: 127.0.0.1, port: ${plcPort}, poll_interval: 200ms, timeout: 200ms, retries: 0 }
+  # Unit 2 gets a short timeout (it never answers); unit 1 a long one, so a loaded machine cannot make it fail.
+  - { id: plc, type: modbus, host: 127.0.0.1, port: ${plcPort}, poll_interval: 200ms, timeout: 200ms, retries: 0, units: [{ unit_id: 1, timeout: 5s }] }
 assets:
   - id: pump-1
     name: Cooling pump 1
