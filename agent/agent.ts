@@ -10,20 +10,25 @@ import { ControlPlane } from './control/control.js';
 import type { MqttControl } from './control/mqtt.js';
 import { SetpointStore } from './control/setpoints.js';
 import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
+import type { DeviceErrorKind, DeviceHealth } from './health.js';
 import { Interlocks, type RestoredLatch } from './interlock.js';
 import { LatchJournal } from './latch-journal.js';
+import { LearnedPersistence } from './learning.js';
 import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
 import { ModelService, modelOptionsFromConfig } from './model/service.js';
 import { Pipeline } from './pipeline.js';
 import { openDb } from './store/db.js';
 import { checkStoreFile } from './store/file.js';
+import { LearnedStateStore } from './store/learned.js';
 import { activeTrips } from './store/queries.js';
 import { EventStore } from './store/store.js';
 import { Supervised } from './supervisor.js';
 import type { KafkaControl } from './sync/control.js';
 import { SyncService } from './sync/service.js';
 import type { AgentEvent, Reading } from './types.js';
+
+const DEVICE_ALARM_INTERVAL_MS = 60_000;
 
 export interface AgentOptions {
   readonly logger: Logger;
@@ -53,9 +58,17 @@ export class Agent {
   readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
   /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
   readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
+  /** Every device behind the sources (Modbus links and units, MQTT brokers): /metrics, twin, dashboard. */
+  readonly devices: DeviceHealth[] = [];
+  /** Learned baselines of the detectors, kept in the store across restarts (contract E). */
+  readonly learned: LearnedPersistence;
+  /** What drivers of this agent share (one session per Modbus serial bus). */
+  private readonly shared = new Map<string, unknown>();
+  private readonly deviceAlarms = new Map<DeviceHealth, { open: boolean; lastRaise: number }>();
   private readonly sources: Supervised[] = [];
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
+  private readonly emit: (ev: AgentEvent) => void;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -85,6 +98,7 @@ export class Agent {
       this.store.append(ev);
       for (const tap of this.eventTaps) tap(ev);
     };
+    this.emit = emit;
     this.store.alarmSink = emit;
     const journalPath = s.latch_journal ?? (s.path === ':memory:' ? undefined : `${s.path}.latches`);
     this.journal = journalPath ? new LatchJournal(journalPath) : undefined;
@@ -121,6 +135,12 @@ export class Agent {
       this.now,
       this.model ? { model: { service: this.model, logger: logger.child({ component: 'model' }) } } : {},
     );
+    this.learned = new LearnedPersistence(
+      () => this.pipeline.detectorsById(),
+      config.detectors,
+      logger.child({ component: 'learning' }),
+      this.now,
+    );
     this.control = new ControlPlane({
       config,
       pipeline: this.pipeline,
@@ -155,6 +175,7 @@ export class Agent {
         id: a.id,
         logger: this.logger.child({ actuator: a.id }),
         now: this.now,
+        shared: this.shared,
         ack: (asset, by, via) => this.interlocks.ack(asset, by, via),
       });
       await driver.init();
@@ -181,10 +202,49 @@ export class Agent {
           counters[c] += n;
         },
         now: this.now,
+        shared: this.shared,
       });
       await driver.init();
+      for (const h of driver.health?.() ?? []) {
+        h.onChange = (d, healthy, cause) => this.deviceChanged(d, healthy, cause);
+        this.devices.push(h);
+      }
       this.sources.push(new Supervised(src.id, driver, logger));
     }
+  }
+
+  /**
+   * A device stopped answering (or answers again): an alarm event (`type: device`, raised/cleared). At
+   * most one raise per device a minute, so a flapping unit cannot flood the store; a suppressed raise
+   * has no clear either. Its sensors go stale or comm_error at the same time, and the fail-safe acts on them.
+   */
+  private deviceChanged(d: DeviceHealth, healthy: boolean, cause: DeviceErrorKind | undefined): void {
+    const at = this.now();
+    let st = this.deviceAlarms.get(d);
+    if (!st) {
+      st = { open: false, lastRaise: Number.NEGATIVE_INFINITY };
+      this.deviceAlarms.set(d, st);
+    }
+    if (healthy === !st.open) return;
+    if (!healthy && at - st.lastRaise < DEVICE_ALARM_INTERVAL_MS) return;
+    st.open = !healthy;
+    if (!healthy) st.lastRaise = at;
+    const fields = { source: d.source, device: d.device, describe: d.describe };
+    if (healthy) this.logger.info(fields, 'device answering again');
+    else this.logger.warn({ ...fields, cause }, 'device not answering');
+    this.emit({
+      kind: 'alarm',
+      key: this.config.gateway.id,
+      eventTime: at,
+      payload: {
+        type: 'device',
+        state: healthy ? 'cleared' : 'raised',
+        ...fields,
+        ...(cause ? { cause } : {}),
+        dead_links: d.deadLinks,
+        at,
+      },
+    });
   }
 
   /** Whether each source's driver has started (false while its supervisor is retrying). */
@@ -248,7 +308,14 @@ export class Agent {
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'run-time setpoints unavailable; config file values apply');
       }
+      try {
+        // Before the first reading: a detector that had finished learning judges it.
+        this.learned.restore(LearnedStateStore.open(path));
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'learned baselines unavailable; learning detectors learn again');
+      }
     }
+    this.learned.start();
     const kafka = this.config.sync.kafka;
     if (kafka) {
       this.sync = new SyncService(this.store, path, this.config.gateway.id, kafka, this.logger.child({ component: 'sync' }));
@@ -342,6 +409,7 @@ export class Agent {
       }
       await this.controlTopic?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'control topic stop failed'));
       this.pipeline.flush();
+      this.learned.stop();
       await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
       this.interlocks.stop();
       this.journal?.close();

@@ -6,6 +6,7 @@
 
 import type { z } from 'zod';
 import type { SensorConfig } from './config/schema.js';
+import type { DeviceHealth } from './health.js';
 import type { Logger } from './log.js';
 import type { AckResult, Quality, Reading } from './types.js';
 
@@ -24,6 +25,11 @@ export interface SourceContext {
   count(counter: SourceCounter, n?: number): void;
   /** Wall clock, ms. Injected so tests can control time. */
   now(): number;
+  /**
+   * Resources drivers of one agent share, by key (one owner per serial port: a Modbus RTU bus polled by a
+   * source and written by an actuator). The same map for every driver of the agent.
+   */
+  readonly shared?: Map<string, unknown>;
 }
 
 export type SourceCounter = 'readings' | 'errors' | 'malformed' | 'reconnects' | 'dropped';
@@ -39,6 +45,11 @@ export interface SourceDriver {
   init(): void | Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * The devices behind this source (a Modbus link and its units, an MQTT broker), after `init()`. The
+   * same objects for the driver's life: the agent publishes them (/metrics, twin, dashboard, alarms).
+   */
+  health?(): readonly DeviceHealth[];
 }
 
 export interface ActuatorCommand {
@@ -59,6 +70,8 @@ export interface ActuatorContext {
   readonly id: string;
   readonly logger: Logger;
   now(): number;
+  /** See `SourceContext.shared`. */
+  readonly shared?: Map<string, unknown>;
   /**
    * Operator acknowledgement of a tripped asset arriving through this actuator's channel (e.g. an MQTT
    * ack topic). The outcome says whether it released the asset, was deferred, or was refused (not

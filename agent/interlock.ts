@@ -100,7 +100,9 @@ class SensorWatch {
     this.lastSeen = r.ingestTime;
     this.unseen = false;
     if (this.silent) this.owner.sensorBack(this, 'silent');
-    if (r.quality === 'bad' || r.quality === 'comm_error') {
+    // 'stale' is a driver repeating the last value of a device it is not reaching (a dead Modbus unit
+    // backing off): not a fresh reading, so it must not reset the run of failed readings (issue 19).
+    if (r.quality !== 'good') {
       this.badRun++;
       if (!this.bad && this.badRun >= this.latch.config.fail_safe.bad_readings) this.owner.sensorFault(this, 'bad', r);
     } else {

@@ -18,7 +18,7 @@ export class Supervised {
 
   constructor(
     readonly name: string,
-    private readonly driver: Lifecycle,
+    readonly driver: Lifecycle,
     private readonly logger: Logger,
   ) {}
 

@@ -9,6 +9,7 @@ import { stat, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SourceCounter } from './driver.js';
+import { DEVICE_ERROR_KINDS, DEVICE_LATENCY_BUCKETS, DEVICE_STATUSES, type DeviceHealth } from './health.js';
 import type { PipelineCounters } from './pipeline.js';
 import type { StoreStats } from './store/store.js';
 import { type AgentEvent, EVENT_KINDS, QUALITIES } from './types.js';
@@ -18,6 +19,7 @@ export const SEVERITIES = ['info', 'warning', 'critical'] as const;
 export const ANOMALY_STATES = ['raised', 'cleared'] as const;
 export const ACTION_RESULTS = ['ok', 'failed'] as const;
 export const WATCHDOG_WITHHELD = ['event_loop', 'store'] as const;
+export const REJECT_REASONS = ['late', 'future', 'untrusted_clock', 'out_of_order'] as const;
 export const RELOAD_RESULTS = ['applied', 'unchanged', 'rejected', 'failed'] as const;
 export const API_ROUTES = [
   'healthz',
@@ -43,6 +45,18 @@ export interface TelemetrySnapshot {
   readonly storeBacklog: number;
   readonly storePath: string;
   readonly trippedAssets: number;
+  /** Every device behind the sources (configured ids only). */
+  readonly devices?: readonly DeviceHealth[];
+  /** The control plane's counters. */
+  readonly control?: {
+    readonly applied: number;
+    readonly rejected: number;
+    readonly byReason: Readonly<Partial<Record<string, number>>>;
+  };
+  /** The on-device model's counters, when a model is configured. */
+  readonly model?: Readonly<Record<string, number>>;
+  /** The latch journal's counters, when there is one. */
+  readonly journal?: { readonly records: number; readonly syncs: number; readonly errors: number };
   /** The Kafka sync, when configured. */
   readonly sync?: { readonly lagEvents: number; readonly lagSeconds: number; readonly lastSuccess: number };
 }
@@ -212,7 +226,46 @@ export class Telemetry {
     registers: this.r,
   });
 
+  // Control plane, model, latch journal, pipeline rejects
+  readonly controlMessages = new Counter({
+    name: 'edge_agent_control_messages_total',
+    help: 'Control messages applied, and refused by reason',
+    labelNames: ['result', 'reason'],
+    registers: this.r,
+  });
+  readonly modelWindows = new Counter({
+    name: 'edge_agent_model_windows_total',
+    help: 'Feature windows of the on-device model by outcome (offered, scored, coalesced, dropped, failed, discarded_on_swap)',
+    labelNames: ['outcome'],
+    registers: this.r,
+  });
+  readonly modelBatches = new Counter({
+    name: 'edge_agent_model_batches_total',
+    help: 'Inference batches by result',
+    labelNames: ['result'],
+    registers: this.r,
+  });
+  readonly modelSwaps = new Counter({
+    name: 'edge_agent_model_swaps_total',
+    help: 'Model files swapped in, and refused',
+    labelNames: ['result'],
+    registers: this.r,
+  });
+  readonly journalRecords = new Counter({
+    name: 'edge_agent_latch_journal_records_total',
+    help: 'Latch journal records written, fsyncs, and write errors',
+    labelNames: ['op'],
+    registers: this.r,
+  });
+  readonly readingsRejected = new Counter({
+    name: 'edge_agent_readings_rejected_total',
+    help: 'Readings the pipeline flagged on arrival, by reason (late, future, untrusted_clock, out_of_order)',
+    labelNames: ['reason'],
+    registers: this.r,
+  });
+
   private last = new Map<string, number>();
+  private devices: readonly DeviceHealth[] = [];
   private generation: object | undefined;
   private lastRate: { at: number; readings: number } | undefined;
   private sampler: NodeJS.Timeout | undefined;
@@ -227,6 +280,102 @@ export class Telemetry {
     for (const k of EVENT_KINDS) this.storeEvictions.inc({ kind: k }, 0);
     for (const r of WATCHDOG_WITHHELD) this.watchdogWithheld.inc({ reason: r }, 0);
     for (const r of RELOAD_RESULTS) this.reloads.inc({ result: r }, 0);
+    for (const r of REJECT_REASONS) this.readingsRejected.inc({ reason: r }, 0);
+    this.controlMessages.inc({ result: 'applied', reason: '' }, 0);
+    this.registerDeviceMetrics();
+  }
+
+  /**
+   * Per-device series, labelled by the configured source id and device (`link`, `unit-<id>`, `broker`):
+   * bounded by the config. Read from the drivers' `DeviceHealth` at scrape time; like every counter of a
+   * process, they restart from zero when a reload rebuilds the drivers.
+   */
+  private registerDeviceMetrics(): void {
+    type Value = { labels: Record<string, string | number>; value: number; metricName?: string };
+    const add = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: (d: DeviceHealth) => Value[]) => {
+      const metric = {
+        name,
+        help,
+        type,
+        aggregator: 'sum',
+        get: async () => ({
+          name,
+          help,
+          type,
+          aggregator: 'sum',
+          values: this.devices.flatMap((d) =>
+            values(d).map((v) => ({ ...v, labels: { source: d.source, device: d.device, ...v.labels } })),
+          ),
+        }),
+        reset: () => {},
+      };
+      this.registry.registerMetric(metric as never);
+    };
+    add(
+      'edge_agent_device_requests_total',
+      'Requests sent to the device (Modbus) or messages received from it (MQTT)',
+      'counter',
+      (d) => [{ labels: {}, value: d.requests }],
+    );
+    add(
+      'edge_agent_device_errors_total',
+      'Failed requests or messages by kind (timeout, exception, disconnected, protocol, malformed)',
+      'counter',
+      (d) => DEVICE_ERROR_KINDS.map((kind) => ({ labels: { kind }, value: d.errors[kind] })),
+    );
+    add('edge_agent_device_connects_total', 'Connections established to the device or link', 'counter', (d) => [
+      { labels: {}, value: d.connects },
+    ]);
+    add('edge_agent_device_disconnects_total', 'Connections lost', 'counter', (d) => [{ labels: {}, value: d.disconnects }]);
+    add(
+      'edge_agent_device_dead_links_total',
+      'Links declared dead by keepalive or application timeouts (half-open TCP, silent broker, stale serial port) and reopened',
+      'counter',
+      (d) => [{ labels: {}, value: d.deadLinks }],
+    );
+    add('edge_agent_device_polls_skipped_total', 'Polls skipped while the unit backs off after failures', 'counter', (d) => [
+      { labels: {}, value: d.skipped },
+    ]);
+    add('edge_agent_device_poll_overruns_total', 'Poll slots missed because the previous poll still ran', 'counter', (d) => [
+      { labels: {}, value: d.overruns },
+    ]);
+    add(
+      'edge_agent_device_dropped_total',
+      'Messages or values skipped, by reason (MQTT: malformed reasons, unmatched topic)',
+      'counter',
+      (d) => Object.entries(d.dropped).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+    add(
+      'edge_agent_device_last_good_timestamp_seconds',
+      'When the device last answered (Modbus) or sent a usable message (MQTT); 0: never',
+      'gauge',
+      (d) => [{ labels: {}, value: (d.lastGood ?? 0) / 1000 }],
+    );
+    add('edge_agent_device_status', 'Device status: 1 for the current one of ok, failing, down, unknown', 'gauge', (d) => {
+      const now = d.status();
+      return DEVICE_STATUSES.map((status) => ({ labels: { status }, value: status === now ? 1 : 0 }));
+    });
+    add(
+      'edge_agent_device_request_duration_seconds',
+      'Request round trip (Modbus request → answer, timeouts at their timeout; MQTT PINGREQ → PINGRESP)',
+      'histogram',
+      (d) => {
+        const out: Value[] = [];
+        let acc = 0;
+        DEVICE_LATENCY_BUCKETS.forEach((le, i) => {
+          acc += d.buckets[i] as number;
+          out.push({ metricName: 'edge_agent_device_request_duration_seconds_bucket', labels: { le }, value: acc });
+        });
+        out.push({
+          metricName: 'edge_agent_device_request_duration_seconds_bucket',
+          labels: { le: '+Inf' },
+          value: d.latencyCount,
+        });
+        out.push({ metricName: 'edge_agent_device_request_duration_seconds_sum', labels: {}, value: d.latencySum });
+        out.push({ metricName: 'edge_agent_device_request_duration_seconds_count', labels: {}, value: d.latencyCount });
+        return out;
+      },
+    );
   }
 
   /** Counts what an event means for operators. Cheap; called for every event the agent emits. */
@@ -268,6 +417,39 @@ export class Telemetry {
     this.tripped.set(s.trippedAssets);
     for (const k of EVENT_KINDS)
       this.feed(this.storeEvictions, `ev.${k}`, (s.store.evicted[k] ?? 0) + (s.store.dropped[k] ?? 0), { kind: k });
+    this.devices = s.devices ?? [];
+    if (s.control) {
+      this.feed(this.controlMessages, 'ctl.applied', s.control.applied, { result: 'applied', reason: '' });
+      for (const [reason, n] of Object.entries(s.control.byReason))
+        this.feed(this.controlMessages, `ctl.rejected.${reason}`, n ?? 0, { result: 'rejected', reason });
+    }
+    if (s.model) {
+      const m = s.model;
+      const windows: Record<string, number | undefined> = {
+        offered: m.offered,
+        scored: m.scored,
+        coalesced: m.coalesced,
+        dropped: m.dropped,
+        failed: m.failedWindows,
+        discarded_on_swap: m.discardedOnSwap,
+      };
+      for (const [outcome, n] of Object.entries(windows))
+        if (n !== undefined) this.feed(this.modelWindows, `mw.${outcome}`, n, { outcome });
+      this.feed(this.modelBatches, 'mb.ok', (m.batches ?? 0) - (m.failedBatches ?? 0), { result: 'ok' });
+      this.feed(this.modelBatches, 'mb.failed', m.failedBatches ?? 0, { result: 'failed' });
+      this.feed(this.modelSwaps, 'ms.applied', m.swaps ?? 0, { result: 'applied' });
+      this.feed(this.modelSwaps, 'ms.rejected', m.rejected ?? 0, { result: 'rejected' });
+    }
+    if (s.journal) {
+      this.feed(this.journalRecords, 'j.records', s.journal.records, { op: 'record' });
+      this.feed(this.journalRecords, 'j.syncs', s.journal.syncs, { op: 'sync' });
+      this.feed(this.journalRecords, 'j.errors', s.journal.errors, { op: 'error' });
+    }
+    const p = s.pipeline;
+    this.feed(this.readingsRejected, 'rej.late', p.late, { reason: 'late' });
+    this.feed(this.readingsRejected, 'rej.future', p.future, { reason: 'future' });
+    this.feed(this.readingsRejected, 'rej.untrusted', p.untrustedClock, { reason: 'untrusted_clock' });
+    this.feed(this.readingsRejected, 'rej.ooo', p.outOfOrder, { reason: 'out_of_order' });
     if (s.sync) {
       this.syncLagEvents.set(s.sync.lagEvents);
       this.syncLagSeconds.set(s.sync.lagSeconds);

@@ -17,6 +17,7 @@ import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import parsePrometheus from 'parse-prometheus-text-format';
 import { pino } from 'pino';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,12 +26,14 @@ import { type ApiBackend, ApiServer } from '../agent/ops/api.js';
 import type { Service } from '../agent/ops/service.js';
 import type { AssetTwin } from '../agent/ops/twin.js';
 import { Telemetry } from '../agent/telemetry.js';
+import { pymodbusUnavailable, startPymodbus } from './helpers/pymodbus.js';
 import { startService } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const missing = !CHROMIUM;
+const missing = !CHROMIUM || pymodbusUnavailable() !== undefined;
+if (pymodbusUnavailable() && process.env.CI) throw new Error(pymodbusUnavailable());
 if (missing && process.env.CI) throw new Error('chromium not found (apt-get install chromium); required in CI');
 if (missing) console.warn('\n*** chromium not found: SKIPPING the dashboard browser test (apt-get install chromium) ***\n');
 
@@ -40,7 +43,7 @@ const JANA_TOKEN = 'jana-token-0123456789abcdef';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** pump-1 and pump-2 overheat from 8 s (+12.5 degC/s over 65 degC): both trip at about 10.4 s; pump-1's cause clears at 12 s, pump-2's holds. */
-const configYaml = (db: string, cert: string, key: string) => `
+const configYaml = (db: string, cert: string, key: string, plcPort: number) => `
 gateway: { id: gw-floor }
 store: { path: ${db}, flush_interval: 50ms }
 log: { level: silent }
@@ -64,6 +67,8 @@ sources:
     faults:
       - { asset: pump-1, sensor: temperature, kind: overheat_ramp, start: 8s, duration: 4s, magnitude: 50 }
       - { asset: pump-2, sensor: temperature, kind: overheat_ramp, start: 8s, duration: 10m, magnitude: 7500 }
+  # Unit 2 gets a short timeout (it never answers); unit 1 a long one, so a loaded machine cannot make it fail.
+  - { id: plc, type: modbus, host: 127.0.0.1, port: ${plcPort}, poll_interval: 200ms, timeout: 200ms, retries: 0, units: [{ unit_id: 1, timeout: 5s }] }
 assets:
   - id: pump-1
     name: Cooling pump 1
@@ -74,6 +79,11 @@ assets:
     name: Cooling pump 2
     sensors:
       - { id: temperature, metric: temperature, unit: degC, source: sim }
+  - id: tank-3
+    name: Tank 3 (Modbus PLC; its level transmitter, unit 2, is dead)
+    sensors:
+      - { id: flow, metric: flow, unit: m3/h, source: plc, address: { unit_id: 1, address: 0 } }
+      - { id: level, metric: level, unit: cm, source: plc, address: { unit_id: 2, address: 0 } }
 detectors:
   - { id: pump-1-overheat, type: threshold, asset: pump-1, sensor: temperature, setpoint: 90, delta_up: 5, delta_down: 10, severity: critical, trip: true }
   - { id: pump-1-hot-count, type: count_over, asset: pump-1, sensor: temperature, limit: 85, count: 20, window: 5s, severity: warning }
@@ -104,6 +114,7 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
   let ca: Buffer;
   let evil: Server;
   let evilPort = 0;
+  let plc: Awaited<ReturnType<typeof startPymodbus>> | undefined;
   const offsite: string[] = [];
   const errors: string[] = [];
 
@@ -162,7 +173,9 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
         `--host-resolver-rules=MAP ${HOST} 127.0.0.1, MAP attacker.test 127.0.0.1, MAP evil.test 127.0.0.1`,
       ],
     });
-    const started = await startService(configYaml(join(dir.path, 'agent.db'), cert, key));
+    // A PLC whose unit 1 answers and whose unit 2 is silent (missing_unit: silent): one failing device.
+    plc = await startPymodbus({ image: { units: { '1': { holding: { '0': [42] } } } } });
+    const started = await startService(configYaml(join(dir.path, 'agent.db'), cert, key, plc.port));
     service = started.service;
     port = Number(new URL(started.base).port);
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ignoreHTTPSErrors: true });
@@ -177,6 +190,7 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
   afterAll(async () => {
     await browser?.close();
     await service?.stop();
+    await plc?.stop();
     await new Promise((resolve) => evil?.close(resolve));
     dir.remove();
   });
@@ -278,6 +292,49 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
     });
     await page.locator('section[data-asset="pump-1"] .events li', { hasText: 'pump-1-overheat cleared' }).waitFor();
     await page.screenshot({ path: join(shots, 'dashboard-1280x800.png') });
+  });
+
+  it('shows which field device is failing, from the twin, with its errors', async () => {
+    // Logged in by the previous test. Unit 2 never answers: FAILING (timeouts), listed first; unit 1 and the link are OK.
+    const row = page.locator('#deviceRows tr[data-device="plc/unit-2"]');
+    await row.locator('td.status', { hasText: 'FAILING' }).waitFor({ timeout: 15_000 });
+    expect(await row.getAttribute('class')).toBe('failing');
+    expect(await row.textContent()).toContain('timeout');
+    expect(await row.textContent()).toContain('never');
+    await page.locator('#deviceRows tr[data-device="plc/unit-1"] td.status', { hasText: 'OK' }).waitFor();
+    await page.locator('#deviceRows tr[data-device="plc/link"] td.status', { hasText: 'OK' }).waitFor();
+    expect(await page.locator('#deviceRows tr').first().getAttribute('data-device')).toBe('plc/unit-2');
+    expect(await page.locator('#devsum').textContent()).toBe('field devices: 1 of 3 failing (plc/unit-2)');
+    const twin = JSON.parse((await call('GET', '/api/twin', bearer)).body) as { devices: Array<Record<string, unknown>> };
+    expect(twin.devices.find((d) => d.device === 'unit-2')).toMatchObject({ source: 'plc', status: 'failing', last_good: null });
+    expect(twin.devices.find((d) => d.device === 'unit-1')).toMatchObject({ source: 'plc', status: 'ok' });
+    // The same in /metrics, parsed by a Prometheus text parser; labels are the configured ids only.
+    const metrics = await call('GET', '/metrics', bearer);
+    expect(metrics.status).toBe(200);
+    const by = new Map(parsePrometheus(metrics.body).map((f) => [f.name, f]));
+    const series = (name: string) => by.get(name)?.metrics ?? [];
+    const of = (name: string, device: string, labels: Record<string, string> = {}) =>
+      series(name).find(
+        (m) =>
+          m.labels?.source === 'plc' &&
+          m.labels?.device === device &&
+          Object.entries(labels).every(([k, v]) => m.labels?.[k] === v),
+      );
+    expect(by.get('edge_agent_device_request_duration_seconds')?.type).toBe('HISTOGRAM');
+    expect(Number(of('edge_agent_device_errors_total', 'unit-2', { kind: 'timeout' })?.value)).toBeGreaterThan(0);
+    expect(Number(of('edge_agent_device_errors_total', 'unit-1', { kind: 'timeout' })?.value)).toBe(0);
+    expect(Number(of('edge_agent_device_requests_total', 'unit-1')?.value)).toBeGreaterThan(0);
+    expect(Number(of('edge_agent_device_status', 'unit-2', { status: 'failing' })?.value)).toBe(1);
+    expect(Number(of('edge_agent_device_last_good_timestamp_seconds', 'unit-2')?.value)).toBe(0);
+    expect(Number(of('edge_agent_device_last_good_timestamp_seconds', 'unit-1')?.value)).toBeGreaterThan(1.7e9);
+    // (The parser folds labelled histograms into one sample: the count line is checked in the text.)
+    const count = metrics.body.match(/^edge_agent_device_request_duration_seconds_count\{source="plc",device="unit-1"\} (\d+)$/m);
+    expect(Number(count?.[1])).toBeGreaterThan(0);
+    const devices = new Set(
+      [...metrics.body.matchAll(/^edge_agent_device_\w+\{source="(\w+)",device="([\w-]+)"/gm)].map((m) => `${m[1]}/${m[2]}`),
+    );
+    expect([...devices].sort()).toEqual(['plc/link', 'plc/unit-1', 'plc/unit-2']);
+    await page.locator('#devices').screenshot({ path: join(shots, 'dashboard-devices.png') });
   });
 
   it('has no serious or critical accessibility violations (axe-core)', async () => {

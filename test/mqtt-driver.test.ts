@@ -237,7 +237,7 @@ ${assets}
     // 1. The broker restarts under a running agent: it reconnects by itself.
     await pub.endAsync(true);
     await broker.restart();
-    await waitFor(() => first.src.stats.connects === 2 && first.src.connected, {
+    await waitFor(() => first.src.broker.connects === 2 && first.src.connected, {
       what: 'the source to reconnect',
       timeoutMs: 20_000,
     });
@@ -259,27 +259,43 @@ ${assets}
     console.log(`mqtt restart: 200 queued QoS 1 messages received after the agent came back (${got.length - 200} duplicates)`);
   });
 
-  it('connects over TLS with a client certificate and the password from the environment', async () => {
-    const broker = await startMosquitto({ tls: true, requireClientCert: true });
+  it('connects over TLS with a client certificate and the password from the environment, to a broker that requires one', async () => {
+    // Mosquitto with a password_file (made by mosquitto_passwd) and allow_anonymous false: the password is checked.
+    const users = { agent: 's3cret', plc: 'plc-pw' };
+    const broker = await startMosquitto({ tls: true, requireClientCert: true, users });
     cleanups.push(() => broker.stop());
     const prefix = `tls-${randomUUID().slice(0, 8)}`;
-    const { src, readings } = source(
-      {
-        url: `mqtts://127.0.0.1:${broker.tlsPort}`,
-        username: 'agent',
-        password_env: 'TEST_MQTT_PASSWORD',
-        tls: { ca_file: broker.caFile, cert_file: broker.clientCertFile, key_file: broker.clientKeyFile },
-        subscriptions: [{ topic: `${prefix}/#`, asset: 'pump-1', sensor: 'temperature', value_path: 'v' }],
-      },
-      [sensor],
-      { TEST_MQTT_PASSWORD: 's3cret' },
-    );
+    const config = (password: string) =>
+      source(
+        {
+          url: `mqtts://127.0.0.1:${broker.tlsPort}`,
+          username: 'agent',
+          password_env: 'TEST_MQTT_PASSWORD',
+          connect_timeout: '1s',
+          reconnect_min: '5s',
+          tls: { ca_file: broker.caFile, cert_file: broker.clientCertFile, key_file: broker.clientKeyFile },
+          subscriptions: [{ topic: `${prefix}/#`, asset: 'pump-1', sensor: 'temperature', value_path: 'v' }],
+        },
+        [sensor],
+        { TEST_MQTT_PASSWORD: password },
+      );
+    // A wrong password is refused by the broker (not authorised): no connection, no exception, the link is down.
+    const wrong = config('wrong');
+    await wrong.src.start();
+    expect(wrong.src.connected).toBe(false);
+    await waitFor(() => wrong.src.broker.view().status === 'down', { what: 'the refused link reported down' });
+    await wrong.src.stop();
+    // Anonymous clients are refused too.
+    await expect(publisher(`mqtt://127.0.0.1:${broker.port}`)).rejects.toThrow(/not authori[sz]ed/i);
+
+    const { src, readings } = config('s3cret');
     await src.start();
     expect(src.connected).toBe(true);
-    const pub = await publisher(`mqtt://127.0.0.1:${broker.port}`);
+    const pub = await publisher(`mqtt://127.0.0.1:${broker.port}`, { username: 'plc', password: 'plc-pw' });
     await pub.publishAsync(`${prefix}/a/b`, JSON.stringify({ v: 63.5 }), { qos: 1 });
     await waitFor(() => readings.length === 1, { what: 'a reading over TLS' });
     expect(readings[0]).toMatchObject({ asset: 'pump-1', sensor: 'temperature', value: 63.5, quality: 'good', unit: 'degC' });
+    expect(src.broker.view()).toMatchObject({ status: 'ok', connects: 1, requests: 1 });
   });
 
   it('does not connect over TLS without the client certificate, and does not throw either', async () => {

@@ -110,12 +110,24 @@ describe('local API', () => {
       edge_agent_gateway_disk_free_bytes: 'GAUGE',
       edge_agent_gateway_temperature_celsius: 'GAUGE',
       edge_agent_watchdog_pings_total: 'COUNTER',
+      edge_agent_control_messages_total: 'COUNTER',
+      edge_agent_readings_rejected_total: 'COUNTER',
+      edge_agent_latch_journal_records_total: 'COUNTER',
+      // Per-device series (labelled by configured source and device ids) are checked with a Modbus PLC
+      // in test/dashboard.browser.test.ts; the simulator has none, the families are still declared.
+      edge_agent_device_requests_total: 'COUNTER',
+      edge_agent_device_errors_total: 'COUNTER',
+      edge_agent_device_request_duration_seconds: 'HISTOGRAM',
+      edge_agent_device_last_good_timestamp_seconds: 'GAUGE',
     };
     for (const [name, type] of Object.entries(expected)) expect(by.get(name)?.type, name).toBe(type);
     const good = by.get('edge_agent_readings_total')?.metrics.find((m) => m.labels?.quality === 'good');
     expect(Number(good?.value)).toBeGreaterThan(0);
     expect(Number(by.get('edge_agent_gateway_memory_total_bytes')?.metrics[0]?.value)).toBeGreaterThan(0);
     expect(Number(by.get('edge_agent_store_bytes')?.metrics[0]?.value)).toBeGreaterThan(0);
+    expect(
+      Number(by.get('edge_agent_latch_journal_records_total')?.metrics.find((m) => m.labels?.op === 'record')?.value),
+    ).toBeGreaterThan(0);
     const latency = by.get('edge_agent_action_latency_seconds')?.metrics[0];
     expect(Number(latency?.count)).toBe(1);
     // Bounded labels only: no asset, sensor or detector ids anywhere.

@@ -63,6 +63,24 @@ export function windowOf(d: object): WindowConfig | undefined {
 /** 1 = raised, -1 = cleared, 0 = no change. */
 export type Change = -1 | 0 | 1;
 
+/**
+ * A learned baseline that survives restarts (contract E): a JSON-serialisable plain object. `v` is the
+ * layout version of that detector type's state; `learned_at` the event time learning completed.
+ */
+export interface LearnedState {
+  readonly v: number;
+  readonly learned_at: number;
+  readonly [k: string]: unknown;
+}
+
+/** Where a learning detector stands: from when, until when (a duration), or how many readings of how many. */
+export interface LearningProgress {
+  readonly since: number | null;
+  readonly until: number | null;
+  readonly seen: number;
+  readonly of: number | null;
+}
+
 export abstract class ScalarDetector<C extends ScalarConfigBase = ScalarConfigBase> {
   active = false;
   /** Count of inputs skipped because they were older than the last one judged (order-sensitive detectors). */

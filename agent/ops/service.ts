@@ -106,6 +106,7 @@ export class Service {
       emit: (ev) => agent.store.append(ev),
       isTripped: (asset) => agent.interlocks.state(asset) === 'tripped',
       modelVersion: (asset) => agent.modelVersion(asset),
+      learning: (asset) => agent.learned.views(asset),
       detector: (id) => {
         const d = agent.pipeline.detector(id);
         return d ? { config: d.config, settings: agent.control.settings(id) } : undefined;
@@ -325,6 +326,10 @@ export class Service {
       storeBacklog: g.agent.store.backlog,
       storePath: g.config.store.path,
       trippedAssets: g.agent.interlocks.tripped().length,
+      devices: g.agent.devices,
+      control: g.agent.control.counters,
+      ...(g.agent.model ? { model: g.agent.model.counters as unknown as Record<string, number> } : {}),
+      ...(g.agent.journal ? { journal: g.agent.journal.stats } : {}),
       ...(g.agent.sync ? { sync: g.agent.sync.snapshot() } : {}),
     };
   }
@@ -349,7 +354,12 @@ export class Service {
         if (s) this.telemetry.refresh(s);
         return this.telemetry.metrics();
       },
-      twin: () => ({ gateway: this.config.gateway.id, generated_at: Date.now(), assets: this.gen?.twin.snapshot() ?? [] }),
+      twin: () => ({
+        gateway: this.config.gateway.id,
+        generated_at: Date.now(),
+        assets: this.gen?.twin.snapshot() ?? [],
+        devices: this.gen?.agent.devices.map((d) => d.view()) ?? [],
+      }),
       series: (since) => ({ generated_at: Date.now(), assets: this.gen?.twin.series(since) ?? [] }),
       events: (asset, limit) => {
         const log = this.gen?.events;

@@ -18,6 +18,7 @@
  */
 import type { AgentConfig, DetectorConfig } from '../config/schema.js';
 import type { Setting } from '../control/control.js';
+import type { LearningView } from '../learning.js';
 import { sensorKey } from '../reading.js';
 import type { AgentEvent, Quality, Reading, Severity } from '../types.js';
 
@@ -81,6 +82,8 @@ export interface AssetTwin {
   readonly settings: Readonly<Record<string, Readonly<Record<string, Setting>>>>;
   readonly active_anomalies: readonly ActiveAnomaly[];
   readonly sensors: readonly SensorTwin[];
+  /** The asset's detectors that learn a baseline: learning now (since, until when) or learned (when; restored at start). */
+  readonly learning: readonly LearningView[];
   readonly updated_at: number;
 }
 
@@ -131,6 +134,8 @@ export interface TwinOptions {
   readonly modelVersion?: (asset: string) => string | null;
   /** A detector's effective config and changeable settings (the control plane); default: the file's config. */
   readonly detector?: (id: string) => { config: DetectorConfig; settings: Record<string, Setting> } | undefined;
+  /** The learning detectors of an asset (agent/learning.ts). */
+  readonly learning?: (asset: string) => LearningView[];
 }
 
 const SEVERITY_COST: Record<Severity, number> = { critical: 40, warning: 20, info: 5 };
@@ -372,6 +377,7 @@ export class TwinTracker {
       settings: this.settingsOf(a),
       active_anomalies: [...a.anomalies.values()],
       sensors: a.sensors.map((s) => ({ ...s.twin, window: s.twin.window ? { ...s.twin.window } : null })),
+      learning: this.opts.learning?.(a.id) ?? [],
       updated_at: this.now(),
     };
   }
@@ -390,7 +396,10 @@ export class TwinTracker {
     const a = this.assets.get(id);
     if (!a) return;
     const twin = this.build(a);
-    const sig = `${twin.state}|${twin.active_anomalies.map((x) => x.detector).join(',')}|${Math.floor(twin.health / 10)}|${twin.ack?.at ?? ''}`;
+    const sig = `${twin.state}|${twin.active_anomalies.map((x) => x.detector).join(',')}|${Math.floor(twin.health / 10)}|${twin.ack?.at ?? ''}|${twin.learning
+      .filter((l) => l.learning)
+      .map((l) => l.detector)
+      .join(',')}`;
     if (!force && sig === a.signature) return;
     a.signature = sig;
     this.written++;

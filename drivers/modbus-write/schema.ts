@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { duration } from '../../agent/config/schema.js';
 import { DATA_TYPES, WORD_ORDERS } from '../modbus/codec.js';
+import { modbusSchema } from '../modbus/schema.js';
+
+const line = modbusSchema.shape;
 
 const address = z.int().min(0).max(65535);
 
@@ -24,8 +27,18 @@ export const registerCommandSchema = z.strictObject({
 });
 
 export const modbusWriteSchema = z.strictObject({
-  host: z.string().default('127.0.0.1'),
+  transport: z.enum(['tcp', 'rtu', 'rtu_over_tcp']).default('tcp').meta({
+    description:
+      'tcp: Modbus TCP on its own connection; rtu: RTU on a serial port; rtu_over_tcp: RTU frames through a serial device server. On rtu/rtu_over_tcp a modbus source on the same port shares one bus session (writes go ahead of polls)',
+  }),
+  host: z.string().default('127.0.0.1').meta({ description: 'tcp and rtu_over_tcp: device or gateway address' }),
   port: z.int().min(1).max(65535).default(502),
+  serial_port: line.serial_port,
+  baud_rate: line.baud_rate,
+  parity: line.parity,
+  data_bits: line.data_bits,
+  stop_bits: line.stop_bits,
+  inter_request_gap: line.inter_request_gap,
   unit_id: z.int().min(0).max(255).default(1),
   timeout: duration.prefault('1s').meta({ description: 'Connect and response timeout' }),
   verify: z

@@ -46,7 +46,15 @@ export const modbusSchema = z.strictObject({
     .meta({ description: 'A unit that stops answering is skipped this long (doubling, with jitter) before one probe' }),
   unit_backoff_max: duration.prefault('30s').meta({ description: 'Longest a dead unit is skipped between probes' }),
   stale_session_timeouts: z.int().min(1).default(5).meta({
-    description: 'tcp: reconnect after this many timeouts in a row with no answer from any unit (a half-open connection)',
+    description:
+      'Dead link: reconnect after this many timeouts in a row with no answer from any unit (a half-open TCP connection, a dead gateway, a serial adapter gone stale)',
+  }),
+  dead_link_after: duration.prefault('10s').meta({
+    description:
+      'Dead link: reconnect when a request times out and no unit has answered anything for this long (whichever of this and stale_session_timeouts comes first)',
+  }),
+  keepalive: duration.prefault('10s').meta({
+    description: 'tcp and rtu_over_tcp: TCP keepalive idle time (the kernel probes an idle link after this long)',
   }),
   inter_request_gap: duration
     .prefault('0ms')

@@ -11,6 +11,7 @@
 import { Socket } from 'node:net';
 import ModbusSerial from 'modbus-serial';
 import { Backoff } from '../../agent/backoff.js';
+import { DeviceHealth } from '../../agent/health.js';
 import type { Logger } from '../../agent/log.js';
 import type { ModbusConfig, Table } from './schema.js';
 
@@ -49,7 +50,7 @@ export function classify(err: unknown): ModbusError {
   return new ModbusError('protocol', msg, undefined, { cause: err });
 }
 
-type SessionConfig = Pick<
+export type SessionConfig = Pick<
   ModbusConfig,
   | 'transport'
   | 'host'
@@ -63,27 +64,51 @@ type SessionConfig = Pick<
   | 'reconnect_min'
   | 'reconnect_max'
   | 'stale_session_timeouts'
+  | 'dead_link_after'
+  | 'keepalive'
   | 'inter_request_gap'
 >;
 
-export interface SessionStats {
-  connects: number;
-  connectFailures: number;
-  disconnects: number;
-  staleReconnects: number;
+/** A write: FC5 (one coil), FC15 (coils), FC6 (one register), FC16 (registers), from `address` on. */
+export interface WriteOp {
+  readonly fn: 5 | 15 | 6 | 16;
+  readonly address: number;
+  readonly values: readonly (boolean | number)[];
+}
+
+export interface WriteOutcome {
+  /** Write request → acknowledgement, ms. */
+  readonly writeMs: number;
+  /** What the read-back returned (with `verify`). */
+  readonly readBack?: readonly (boolean | number)[];
+}
+
+interface Job {
+  readonly run: () => Promise<unknown>;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  readonly urgent: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class ModbusSession {
-  readonly stats: SessionStats = { connects: 0, connectFailures: 0, disconnects: 0, staleReconnects: 0 };
+  /**
+   * The link's health: connects, disconnects, dead links (a TCP link where no unit answered
+   * `stale_session_timeouts` requests in a row, i.e. half-open), connect failures as `disconnected` errors.
+   */
+  health: DeviceHealth;
   private client: ModbusRTU | undefined;
   private socket: Socket | undefined;
   private connecting: Promise<void> | undefined;
-  private readonly reconnect: Backoff;
+  private reconnect: Backoff;
   private readonly queues = new Map<number, Promise<unknown>>();
-  private busQueue: Promise<unknown> = Promise.resolve();
+  /** The serial bus's waiting requests: writes (urgent) before polls. One request on the wire at a time. */
+  private readonly jobs: Job[] = [];
+  private busy = false;
   private lastAnswerAt = 0;
+  /** When a unit last answered anything (or the link connected): the dead-link clock. */
+  private lastHeardAt = 0;
   private timeoutsInARow = 0;
   private closed = false;
   /** Generation of the current client; a late event of an old client must not close the new one. */
@@ -92,10 +117,22 @@ export class ModbusSession {
   private readonly inflight = new Set<(err: ModbusError) => void>();
 
   constructor(
-    private readonly cfg: SessionConfig,
+    private cfg: SessionConfig,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    health?: DeviceHealth,
   ) {
+    this.reconnect = new Backoff({ baseMs: cfg.reconnect_min, maxMs: cfg.reconnect_max });
+    this.health = health ?? new DeviceHealth('', 'link', 'modbus_link', this.describe);
+  }
+
+  /**
+   * A source joins a bus session an actuator opened first (before any I/O): its timing settings and its
+   * link health take over, so the link is reported under the source that polls it.
+   */
+  adopt(cfg: SessionConfig, health: DeviceHealth): void {
+    this.cfg = cfg;
+    this.health = health;
     this.reconnect = new Backoff({ baseMs: cfg.reconnect_min, maxMs: cfg.reconnect_max });
   }
 
@@ -144,7 +181,8 @@ export class ModbusSession {
         else await client.linkTelnet(socket, { port: this.cfg.port });
       }
     } catch (err) {
-      this.stats.connectFailures++;
+      this.health.fail('disconnected', this.now());
+      this.health.down(this.now(), 'disconnected');
       this.reconnect.fail(this.now());
       this.generation++;
       this.socket?.destroy();
@@ -161,8 +199,9 @@ export class ModbusSession {
     }
     this.client = client;
     this.timeoutsInARow = 0;
+    this.lastHeardAt = this.now();
     this.reconnect.succeed();
-    this.stats.connects++;
+    this.health.up();
     this.logger.info({ device: this.describe, transport: this.cfg.transport }, 'modbus connected');
   }
 
@@ -171,7 +210,9 @@ export class ModbusSession {
       const socket = new Socket();
       // Field notes: Nagle adds tens of ms per request/response on loopback and LANs.
       socket.setNoDelay(true);
-      socket.setKeepAlive(true, 10_000);
+      // Kernel keepalive finds a dead peer on an idle link; a link with requests in flight is judged by
+      // the application timeouts below (unacknowledged data would otherwise retransmit for ~15 min).
+      socket.setKeepAlive(true, this.cfg.keepalive);
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect timed out after ${this.cfg.connect_timeout} ms`));
@@ -194,7 +235,7 @@ export class ModbusSession {
 
   private onLost(gen: number, reason: string): void {
     if (gen !== this.generation || !this.client) return;
-    this.stats.disconnects++;
+    this.health.down(this.now(), 'disconnected');
     this.logger.warn({ device: this.describe, reason }, 'modbus connection lost; reconnecting');
     this.dropClient();
     this.reconnect.fail(this.now());
@@ -223,11 +264,7 @@ export class ModbusSession {
    */
   read(unitId: number, table: Table, start: number, count: number, timeoutMs: number): Promise<Uint16Array | boolean[]> {
     const run = () => this.readNow(unitId, table, start, count, timeoutMs);
-    if (this.serialBus) {
-      const p = this.busQueue.then(run, run);
-      this.busQueue = p.catch(() => {});
-      return p;
-    }
+    if (this.serialBus) return this.enqueue(run, false);
     const prev = this.queues.get(unitId) ?? Promise.resolve();
     const p = prev.then(run, run);
     this.queues.set(
@@ -237,10 +274,115 @@ export class ModbusSession {
     return p;
   }
 
+  /**
+   * Writes coils or holding registers, then (with `verify`) reads them back in the same turn on the bus,
+   * so no poll comes between the write and its read-back. On a serial bus (rtu, rtu_over_tcp) the write
+   * jumps the poll queue: it waits only for the request on the wire now (a half-duplex bus cannot abort
+   * it) and for writes queued before it. When the bus is idle and connected, the frame is written before
+   * this returns. A write connects even while the reconnect backoff runs: a stop must not wait for it.
+   */
+  write(unitId: number, op: WriteOp, timeoutMs: number, verify: boolean): Promise<WriteOutcome> {
+    const run = () => this.writeNow(unitId, op, timeoutMs, verify);
+    if (this.serialBus) return this.enqueue(run, true);
+    const prev = this.queues.get(unitId) ?? Promise.resolve();
+    const p = prev.then(run, run);
+    this.queues.set(
+      unitId,
+      p.catch(() => {}),
+    );
+    return p;
+  }
+
+  /** Requests waiting for the serial bus (not counting the one on the wire). */
+  get queued(): number {
+    return this.jobs.length;
+  }
+
+  private enqueue<T>(run: () => Promise<T>, urgent: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = { run, resolve: resolve as (v: unknown) => void, reject, urgent };
+      if (urgent) {
+        // After the writes already waiting, before every poll.
+        const i = this.jobs.findIndex((j) => !j.urgent);
+        if (i < 0) this.jobs.push(job);
+        else this.jobs.splice(i, 0, job);
+      } else this.jobs.push(job);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.busy) return;
+    const job = this.jobs.shift();
+    if (!job) return;
+    this.busy = true;
+    // Called synchronously from enqueue() when the bus is idle: the request goes out in this tick.
+    const next = () => {
+      // The bus is free as soon as the answer is in: the next request starts before this one's caller resumes.
+      this.busy = false;
+      this.pump();
+    };
+    job.run().then(
+      (v) => {
+        next();
+        job.resolve(v);
+      },
+      (e) => {
+        next();
+        job.reject(e);
+      },
+    );
+  }
+
   private async readNow(unitId: number, table: Table, start: number, count: number, timeoutMs: number) {
+    const res = await this.exchange<{ data: unknown }>(unitId, timeoutMs, false, (client) =>
+      table === 'holding'
+        ? client.readHoldingRegisters(start, count)
+        : table === 'input'
+          ? client.readInputRegisters(start, count)
+          : table === 'coil'
+            ? client.readCoils(start, count)
+            : client.readDiscreteInputs(start, count),
+    );
+    const data = res.data as number[] | boolean[];
+    if (table === 'coil' || table === 'discrete') return (data as boolean[]).slice(0, count);
+    if (data.length < count) throw new ModbusError('protocol', `asked for ${count} registers, got ${data.length}`);
+    return Uint16Array.from(data as number[]);
+  }
+
+  private async writeNow(unitId: number, op: WriteOp, timeoutMs: number, verify: boolean): Promise<WriteOutcome> {
+    const sent = performance.now();
+    await this.exchange<unknown>(unitId, timeoutMs, true, (client) =>
+      op.fn === 5
+        ? client.writeCoil(op.address, op.values[0] as boolean)
+        : op.fn === 15
+          ? client.writeCoils(op.address, op.values as boolean[])
+          : op.fn === 6
+            ? client.writeRegister(op.address, op.values[0] as number)
+            : client.writeRegisters(op.address, op.values as number[]),
+    );
+    const writeMs = performance.now() - sent;
+    if (!verify) return { writeMs };
+    const n = op.values.length;
+    const bits = op.fn === 5 || op.fn === 15;
+    const res = await this.exchange<{ data: unknown }>(unitId, timeoutMs, true, (client) =>
+      bits ? client.readCoils(op.address, n) : client.readHoldingRegisters(op.address, n),
+    );
+    const data = res.data as Array<number | boolean>;
+    return { writeMs, readBack: data.slice(0, n) };
+  }
+
+  /** One request/answer on the link: connection, bus gap, timeouts, classification, dead-link detection. */
+  private async exchange<T>(
+    unitId: number,
+    timeoutMs: number,
+    urgent: boolean,
+    send: (client: ModbusRTU) => Promise<T>,
+  ): Promise<T> {
     if (this.closed) throw new ModbusError('disconnected', 'session closed');
     if (!this.connected) {
-      if (!this.reconnect.ready(this.now())) throw new ModbusError('disconnected', `not connected to ${this.describe}`);
+      if (!urgent && !this.reconnect.ready(this.now()))
+        throw new ModbusError('disconnected', `not connected to ${this.describe}`);
       await this.open();
     }
     if (this.serialBus && this.cfg.inter_request_gap > 0) {
@@ -255,14 +397,7 @@ export class ModbusSession {
     let guard: NodeJS.Timeout | undefined;
     let abort: ((err: ModbusError) => void) | undefined;
     try {
-      const request =
-        table === 'holding'
-          ? client.readHoldingRegisters(start, count)
-          : table === 'input'
-            ? client.readInputRegisters(start, count)
-            : table === 'coil'
-              ? client.readCoils(start, count)
-              : client.readDiscreteInputs(start, count);
+      const request = send(client);
       // modbus-serial's own timer normally fires first; this guard covers a port that dies silently.
       const timedOut = new Promise<never>((_, reject) => {
         guard = setTimeout(() => reject(new ModbusError('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs + 1000);
@@ -271,18 +406,30 @@ export class ModbusSession {
       });
       const res = await Promise.race([request, timedOut]);
       this.timeoutsInARow = 0;
-      const data = res.data as number[] | boolean[];
-      if (table === 'coil' || table === 'discrete') return (data as boolean[]).slice(0, count);
-      if (data.length < count) throw new ModbusError('protocol', `asked for ${count} registers, got ${data.length}`);
-      return Uint16Array.from(data as number[]);
+      this.lastHeardAt = this.now();
+      this.health.ok(this.lastHeardAt);
+      return res;
     } catch (err) {
       const e = classify(err);
-      if (e.kind === 'timeout' && !this.serialBus && ++this.timeoutsInARow >= this.cfg.stale_session_timeouts) {
-        // No unit has answered for a while on a TCP link: likely half-open. Start over.
-        this.stats.staleReconnects++;
-        this.logger.warn({ device: this.describe, timeouts: this.timeoutsInARow }, 'modbus session looks stale; reconnecting');
+      if (e.kind === 'exception') {
+        this.lastHeardAt = this.now();
+        this.health.ok(this.lastHeardAt);
+      }
+      if (
+        e.kind === 'timeout' &&
+        this.client === client &&
+        (++this.timeoutsInARow >= this.cfg.stale_session_timeouts || this.now() - this.lastHeardAt >= this.cfg.dead_link_after)
+      ) {
+        // No unit has answered for a while: a half-open TCP link, a dead gateway, a serial adapter whose
+        // file descriptor died without an error. Close and reconnect (the backoff paces the retries).
+        this.logger.warn(
+          { device: this.describe, timeouts: this.timeoutsInARow, silent_ms: this.now() - this.lastHeardAt },
+          'modbus link dead (no answer from any unit); reconnecting',
+        );
+        this.health.down(this.now(), 'timeout', true);
         this.timeoutsInARow = 0;
         this.dropClient();
+        this.reconnect.fail(this.now());
       } else if (e.kind === 'disconnected' && this.client === client) {
         this.onLost(this.generation, e.message);
       }

@@ -13,26 +13,23 @@
 
 import { Backoff } from '../../agent/backoff.js';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
+import { DeviceHealth } from '../../agent/health.js';
 import { RateLimitedLog } from '../../agent/log.js';
 import { Poller } from '../../agent/poller.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Quality, Reading } from '../../agent/types.js';
+import { type BusHandle, openBus } from './bus.js';
 import { applyScale, decode } from './codec.js';
 import { type PlanItem, planRequests, type ReadRequest, type UnitItems } from './plan.js';
 import { type ModbusConfig, modbusAddressSchema, type Table } from './schema.js';
-import { classify, type ModbusErrorKind, ModbusSession } from './session.js';
+import { classify, type ModbusErrorKind, type ModbusSession } from './session.js';
 
+/** Per-unit counters besides its `DeviceHealth`. */
 export interface UnitStats {
-  polls: number;
-  requests: number;
+  /** Requests answered. */
   ok: number;
-  timeouts: number;
-  exceptions: number;
-  disconnected: number;
-  protocol: number;
   /** Polls skipped because the unit was backing off after failures. */
   skipped: number;
-  lastError?: ModbusErrorKind;
 }
 
 interface UnitRuntime {
@@ -44,25 +41,21 @@ interface UnitRuntime {
   readonly sensorIndexes: readonly number[];
   readonly backoff: Backoff;
   readonly stats: UnitStats;
+  readonly health: DeviceHealth;
   poller?: Poller;
   /** Overruns of pollers already stopped. */
   overruns: number;
 }
 
-const newStats = (): UnitStats => ({
-  polls: 0,
-  requests: 0,
-  ok: 0,
-  timeouts: 0,
-  exceptions: 0,
-  disconnected: 0,
-  protocol: 0,
-  skipped: 0,
-});
+const newStats = (): UnitStats => ({ ok: 0, skipped: 0 });
+
+/** How /metrics and the twin name a unit: `unit-<id>` (configured ids only). */
+export const unitDevice = (unitId: number) => `unit-${unitId}`;
 
 export class ModbusSource implements SourceDriver {
   private units: UnitRuntime[] = [];
   private session: ModbusSession | undefined;
+  private bus: BusHandle | undefined;
   private readonly errorsLog = new RateLimitedLog(60_000);
   /** Last good value per sensor index. */
   private last = new Float64Array(0);
@@ -104,11 +97,18 @@ export class ModbusSource implements SourceDriver {
     for (const u of overrides.keys()) {
       if (!unitSensors.has(u)) this.ctx.logger.warn({ unit_id: u }, 'modbus unit configured but no sensor reads it');
     }
+    const link = new DeviceHealth(c.id, 'link', 'modbus_link', describeLink(c));
+    // One owner per serial port: a modbus-write actuator on the same bus shares this session (bus.ts).
+    this.bus = openBus(this.ctx.shared, c, `modbus source "${c.id}"`, 'source', this.ctx.logger, this.ctx.now, (s) =>
+      s.adopt(c, link),
+    );
+    this.session = this.bus.session;
     this.units = [...unitSensors.keys()]
       .sort((a, b) => a - b)
       .map((unitId) => {
         const o = overrides.get(unitId);
         return {
+          health: new DeviceHealth(c.id, unitDevice(unitId), 'modbus_unit', `unit ${unitId} on ${describeLink(c)}`, link),
           unitId,
           intervalMs: o?.poll_interval ?? c.poll_interval,
           timeoutMs: o?.timeout ?? c.timeout,
@@ -119,7 +119,6 @@ export class ModbusSource implements SourceDriver {
           overruns: 0,
         };
       });
-    this.session = new ModbusSession(c, this.ctx.logger, this.ctx.now);
   }
 
   /** The request plan, for logs and tests. */
@@ -127,13 +126,57 @@ export class ModbusSource implements SourceDriver {
     return this.units.flatMap((u) => u.requests);
   }
 
-  /** Error and request counters per unit (the device is this source). */
-  stats(): { device: string; session: ModbusSession['stats']; units: Record<number, UnitStats & { overruns: number }> } {
+  /** The health of the link and of every configured unit (published by the agent: /metrics, twin, dashboard). */
+  health(): DeviceHealth[] {
+    const session = this.session as ModbusSession | undefined;
+    for (const u of this.units) u.health.overruns = u.overruns + (u.poller?.stats.overruns ?? 0);
+    return [...(session ? [session.health] : []), ...this.units.map((u) => u.health)];
+  }
+
+  /** Counters per unit and of the link, for tests and benchmarks (the same numbers as `health()`). */
+  stats(): {
+    device: string;
+    session: { connects: number; connectFailures: number; disconnects: number; staleReconnects: number };
+    units: Record<
+      number,
+      UnitStats & {
+        requests: number;
+        timeouts: number;
+        exceptions: number;
+        disconnected: number;
+        protocol: number;
+        overruns: number;
+        lastError?: ModbusErrorKind;
+      }
+    >;
+  } {
+    this.health();
+    const link = (this.session as ModbusSession).health;
     return {
       device: this.session?.describe ?? '',
-      session: { ...(this.session as ModbusSession).stats },
+      session: {
+        connects: link.connects,
+        connectFailures: link.errors.disconnected,
+        disconnects: link.disconnects,
+        staleReconnects: link.deadLinks,
+      },
       units: Object.fromEntries(
-        this.units.map((u) => [u.unitId, { ...u.stats, overruns: u.overruns + (u.poller?.stats.overruns ?? 0) }]),
+        this.units.map((u) => {
+          const h = u.health;
+          return [
+            u.unitId,
+            {
+              ...u.stats,
+              requests: h.requests,
+              timeouts: h.errors.timeout,
+              exceptions: h.errors.exception,
+              disconnected: h.errors.disconnected,
+              protocol: h.errors.protocol,
+              overruns: h.overruns,
+              ...(h.lastError ? { lastError: h.lastError.kind as ModbusErrorKind } : {}),
+            },
+          ];
+        }),
       ),
     };
   }
@@ -145,6 +188,7 @@ export class ModbusSource implements SourceDriver {
   async start(): Promise<void> {
     if (this.started) return;
     const session = this.session as ModbusSession;
+    this.bus?.acquire();
     try {
       await session.open();
     } catch (err) {
@@ -173,10 +217,10 @@ export class ModbusSource implements SourceDriver {
   private async pollUnit(unit: UnitRuntime): Promise<void> {
     const session = this.session as ModbusSession;
     const now = this.ctx.now();
-    unit.stats.polls++;
     const batch: Reading[] = [];
     if (!unit.backoff.ready(now)) {
       unit.stats.skipped++;
+      unit.health.skipped++;
       this.emitFlagged(unit.sensorIndexes, 'stale', now, batch);
       this.ctx.emit(batch);
       return;
@@ -198,17 +242,21 @@ export class ModbusSource implements SourceDriver {
       }
       let attempt = 0;
       for (;;) {
-        unit.stats.requests++;
+        unit.health.requests++;
+        const sent = this.ctx.now();
         try {
           const data = await session.read(unit.unitId, req.table, req.start, req.count, unit.timeoutMs);
+          const at = this.ctx.now();
           unit.stats.ok++;
+          unit.health.ok(at, at - sent);
           anyOk = true;
-          this.decodeInto(req, data, this.ctx.now(), batch);
+          this.decodeInto(req, data, at, batch);
           break;
         } catch (err) {
           const e = classify(err);
-          unit.stats[e.kind === 'timeout' ? 'timeouts' : e.kind === 'exception' ? 'exceptions' : e.kind]++;
-          unit.stats.lastError = e.kind;
+          const at = this.ctx.now();
+          // An exception answer is an answer: the latency counts, the unit is alive.
+          unit.health.fail(e.kind, at, e.kind === 'timeout' || e.kind === 'exception' ? at - sent : undefined);
           this.ctx.count('errors');
           if (e.kind === 'timeout' && attempt++ < retries) continue;
           this.report(unit, req, e.kind, e.message, e.modbusCode);
@@ -280,7 +328,11 @@ export class ModbusSource implements SourceDriver {
     }
     // Drains: a poll in flight ends within its timeout budget, and its readings still reach the pipeline.
     await Promise.all(pollers.map((p) => p.stop()));
-    await this.session?.close();
+    await this.bus?.release();
     this.started = false;
   }
+}
+
+function describeLink(c: ModbusConfig): string {
+  return c.transport === 'rtu' ? `${c.serial_port}` : `${c.transport === 'tcp' ? '' : 'rtu over '}${c.host}:${c.port}`;
 }

@@ -11,6 +11,7 @@
  */
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
+import { DeviceHealth } from '../../agent/health.js';
 import { RateLimitedLog } from '../../agent/log.js';
 import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
 import { makeReading, sensorKey } from '../../agent/reading.js';
@@ -24,11 +25,8 @@ import {
 } from './mapping.js';
 import type { MqttConfig } from './schema.js';
 
+/** Counters besides the broker link's `DeviceHealth` (published per source by the agent). */
 export interface MqttStats {
-  messages: number;
-  readings: number;
-  connects: number;
-  disconnects: number;
   /** Messages on a topic no subscription maps (a broad filter, a stale session subscription). */
   unmatched: number;
   malformed: Record<MalformedReason, number>;
@@ -60,11 +58,13 @@ export function clientOptions(config: MqttConfig & { id: string }, env: NodeJS.P
 }
 
 export class MqttSource implements SourceDriver {
+  /**
+   * The broker link: messages received (`requests`), PINGREQ → PINGRESP round trips (latency),
+   * connects, disconnects, keepalive timeouts (dead links: a broker that stops answering without
+   * closing the socket), malformed messages, last message mapped to a reading (`last_good`).
+   */
+  readonly broker: DeviceHealth;
   readonly stats: MqttStats = {
-    messages: 0,
-    readings: 0,
-    connects: 0,
-    disconnects: 0,
     unmatched: 0,
     malformed: Object.fromEntries(MALFORMED_REASONS.map((r) => [r, 0])) as Record<MalformedReason, number>,
   };
@@ -74,12 +74,22 @@ export class MqttSource implements SourceDriver {
   private readonly warnings = new RateLimitedLog(60_000);
   private readonly batch: Reading[] = [];
   private readonly result: MapResult = { values: [], errors: [] };
+  private keepaliveTimedOut = false;
+  private pingSentAt: number | undefined;
 
   constructor(
     private readonly config: MqttConfig & { id: string },
     private readonly ctx: SourceContext,
     private readonly options: MqttSourceOptions = {},
-  ) {}
+  ) {
+    this.broker = new DeviceHealth(config.id, 'broker', 'mqtt_broker', config.url);
+  }
+
+  /** The broker link's health (published by the agent: /metrics, twin, dashboard). */
+  health(): DeviceHealth[] {
+    this.broker.dropped = { ...this.stats.malformed, unmatched: this.stats.unmatched };
+    return [this.broker];
+  }
 
   /** Compiles the subscriptions and the sensor lookup; checks TLS files and the password variable. No I/O to the broker. */
   init(): void {
@@ -107,7 +117,7 @@ export class MqttSource implements SourceDriver {
       broker: this.config.url,
       logger,
       onConnect: (connack) => {
-        this.stats.connects++;
+        this.broker.up();
         if (!connack.sessionPresent || this.config.clean_session) {
           const filters = Object.fromEntries(this.config.subscriptions.map((s) => [s.topic, { qos: s.qos }]));
           client.subscribe(filters, (err, granted) => {
@@ -118,11 +128,25 @@ export class MqttSource implements SourceDriver {
         }
       },
       onReconnect: () => {
-        this.stats.disconnects++;
+        this.broker.down(this.ctx.now(), this.keepaliveTimedOut ? 'timeout' : 'disconnected', this.keepaliveTimedOut);
+        this.keepaliveTimedOut = false;
         this.ctx.count('reconnects');
       },
     });
     this.client = client;
+    // MQTT.js closes the connection when no packet arrived within 1.5 × keepalive: a silent broker.
+    client.on('error', (err) => {
+      if (/keepalive timeout/i.test(err.message)) this.keepaliveTimedOut = true;
+    });
+    client.on('packetsend', (p) => {
+      if (p.cmd === 'pingreq') this.pingSentAt = performance.now();
+    });
+    client.on('packetreceive', (p) => {
+      if (p.cmd === 'pingresp' && this.pingSentAt !== undefined) {
+        this.broker.observe(performance.now() - this.pingSentAt);
+        this.pingSentAt = undefined;
+      }
+    });
     // Attached in the tick the client is made, before any CONNACK: a persistent session's queued messages follow it at once.
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     await new Promise<void>((resolve) => {
@@ -147,7 +171,7 @@ export class MqttSource implements SourceDriver {
   }
 
   private handle(topic: string, payload: Buffer): void {
-    this.stats.messages++;
+    this.broker.requests++;
     const now = this.ctx.now();
     if (payload.length > this.config.max_payload_bytes) {
       this.malformed('oversize', topic, `${payload.length} bytes`);
@@ -175,13 +199,14 @@ export class MqttSource implements SourceDriver {
       batch.push(makeReading(sensor, v.value, v.eventTime, now));
     }
     if (batch.length > 0) {
-      this.stats.readings += batch.length;
+      this.broker.ok(now);
       this.ctx.emit(batch);
     }
   }
 
   private malformed(reason: MalformedReason, topic: string, detail?: string): void {
     this.stats.malformed[reason]++;
+    this.broker.fail('malformed', this.ctx.now());
     this.ctx.count('malformed');
     // The key is the bounded reason; the topic and detail of the first one show what to look at.
     this.warnings.log(

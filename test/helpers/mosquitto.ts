@@ -13,6 +13,11 @@ export interface MosquittoOptions {
   requireClientCert?: boolean;
   /** Persist sessions and queued messages in `dir` so they survive restart(). Default true. */
   persistence?: boolean;
+  /**
+   * Require these users (name → password): a password_file made with `mosquitto_passwd` (hashed) and
+   * `allow_anonymous false`. Without it, anonymous clients are allowed.
+   */
+  users?: Record<string, string>;
 }
 
 export interface Mosquitto {
@@ -28,6 +33,8 @@ export interface Mosquitto {
   stop(): Promise<void>;
   /** Stops the broker cleanly (it writes its persistence file) and starts it again on the same ports. */
   restart(): Promise<void>;
+  /** Sends a signal to the broker process: SIGSTOP freezes it (sockets stay open, nothing answers), SIGCONT thaws it. */
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -43,9 +50,16 @@ function mosquittoBinary(): string | null {
   return binaryCache;
 }
 
+function passwdBinary(): string | undefined {
+  return [process.env.MOSQUITTO_PASSWD_BIN, 'mosquitto_passwd', '/usr/bin/mosquitto_passwd']
+    .filter((c): c is string => !!c)
+    .find((c) => !spawnSync(c, ['-h'], { stdio: 'ignore' }).error);
+}
+
 /** Why Mosquitto tests cannot run here, or undefined when they can. */
 export function mosquittoUnavailable(options: MosquittoOptions = {}): string | undefined {
   if (!mosquittoBinary()) return 'mosquitto not found on PATH or in /usr/sbin (apt-get install mosquitto)';
+  if (options.users && !passwdBinary()) return 'mosquitto_passwd not found (it comes with the mosquitto package)';
   if (options.tls && spawnSync('openssl', ['version'], { stdio: 'ignore' }).status !== 0) return 'openssl not found';
   return undefined;
 }
@@ -107,8 +121,16 @@ function accepts(port: number): Promise<boolean> {
  * Resolves once every listener accepts TCP connections.
  */
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
-  const { tls = false, requireClientCert = false, persistence = true } = options;
+  const { tls = false, requireClientCert = false, persistence = true, users } = options;
   const dir = mkdtempSync(join(tmpdir(), 'mosquitto-'));
+  const passwordFile = join(dir, 'passwd');
+  if (users) {
+    const bin = passwdBinary();
+    if (!bin) throw new Error(mosquittoUnavailable(options));
+    writeFileSync(passwordFile, '', { mode: 0o600 });
+    // -b: password on the command line (a test secret); the file holds salted hashes, as on a plant broker.
+    for (const [name, password] of Object.entries(users)) execFileSync(bin, ['-b', passwordFile, name, password]);
+  }
   const certs = tls ? makeCertificates(dir) : undefined;
   const configFile = join(dir, 'mosquitto.conf');
   const logFile = join(dir, 'mosquitto.log');
@@ -120,7 +142,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const writeConfig = () => {
     const lines = [
       'per_listener_settings false',
-      'allow_anonymous true',
+      ...(users ? ['allow_anonymous false', `password_file ${passwordFile}`] : ['allow_anonymous true']),
       'set_tcp_nodelay true',
       // Run as whoever runs the tests: as root, Mosquitto would otherwise drop to the "mosquitto" user and
       // lose access to the temp dir. For non-root users the option is ignored.
@@ -192,6 +214,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     const proc = child;
     child = undefined;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGCONT');
     // SIGTERM, not SIGKILL: Mosquitto writes its persistence file on a clean shutdown.
     proc.kill('SIGTERM');
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
@@ -232,6 +255,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       if (stopped) throw new Error('restart() after stop()');
       await halt();
       await launch();
+    },
+    signal(sig) {
+      child?.kill(sig);
     },
   };
 }

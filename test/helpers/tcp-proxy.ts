@@ -28,6 +28,12 @@ export interface TcpProxy {
    * Going up again drops black-holed connections.
    */
   setDown(down: boolean, mode?: DownMode): void;
+  /**
+   * A half-open link: live connections stop forwarding in both directions without closing (no FIN, no
+   * RST: a cable pulled behind a switch), and new connections are black-holed. `stall(false)` forwards
+   * again and lets new connections through.
+   */
+  stall(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -107,6 +113,24 @@ export async function startProxy(opts: ProxyOptions): Promise<TcpProxy> {
       return accepted;
     },
     cutAll,
+    stall(on) {
+      for (const { client, upstream } of pairs) {
+        if (!upstream) continue;
+        if (on) {
+          client.unpipe(upstream);
+          upstream.unpipe(client);
+          client.pause();
+          upstream.pause();
+        } else {
+          client.pipe(upstream);
+          upstream.pipe(client);
+          client.resume();
+          upstream.resume();
+        }
+      }
+      down = on ? 'blackhole' : undefined;
+      if (!on) for (const pair of [...pairs]) if (!pair.upstream) hardClose(pair.client);
+    },
     setDown(isDown, mode = 'reset') {
       const wasBlackhole = down === 'blackhole';
       down = isDown ? mode : undefined;

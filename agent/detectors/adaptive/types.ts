@@ -3,5 +3,4 @@ import type { schema } from './schema.js';
 
 export type AdaptiveConfig = z.output<typeof schema>;
 
-/** Contract E: a detector's learned state, JSON-serialisable. */
-export type LearnedState = { v: number; learned_at: number; [k: string]: unknown };
+export type { LearnedState } from '../common.js';

@@ -10,6 +10,7 @@
  * current row are counted and ignored (the row is already decided).
  */
 import type { Anomaly, Quality } from '../../types.js';
+import type { LearnedState, LearningProgress } from '../common.js';
 import type { MultivariateConfig } from './schema.js';
 import { type DetectorStatistic, StreamingDetector } from './streaming.js';
 
@@ -36,6 +37,9 @@ export class MultivariateDetector {
   private learnRows: Float64Array[] = [];
   private readonly z: Float64Array;
   private statistic = 0;
+  /** The rows the baseline was fitted on (kept for `snapshot()`: refitting them restores it exactly). */
+  private fitTimes: number[] = [];
+  private fitRows: Float64Array[] = [];
 
   constructor(public cfg: MultivariateConfig) {
     this.d = cfg.sensors.length;
@@ -52,6 +56,56 @@ export class MultivariateDetector {
   learning(): boolean {
     return this.learningPhase;
   }
+
+  // --- contract E: learned state survives restarts ------------------------------------------------
+  /** The learning rows (bounded by `learn.readings` / `learn.duration`); undefined while still learning. */
+  snapshot(): LearnedState | undefined {
+    if (this.learningPhase || this.fitRows.length === 0) return undefined;
+    return {
+      v: 1,
+      learned_at: this.fitTimes[this.fitTimes.length - 1] as number,
+      sensors: [...this.cfg.sensors],
+      times: [...this.fitTimes],
+      rows: this.fitRows.map((r) => Array.from(r)),
+    };
+  }
+
+  /** Refits on the stored rows; false (and still learning) when they do not fit this detector. */
+  restore(s: LearnedState): boolean {
+    const { times, rows, sensors } = s as { times?: unknown; rows?: unknown; sensors?: unknown };
+    if (s.v !== 1 || !Array.isArray(times) || !Array.isArray(rows) || rows.length !== times.length || rows.length < 3)
+      return false;
+    if (JSON.stringify(sensors) !== JSON.stringify(this.cfg.sensors)) return false;
+    if (!rows.every((r) => Array.isArray(r) && r.length === this.d && r.every((x) => typeof x === 'number'))) return false;
+    const fitTimes = times as number[];
+    const fitRows = (rows as number[][]).map((r) => Float64Array.from(r));
+    const det = this.makeDetector();
+    try {
+      det.fit(fitTimes, fitRows);
+    } catch {
+      return false;
+    }
+    this.det = det;
+    this.fitTimes = fitTimes;
+    this.fitRows = fitRows;
+    this.learnTimes = [];
+    this.learnRows = [];
+    this.learningPhase = false;
+    return true;
+  }
+
+  learningProgress(): LearningProgress | undefined {
+    if (!this.learningPhase) return undefined;
+    const { readings, duration } = this.cfg.learn;
+    const since = this.learnTimes[0] ?? null;
+    return {
+      since,
+      until: since !== null && duration !== undefined ? since + duration : null,
+      seen: this.learnRows.length,
+      of: readings ?? null,
+    };
+  }
+  // -------------------------------------------------------------------------------------------------
 
   private makeDetector(): StreamingDetector {
     const c = this.cfg;
@@ -80,6 +134,8 @@ export class MultivariateDetector {
     this.learningPhase = true;
     this.learnTimes = [];
     this.learnRows = [];
+    this.fitTimes = [];
+    this.fitRows = [];
     this.active = false;
     this.det = this.makeDetector();
   }
@@ -131,6 +187,8 @@ export class MultivariateDetector {
         (duration !== undefined && this.rowTime - (this.learnTimes[0] as number) >= duration);
       if (done && n >= 3) {
         this.det.fit(this.learnTimes, this.learnRows);
+        this.fitTimes = this.learnTimes;
+        this.fitRows = this.learnRows;
         this.learnTimes = [];
         this.learnRows = [];
         this.learningPhase = false;

@@ -1,5 +1,5 @@
 import type { Quality } from '../../types.js';
-import { type Change, ScalarDetector } from '../common.js';
+import { type Change, type LearnedState, type LearningProgress, ScalarDetector } from '../common.js';
 import type { ZscoreConfig } from './schema.js';
 
 export class ZScoreDetector extends ScalarDetector<ZscoreConfig> {
@@ -16,10 +16,47 @@ export class ZScoreDetector extends ScalarDetector<ZscoreConfig> {
   private z = 0;
   private up = 0;
   private down = 0;
+  private maxZ = 0;
+  private learnedAt = Number.NaN;
 
   override learning(): boolean {
     return this.learningPhase;
   }
+
+  // --- contract E: learned state survives restarts ------------------------------------------------
+  /** The baseline (mean, std, largest |z| seen while learning); undefined while still learning. */
+  snapshot(): LearnedState | undefined {
+    if (this.learningPhase) return undefined;
+    return { v: 1, learned_at: this.learnedAt, mean: this.mu, std: this.sd, max_z: this.maxZ, readings: this.nLearn };
+  }
+
+  /** Takes a baseline back; false (and still learning) when the state is not one this version wrote. */
+  restore(s: LearnedState): boolean {
+    const { mean, std, max_z, readings } = s as { mean?: unknown; std?: unknown; max_z?: unknown; readings?: unknown };
+    if (s.v !== 1 || typeof mean !== 'number' || typeof std !== 'number' || typeof max_z !== 'number') return false;
+    if (!Number.isFinite(mean) || !(std > 0) || !Number.isFinite(max_z)) return false;
+    this.mu = mean;
+    this.sd = std;
+    this.maxZ = max_z;
+    this.nLearn = typeof readings === 'number' ? readings : 0;
+    this.learnedAt = s.learned_at;
+    this.learningPhase = false;
+    this.setLimit();
+    return true;
+  }
+
+  learningProgress(): LearningProgress | undefined {
+    if (!this.learningPhase) return undefined;
+    const { readings, duration } = this.cfg.learn;
+    const since = Number.isNaN(this.learnStart) ? null : this.learnStart;
+    return {
+      since,
+      until: since !== null && duration !== undefined ? since + duration : null,
+      seen: this.nLearn,
+      of: readings ?? null,
+    };
+  }
+  // -------------------------------------------------------------------------------------------------
 
   override relearn(): void {
     this.learningPhase = true;
@@ -91,6 +128,10 @@ export class ZScoreDetector extends ScalarDetector<ZscoreConfig> {
     let m2 = 0;
     for (let i = 0; i < this.nLearn; i++) m2 += ((this.learned[i] as number) - this.mu) ** 2;
     this.sd = Math.max(Math.sqrt(m2 / (this.nLearn - 1)), 1e-9);
+    let maxZ = 0;
+    for (let i = 0; i < this.nLearn; i++) maxZ = Math.max(maxZ, Math.abs((this.learned[i] as number) - this.mu) / this.sd);
+    this.maxZ = maxZ;
+    this.learnedAt = t;
     this.learningPhase = false;
     this.setLimit();
   }
@@ -101,9 +142,7 @@ export class ZScoreDetector extends ScalarDetector<ZscoreConfig> {
       this.limit = c.limit;
       return;
     }
-    let maxZ = 0;
-    for (let i = 0; i < this.nLearn; i++) maxZ = Math.max(maxZ, Math.abs((this.learned[i] as number) - this.mu) / this.sd);
-    this.limit = (c.limit_factor ?? 1) * maxZ;
+    this.limit = (c.limit_factor ?? 1) * this.maxZ;
   }
 
   evidence(): Record<string, unknown> {
