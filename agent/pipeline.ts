@@ -350,6 +350,13 @@ export class Pipeline {
     return this.model?.counters;
   }
 
+  /** Inputs the detectors skipped as older than the last one each judged (published on /metrics). */
+  detectorsSkipped(): number {
+    let n = 0;
+    for (const d of this.detectors.values()) n += d.outOfOrder;
+    return n;
+  }
+
   /** Every detector by id (control plane, learned-state persistence). */
   detectorsById(): Iterable<[string, AnyDetector]> {
     return this.detectors.entries();

@@ -54,7 +54,6 @@ describe('Poller', () => {
     await poller.stop();
     expect(starts.map((t) => t - t0)).toEqual([0, 300, 400]);
     expect(poller.stats.overruns).toBe(2);
-    expect(poller.stats.failures).toBe(1);
   });
 
   it('stop() waits for the poll in flight and is idempotent', async () => {
@@ -74,6 +73,5 @@ describe('Poller', () => {
     await stopping;
     await poller.stop();
     expect(done).toBe(true);
-    expect(poller.stats.polls).toBe(1);
   });
 });

@@ -17,14 +17,12 @@ export interface PollerOptions {
 }
 
 export interface PollerStats {
-  polls: number;
-  failures: number;
-  /** Slots skipped because the previous poll was still running. */
+  /** Slots skipped because the previous poll was still running (the driver publishes them per device). */
   overruns: number;
 }
 
 export class Poller {
-  readonly stats: PollerStats = { polls: 0, failures: 0, overruns: 0 };
+  readonly stats: PollerStats = { overruns: 0 };
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private running = false;
@@ -47,11 +45,9 @@ export class Poller {
   private tick(): void {
     if (!this.running) return;
     this.timer = undefined;
-    this.stats.polls++;
     this.inFlight = this.opts.poll().then(
       () => {},
       (err: Error) => {
-        this.stats.failures++;
         this.errors.log(this.opts.logger, 'warn', 'poll', { poller: this.opts.name, err: err.message }, 'poll failed');
       },
     );

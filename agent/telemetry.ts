@@ -55,6 +55,8 @@ export interface TelemetrySnapshot {
   };
   /** The on-device model's counters, when a model is configured. */
   readonly model?: Readonly<Record<string, number>>;
+  /** Inputs the detectors skipped because they were older than the last one each judged. */
+  readonly detectorsSkipped?: number;
   /** The latch journal's counters, when there is one. */
   readonly journal?: { readonly records: number; readonly syncs: number; readonly errors: number };
   /** The Kafka sync, when configured. */
@@ -257,6 +259,11 @@ export class Telemetry {
     labelNames: ['op'],
     registers: this.r,
   });
+  readonly detectorSkipped = new Counter({
+    name: 'edge_agent_detector_inputs_skipped_total',
+    help: 'Inputs detectors skipped because they were older than the last one each judged (order-sensitive detectors: z-score, rate of change, flatline, adaptive, multivariate rows)',
+    registers: this.r,
+  });
   readonly readingsRejected = new Counter({
     name: 'edge_agent_readings_rejected_total',
     help: 'Readings the pipeline flagged on arrival, by reason (late, future, untrusted_clock, out_of_order)',
@@ -450,6 +457,7 @@ export class Telemetry {
     this.feed(this.readingsRejected, 'rej.future', p.future, { reason: 'future' });
     this.feed(this.readingsRejected, 'rej.untrusted', p.untrustedClock, { reason: 'untrusted_clock' });
     this.feed(this.readingsRejected, 'rej.ooo', p.outOfOrder, { reason: 'out_of_order' });
+    this.feed(this.detectorSkipped, 'ds', s.detectorsSkipped ?? 0);
     if (s.sync) {
       this.syncLagEvents.set(s.sync.lagEvents);
       this.syncLagSeconds.set(s.sync.lagSeconds);

@@ -112,6 +112,7 @@ describe('local API', () => {
       edge_agent_watchdog_pings_total: 'COUNTER',
       edge_agent_control_messages_total: 'COUNTER',
       edge_agent_readings_rejected_total: 'COUNTER',
+      edge_agent_detector_inputs_skipped_total: 'COUNTER',
       edge_agent_latch_journal_records_total: 'COUNTER',
       // Per-device series (labelled by configured source and device ids) are checked with a Modbus PLC
       // in test/dashboard.browser.test.ts; the simulator has none, the families are still declared.

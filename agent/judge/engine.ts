@@ -30,9 +30,6 @@ export interface SourceClock {
   /** Earliest end of an open window among the source's sensors (NaN: none). */
   deadline: number;
   readonly series: SensorSeries[];
-  late: number;
-  future: number;
-  untrusted: number;
   /** The sweep over `series` closing due windows: next index, and how many were visited this pass. */
   cursor: number;
   swept: number;
@@ -61,9 +58,6 @@ export class WindowEngine {
         watermark: Number.NEGATIVE_INFINITY,
         deadline: Number.NaN,
         series: [],
-        late: 0,
-        future: 0,
-        untrusted: 0,
         cursor: 0,
         swept: 0,
       };

@@ -38,16 +38,13 @@ export class EventTimeGate {
     const c = this.counters;
     if (clockTrusted && t > now + this.maxSkew) {
       c.future++;
-      src.future++;
       return 'future';
     }
     if (t < this.trustedAfter) {
       c.untrustedClock++;
-      src.untrusted++;
     }
     if (t < src.watermark) {
       c.late++;
-      src.late++;
       return 'late';
     }
     return 'pass';

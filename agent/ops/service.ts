@@ -321,6 +321,7 @@ export class Service {
     return {
       generation: g,
       pipeline: g.agent.pipeline.counters,
+      detectorsSkipped: g.agent.pipeline.detectorsSkipped(),
       sources: g.agent.sourceCounters.values(),
       store: g.agent.store.stats,
       storeBacklog: g.agent.store.backlog,

@@ -167,8 +167,6 @@ export class TwinTracker {
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
-  /** Twin events written so far. */
-  written = 0;
 
   private readonly detectorConfigs: ReadonlyMap<string, DetectorConfig>;
   /** The span of the series (ms): markers older than it are off the chart and dropped. */
@@ -402,7 +400,6 @@ export class TwinTracker {
       .join(',')}`;
     if (!force && sig === a.signature) return;
     a.signature = sig;
-    this.written++;
     this.opts.emit({ kind: 'twin', key: id, eventTime: twin.updated_at, payload: twin as unknown as Record<string, unknown> });
   }
 
