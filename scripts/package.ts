@@ -98,8 +98,7 @@ function prune(modules: string): void {
   // headers are build-time only; the shared libraries are stripped of debug symbols.
   const ckjs = join(modules, '@confluentinc', 'kafka-javascript');
   if (existsSync(ckjs)) {
-    for (const d of ['deps', 'src', join('build', 'Release', 'obj.target'), join('build', 'Release', '.deps')])
-      rm(join(ckjs, d));
+    for (const d of ['deps', 'src', join('build', 'Release', 'obj.target'), join('build', 'Release', '.deps')]) rm(join(ckjs, d));
     const libs = join(ckjs, 'build', 'deps');
     for (const f of readdirSync(libs, { withFileTypes: true })) {
       const p = join(libs, f.name);
