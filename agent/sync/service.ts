@@ -42,7 +42,12 @@ export class SyncService {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts the sync thread once the store is open (retries while it is not). Never blocks on Kafka. */
+  /** Process id of the sync process (undefined until started). */
+  get pid(): number | undefined {
+    return this.worker?.pid;
+  }
+
+  /** Starts the sync process once the store is open (retries while it is not). Never blocks on Kafka. */
   start(): void {
     if (this.worker || this.stopped) return;
     if (this.store.stats.degraded || this.path === ':memory:') {
