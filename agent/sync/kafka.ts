@@ -85,7 +85,7 @@ export interface EncodedRecord {
   readonly key: string;
   readonly value: Buffer;
   readonly timestamp: number;
-  readonly headers: MessageHeader[];
+  readonly headers: MessageHeader[] | undefined;
 }
 
 /** A stored event as the syncer reads it. */
@@ -96,6 +96,8 @@ export interface RecordContext {
   readonly storeId: string;
   readonly bootId: string;
   readonly replay?: boolean;
+  /** Identity headers on each record (default true); the value carries the same fields. */
+  readonly headers?: boolean;
 }
 
 /** The Kafka record key of an event: gateway-qualified, so equal asset ids of two gateways never collide. */
@@ -113,6 +115,7 @@ export class RecordEncoder {
   private readonly keyPrefix: string;
   /** The session's constant headers as the native client takes them (one object per header, reused). */
   private readonly fixed: MessageHeader[];
+  private readonly withHeaders: boolean;
 
   constructor(ctx: RecordContext) {
     const replay = ctx.replay === true;
@@ -128,6 +131,7 @@ export class RecordEncoder {
     };
     this.keyPrefix = `${ctx.gatewayId}/`;
     this.fixed = Object.entries(this.headers).map(([k, v]) => ({ [k]: v }));
+    this.withHeaders = ctx.headers !== false;
   }
 
   /** The same record for the native client: key, value bytes, timestamp and headers in the same order. */
@@ -136,13 +140,18 @@ export class RecordEncoder {
     const value = Buffer.from(
       `${this.prefix}"seq":${seq},"kind":"${r.kind}","key":${JSON.stringify(r.key)},"event_time":${r.event_time},"ingest_time":${r.ingest_time},"payload":${r.payload}}`,
     );
-    return { key: this.keyPrefix + r.key, value, timestamp: r.event_time, headers: [...this.fixed, { seq }, { kind: r.kind }] };
+    return {
+      key: this.keyPrefix + r.key,
+      value,
+      timestamp: r.event_time,
+      headers: this.withHeaders ? [...this.fixed, { seq }, { kind: r.kind }] : undefined,
+    };
   }
 
   /** Bytes of a record on the wire before compression, framing excluded (key, value, header names and values). */
   static size(rec: EncodedRecord): number {
     let n = Buffer.byteLength(rec.key) + rec.value.length;
-    for (const h of rec.headers) for (const k in h) n += k.length + Buffer.byteLength(String(h[k]));
+    for (const h of rec.headers ?? []) for (const k in h) n += k.length + Buffer.byteLength(String(h[k]));
     return n;
   }
 

@@ -170,7 +170,14 @@ export class TxnProducer {
   }
 
   /** Queues one record (librdkafka copies it). `opaque` comes back in its delivery report. */
-  produce(topic: string, key: string, value: Buffer, timestamp: number, headers: MessageHeader[], opaque: number): void {
+  produce(
+    topic: string,
+    key: string,
+    value: Buffer,
+    timestamp: number,
+    headers: MessageHeader[] | undefined,
+    opaque: number,
+  ): void {
     this.producer.produce(topic, null, value, key, timestamp, opaque, headers);
     this.expected++;
   }

@@ -334,7 +334,12 @@ export class Syncer {
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
-    const encoder = new RecordEncoder({ gatewayId: this.deps.gatewayId, storeId: this.storeId, bootId: this.bootId });
+    const encoder = new RecordEncoder({
+      gatewayId: this.deps.gatewayId,
+      storeId: this.storeId,
+      bootId: this.bootId,
+      headers: cfg.headers,
+    });
     const topics = new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)]));
     while (this.running) {
       try {
@@ -366,6 +371,14 @@ export class Syncer {
         let bytes = 0;
         await producer.begin();
         let delivered: Delivered[];
+        // The cursor commit's round trips (find the group coordinator, AddOffsetsToTxn, TxnOffsetCommit)
+        // run while the records are handed over and sent; records and cursor still commit together.
+        const cursorSent = producer.sendCursor(
+          cursorTopic(cfg),
+          last.seq,
+          JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
+        );
+        cursorSent.catch(() => {});
         try {
           for (const r of rows) {
             const rec = encoder.record(r);
@@ -377,11 +390,7 @@ export class Syncer {
             producer.produce(topics.get(r.kind) ?? topicFor(cfg, r.kind), rec.key, rec.value, rec.timestamp, rec.headers, r.seq);
             bytes += r.payload.length;
           }
-          await producer.sendCursor(
-            cursorTopic(cfg),
-            last.seq,
-            JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
-          );
+          await cursorSent;
           delivered = await producer.commit();
         } catch (err) {
           await producer.abort().catch(() => {});

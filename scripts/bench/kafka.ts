@@ -215,124 +215,131 @@ export const kafka: BenchSection = {
     const broker = await startKafka({ partitions: 3, logLevel: 'WARN' });
     try {
       const over = JSON.parse(process.env.SYNC_BENCH_OVERRIDES ?? '{}') as Record<string, unknown>;
-      const cfg = syncConfig(broker.brokers, 'bench.', { linger: '100ms', ...over });
-      const codec = cfg.compression;
 
-      // 1. The drain alone.
-      const path = join(dir.path, 'backlog.db');
-      const t0 = Date.now() - EVENTS;
-      let store = openStore(path, LIMITS);
-      await store.open();
-      await buildBacklog(store, EVENTS, t0);
-      await store.close();
-      store = openStore(path, LIMITS);
-      await store.open();
-      const loadBefore = loadavg();
-      const cpu0 = process.cpuUsage();
-      const start = performance.now();
-      let service: SyncService = startSync(store, path, cfg);
-      await waitDrained(store);
-      const drainSecs = (performance.now() - start) / 1000;
-      const parentCpu = (() => {
+      // 1. The drain alone, with the identity headers (default) and without (sync.kafka.headers: false).
+      const drain = async (headers: boolean) => {
+        const tag = headers ? 'h' : 'n';
+        const prefix = `bench-${tag}.`;
+        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', ...over, headers });
+        const codec = cfg.compression;
+        const path = join(dir.path, `backlog-${tag}.db`);
+        const t0 = Date.now() - EVENTS;
+        let store = openStore(path, LIMITS);
+        await store.open();
+        await buildBacklog(store, EVENTS, t0);
+        await store.close();
+        store = openStore(path, LIMITS);
+        await store.open();
+        const loadBefore = loadavg();
+        const cpu0 = process.cpuUsage();
+        const start = performance.now();
+        const service: SyncService = startSync(store, path, cfg);
+        await waitDrained(store);
+        const drainSecs = (performance.now() - start) / 1000;
         const u = process.cpuUsage(cpu0);
-        return (u.user + u.system) / 1e6;
-      })();
-      const childCpu = procCpu(service.pid);
-      const sent = service.status?.sentEvents ?? EVENTS;
-      await service.stop();
-      await store.close();
-      const agentCpu = parentCpu + childCpu;
-      const loadAfter = loadavg();
+        const parentCpu = (u.user + u.system) / 1e6;
+        const childCpu = procCpu(service.pid);
+        const sent = service.status?.sentEvents ?? EVENTS;
+        await service.stop();
+        await store.close();
+        const agentCpu = parentCpu + childCpu;
+        const loadAfter = loadavg();
 
-      // The agent's records, exported for kcat.
-      const files: Array<{ topic: string; file: string; headers: string[]; records: number; bytes: number }> = [];
-      for (const kind of EVENT_KINDS) {
-        const topic = `bench.${kind}`;
-        const file = join(dir.path, `${kind}.txt`);
-        const r = await exportTopic(broker.brokers, topic, file);
-        if (r.records > 0) files.push({ topic, file, ...r });
-      }
-      const records = files.reduce((n, f) => n + f.records, 0);
-      const bytes = files.reduce((n, f) => n + f.bytes, 0);
-      const kcatRun = async (variant: 'idempotent' | 'transactional') => {
-        let secs = 0;
-        let cpu = 0;
-        for (const f of files) {
-          const topic = `kcat-${variant}.${f.topic}`;
-          await createTopic(broker.brokers, topic, 3);
-          const hs = f.headers.flatMap((h) => ['-H', h.startsWith('seq=') ? `seq=${'9'.repeat(h.length - 4)}` : h]);
-          const args = ['-P', '-b', broker.brokers, '-t', topic, '-K', '\t', '-z', codec, ...hs];
-          args.push('-X', 'acks=all', '-X', 'enable.idempotence=true', '-X', 'partitioner=murmur2_random', '-X', 'linger.ms=5');
-          if (variant === 'transactional') args.push('-X', `transactional.id=bench-kcat-${f.topic}`);
-          args.push('-l', f.file);
-          const r = await run('kcat', args);
-          secs += r.secs;
-          cpu += r.cpu;
+        // The agent's records, exported for kcat.
+        const files: Array<{ topic: string; file: string; headers: string[]; records: number; bytes: number }> = [];
+        for (const kind of EVENT_KINDS) {
+          const topic = `${prefix}${kind}`;
+          const file = join(dir.path, `${tag}-${kind}.txt`);
+          const r = await exportTopic(broker.brokers, topic, file);
+          if (r.records > 0) files.push({ topic, file, ...r });
         }
-        return { secs, cpu };
+        const records = files.reduce((n, f) => n + f.records, 0);
+        const bytes = files.reduce((n, f) => n + f.bytes, 0);
+        const kcatRun = async (variant: 'idempotent' | 'transactional') => {
+          let secs = 0;
+          let cpu = 0;
+          for (const f of files) {
+            const topic = `kcat-${variant}.${f.topic}`;
+            await createTopic(broker.brokers, topic, 3);
+            const hs = headers
+              ? f.headers.flatMap((h) => ['-H', h.startsWith('seq=') ? `seq=${'9'.repeat(h.length - 4)}` : h])
+              : [];
+            const args = ['-P', '-b', broker.brokers, '-t', topic, '-K', '\t', '-z', codec, ...hs];
+            args.push('-X', 'acks=all', '-X', 'enable.idempotence=true', '-X', 'partitioner=murmur2_random', '-X', 'linger.ms=5');
+            if (variant === 'transactional') args.push('-X', `transactional.id=bench-kcat-${f.topic}`);
+            args.push('-l', f.file);
+            const r = await run('kcat', args);
+            secs += r.secs;
+            cpu += r.cpu;
+          }
+          return { secs, cpu };
+        };
+        const idem = await kcatRun('idempotent');
+        const txn = await kcatRun('transactional');
+        const kcatLoad = loadavg();
+        const mb = (secs: number) => round(bytes / secs / 1e6);
+        const perM = (cpu: number, n: number) => round((cpu / n) * 1e6);
+        const ours = sent / drainSecs;
+        const what = headers ? 'with the 6 identity headers' : 'without headers (sync.kafka.headers: false)';
+        const note = `${records} records, ${(bytes / 1e6).toFixed(0)} MB key+value+headers, ${codec}, 3 partitions, pages of ${cfg.batch_max_events}; load avg ${loadBefore} → ${loadAfter}, kcat ${kcatLoad}`;
+        rows.push(
+          {
+            section: S,
+            name: `drain ${sent} events ${what} (transaction per page) vs kcat idempotent, identical records`,
+            value: Math.round(ours),
+            unit: 'events/s',
+            baseline: {
+              name: 'kcat -P idempotent',
+              value: Math.round(records / idem.secs),
+              ratio: round(ours / (records / idem.secs)),
+            },
+            note,
+          },
+          {
+            section: S,
+            name: `drain ${sent} events ${what} vs kcat transactional (one transaction per run), identical records`,
+            value: Math.round(ours),
+            unit: 'events/s',
+            baseline: {
+              name: 'kcat -P transactional',
+              value: Math.round(records / txn.secs),
+              ratio: round(ours / (records / txn.secs)),
+            },
+          },
+          {
+            section: S,
+            name: `drain throughput ${what} (key + value + header bytes)`,
+            value: mb(drainSecs),
+            unit: 'MB/s',
+            baseline: { name: 'kcat idempotent', value: mb(idem.secs), ratio: round(idem.secs / drainSecs) },
+            note: `kcat transactional ${mb(txn.secs)} MB/s`,
+          },
+          {
+            section: S,
+            name: `drain CPU per million events ${what} (agent: sync process + agent process)`,
+            value: perM(agentCpu, sent),
+            unit: 'CPU-s/M events',
+            baseline: {
+              name: 'kcat idempotent',
+              value: perM(idem.cpu, records),
+              ratio: round(agentCpu / sent / (idem.cpu / records)),
+            },
+            note: `sync process ${childCpu.toFixed(1)} s, agent process ${parentCpu.toFixed(1)} s; kcat transactional ${perM(txn.cpu, records)} CPU-s/M`,
+          },
+        );
       };
-      const idem = await kcatRun('idempotent');
-      const txn = await kcatRun('transactional');
-      const kcatLoad = loadavg();
-      const mb = (secs: number) => round(bytes / secs / 1e6);
-      const perM = (cpu: number, n: number) => round((cpu / n) * 1e6);
-      const ours = sent / drainSecs;
-      const note = `${records} records, ${(bytes / 1e6).toFixed(0)} MB key+value+headers, ${codec}, 3 partitions; load avg ${loadBefore} → ${loadAfter}, kcat ${kcatLoad}`;
-      rows.push(
-        {
-          section: S,
-          name: `drain ${sent} events (agent: transactional per page, acks=all, ${codec}) vs kcat idempotent, identical records`,
-          value: Math.round(ours),
-          unit: 'events/s',
-          baseline: {
-            name: 'kcat -P idempotent',
-            value: Math.round(records / idem.secs),
-            ratio: round(ours / (records / idem.secs)),
-          },
-          note,
-        },
-        {
-          section: S,
-          name: `drain ${sent} events vs kcat transactional (one transaction per run), identical records`,
-          value: Math.round(ours),
-          unit: 'events/s',
-          baseline: {
-            name: 'kcat -P transactional',
-            value: Math.round(records / txn.secs),
-            ratio: round(ours / (records / txn.secs)),
-          },
-        },
-        {
-          section: S,
-          name: 'drain throughput (key + value + header bytes)',
-          value: mb(drainSecs),
-          unit: 'MB/s',
-          baseline: { name: 'kcat idempotent', value: mb(idem.secs), ratio: round(idem.secs / drainSecs) },
-          note: `kcat transactional ${mb(txn.secs)} MB/s`,
-        },
-        {
-          section: S,
-          name: 'drain CPU per million events (agent: sync process + agent process)',
-          value: perM(agentCpu, sent),
-          unit: 'CPU-s/M events',
-          baseline: {
-            name: 'kcat idempotent',
-            value: perM(idem.cpu, records),
-            ratio: round(agentCpu / sent / (idem.cpu / records)),
-          },
-          note: `sync process ${childCpu.toFixed(1)} s, agent process ${parentCpu.toFixed(1)} s; kcat transactional ${perM(txn.cpu, records)} CPU-s/M`,
-        },
-      );
+      for (const h of (process.env.KAFKA_BENCH_HEADERS ?? 'true,false').split(',')) await drain(h === 'true');
 
       // 2. The pipeline at 50k readings/s: idle, then while a backlog drains.
       const path2 = join(dir.path, 'load.db');
-      store = openStore(path2, LIMITS);
+      let service: SyncService | undefined;
+      const store = openStore(path2, LIMITS);
       await store.open();
       await buildBacklog(store, LOAD_EVENTS, Date.now() - LOAD_EVENTS);
       const idle = await plantLoad(store, async () => {
         await sleep(10_000);
       });
-      const cfg2 = syncConfig(broker.brokers, 'bench2.', { linger: '100ms', ...over });
+      const cfg2 = syncConfig(broker.brokers, 'bench-load.', { linger: '100ms', ...over });
       let drainStart = 0;
       let drainEnd = 0;
       const busy = await plantLoad(store, async () => {
@@ -341,7 +348,7 @@ export const kafka: BenchSection = {
         await waitDrained(store, 2000);
         drainEnd = performance.now();
       });
-      await service.stop();
+      await service?.stop();
       await store.close();
       const sortIdle = Float64Array.from(idle.lat).sort();
       const sortBusy = Float64Array.from(busy.lat).sort();
