@@ -412,7 +412,7 @@ export const syncSchema = z
         }),
         batch_max_events: z.int().min(1).max(100_000).default(20_000).meta({
           description:
-            'Events per Kafka transaction (a page). Record batches inside it are cut below the topics\' max.message.bytes',
+            "Events per Kafka transaction (a page). Record batches inside it are cut below the topics' max.message.bytes",
         }),
         batch_max_bytes: byteSize.prefault('8MB').meta({ description: 'Payload bytes per Kafka transaction (a page)' }),
         linger: duration.prefault('200ms').meta({ description: 'Longest a partly filled batch waits for more events' }),
