@@ -6,6 +6,7 @@
  * run. Talks to the main thread only over IPC: status, log lines, writer messages.
  * It exits when the main process goes away (the IPC channel closes).
  */
+import { setPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import type { SyncToWriter, WriterToSync } from '../store/worker.js';
@@ -31,9 +32,19 @@ export type SyncWorkerReply =
   | { readonly op: 'stopped' }
   | { readonly op: 'failed'; readonly message: string };
 
+/** Nice value of the sync process (0 = normal, 19 = lowest). */
+const SYNC_NICE = 10;
+
 const send = (m: SyncWorkerReply) => process.send?.(m);
 if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
 process.once('disconnect', () => process.exit(0));
+// Background work: under CPU contention the agent's process (detection, stops) goes first. Set
+// before librdkafka starts its threads, which inherit it.
+try {
+  setPriority(SYNC_NICE);
+} catch {
+  // Not permitted (a seccomp filter, a container): the drain runs at normal priority.
+}
 
 const data = await new Promise<SyncWorkerData>((resolve) => {
   const first = (m: SyncWorkerRequest) => {

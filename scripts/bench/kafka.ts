@@ -239,7 +239,7 @@ export const kafka: BenchSection = {
         const u = process.cpuUsage(cpu0);
         const parentCpu = (u.user + u.system) / 1e6;
         const childCpu = procCpu(service.pid);
-        const sent = service.status?.sentEvents ?? EVENTS;
+        const sent = EVENTS;
         await service.stop();
         await store.close();
         const agentCpu = parentCpu + childCpu;
