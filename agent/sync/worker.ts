@@ -38,6 +38,10 @@ const SYNC_NICE = 10;
 const send = (m: SyncWorkerReply) => process.send?.(m);
 if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
 process.once('disconnect', () => process.exit(0));
+// A terminal's Ctrl-C or systemd's SIGTERM reach the whole process group / cgroup: the agent's process
+// stops this one in order (the transaction in flight finishes), or its exit closes the IPC channel.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 // Background work: under CPU contention the agent's process (detection, stops) goes first. Set
 // before librdkafka starts its threads, which inherit it.
 try {
