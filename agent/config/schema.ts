@@ -406,6 +406,10 @@ export const syncSchema = z
             'Stable transactional id (default edge-agent-<gateway id>). Must be unique per gateway and never change: it is how the agent learns after a restart what Kafka already has',
         }),
         compression: z.enum(['none', 'gzip', 'snappy', 'lz4']).default('gzip'),
+        nice: z.int().min(0).max(19).default(10).meta({
+          description:
+            "Nice value of the sync process (0: the agent's own priority, 19: lowest). Under CPU contention detection and stops go first; a loaded gateway drains slower",
+        }),
         headers: z.boolean().default(true).meta({
           description:
             'Identity headers on every record (gateway_id, store_id, seq, boot_id, kind, schema_version, replay; docs/events.md). The value carries the same fields; false drains several times faster (docs/sync.md)',

@@ -32,9 +32,6 @@ export type SyncWorkerReply =
   | { readonly op: 'stopped' }
   | { readonly op: 'failed'; readonly message: string };
 
-/** Nice value of the sync process (0 = normal, 19 = lowest). */
-const SYNC_NICE = 10;
-
 const send = (m: SyncWorkerReply) => process.send?.(m);
 if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
 process.once('disconnect', () => process.exit(0));
@@ -42,13 +39,6 @@ process.once('disconnect', () => process.exit(0));
 // stops this one in order (the transaction in flight finishes), or its exit closes the IPC channel.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
-// Background work: under CPU contention the agent's process (detection, stops) goes first. Set
-// before librdkafka starts its threads, which inherit it.
-try {
-  setPriority(SYNC_NICE);
-} catch {
-  // Not permitted (a seccomp filter, a container): the drain runs at normal priority.
-}
 
 const data = await new Promise<SyncWorkerData>((resolve) => {
   const first = (m: SyncWorkerRequest) => {
@@ -59,6 +49,13 @@ const data = await new Promise<SyncWorkerData>((resolve) => {
   process.on('message', first);
 });
 const { path, gatewayId, config } = data;
+// Background work: under CPU contention the agent's process (detection, stops) goes first. Set
+// before librdkafka starts its threads, which inherit it.
+try {
+  if (config.nice > 0) setPriority(config.nice);
+} catch {
+  // Not permitted (a seccomp filter, a container): the drain runs at normal priority.
+}
 
 try {
   const db = new Database(path, { readonly: true, fileMustExist: true });

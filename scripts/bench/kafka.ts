@@ -220,7 +220,8 @@ export const kafka: BenchSection = {
       const drain = async (headers: boolean) => {
         const tag = headers ? 'h' : 'n';
         const prefix = `bench-${tag}.`;
-        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', ...over, headers });
+        // Same CPU priority as kcat; the drain under plant load (2.) runs at the default nice.
+        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', nice: 0, ...over, headers });
         const codec = cfg.compression;
         const path = join(dir.path, `backlog-${tag}.db`);
         const t0 = Date.now() - EVENTS;
