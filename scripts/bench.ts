@@ -2,7 +2,7 @@
  * npm run bench [-- SECTION ...]: runs the benchmark sections, prints a table and writes the same
  * figures to data/bench-results.json. Timing is measured here, never asserted in tests.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { actuation } from './bench/actuation.js';
 import { adaptive } from './bench/adaptive.js';
@@ -12,6 +12,7 @@ import { failsafe } from './bench/failsafe.js';
 import { footprint } from './bench/footprint.js';
 import { foundation } from './bench/foundation.js';
 import { judge } from './bench/judge.js';
+import { kafka } from './bench/kafka.js';
 import { model } from './bench/model.js';
 import { scale } from './bench/scale.js';
 import { sync } from './bench/sync.js';
@@ -27,6 +28,7 @@ const SECTIONS: BenchSection[] = [
   actuation,
   failsafe,
   sync,
+  kafka,
   footprint,
   scale,
 ];
@@ -52,12 +54,18 @@ const lines = rows.map((r) => {
 });
 process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync('data', { recursive: true });
+// A run of some sections keeps the other sections' rows of the previous file.
+const OUT = 'data/bench-results.json';
+const ran = new Set(SECTIONS.filter((s) => wanted.length === 0 || wanted.includes(s.name)).map((s) => s.name));
+const kept: BenchRow[] = existsSync(OUT)
+  ? ((JSON.parse(readFileSync(OUT, 'utf8')) as { rows?: BenchRow[] }).rows ?? []).filter((r) => !ran.has(r.section))
+  : [];
 const result = {
   generated_at: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, node: process.version },
-  rows,
+  rows: [...kept, ...rows],
   failed: skipped,
 };
-writeFileSync('data/bench-results.json', `${JSON.stringify(result, null, 2)}\n`);
-process.stdout.write('wrote data/bench-results.json\n');
+writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
+process.stdout.write(`wrote ${OUT}\n`);
 if (skipped.length > 0) process.exitCode = 1;

@@ -18,7 +18,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNTIME_ASSET = /\.(html|json)$/;
 /** Copied as they are, when present. */
 const AS_IS = ['agent.config.yaml', 'README.md', 'LICENSE', 'schema', 'models', 'systemd', 'docs'];
-const SCRIPTS = ['install.sh', 'uninstall.sh'];
+const SCRIPTS = ['install.sh', 'uninstall.sh', 'build-kafka-client.mjs'];
 
 export interface BuildResult {
   readonly out: string;
@@ -72,6 +72,8 @@ export function build(outArg = 'dist'): BuildResult {
     type: 'module',
     engines: pkg.engines,
     bin: { 'edge-agent': './bin/edge-agent.js' },
+    // The bundle carries the built Kafka client; an `npm ci` of this folder builds it the same way.
+    scripts: { postinstall: 'node scripts/build-kafka-client.mjs' },
     dependencies: pkg.dependencies,
     allowScripts: pkg.allowScripts,
   };

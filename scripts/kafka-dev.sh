@@ -203,10 +203,11 @@ start() {
   jvm_opts "$dir"
   if [[ ! -f "${dir}/data/meta.properties" ]]; then
     local cluster_id
-    # A Kafka cluster id is 16 random bytes, base64url without padding.
+    # A Kafka cluster id is 16 random bytes, base64url without padding. It may start with "-", which
+    # the tool's argument parser takes for an option unless given as --cluster-id=ID.
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
     java "${JVM_OPTS[@]}" -cp "${lib}/*" "$(storage_tool_class "$lib")" format \
-      -t "$cluster_id" -c "${dir}/server.properties" --ignore-formatted >"${dir}/logs/format.log" 2>&1 ||
+      "--cluster-id=$cluster_id" -c "${dir}/server.properties" --ignore-formatted >"${dir}/logs/format.log" 2>&1 ||
       { cat "${dir}/logs/format.log" >&2; die "storage format failed"; }
   fi
 

@@ -93,6 +93,19 @@ function prune(modules: string): void {
     for (const f of readdirSync(release, { withFileTypes: true }))
       if (f.isFile() && !f.name.endsWith('.node')) rm(join(release, f.name));
   }
+  // The Kafka client: its addon (build/Release/*.node) loads librdkafka from build/deps (rpath
+  // $ORIGIN/../deps), which links the system's libssl3 and zlib1g. Sources, static archives and
+  // headers are build-time only; the shared libraries are stripped of debug symbols.
+  const ckjs = join(modules, '@confluentinc', 'kafka-javascript');
+  if (existsSync(ckjs)) {
+    for (const d of ['deps', 'src', join('build', 'Release', 'obj.target'), join('build', 'Release', '.deps')]) rm(join(ckjs, d));
+    const libs = join(ckjs, 'build', 'deps');
+    for (const f of readdirSync(libs, { withFileTypes: true })) {
+      const p = join(libs, f.name);
+      if (!/^librdkafka(\+\+)?\.so/.test(f.name)) rm(p);
+      else if (f.isFile()) spawnSync('strip', ['--strip-unneeded', p]);
+    }
+  }
 }
 
 export function packageBundle(outDir = 'release'): PackageResult {

@@ -2,7 +2,8 @@
  * The release bundle (`npm run package`) installs and runs on a gateway without network access:
  * scripts/install.sh --bundle in a network namespace with only loopback (no route to any registry),
  * then the installed `edge-agent` validates, prints its version, runs the compiled agent with plain
- * Node (the bundle has no tsx), trips pump-1 and stops cleanly on SIGTERM.
+ * Node (the bundle has no tsx), trips pump-1 and stops cleanly on SIGTERM; its Kafka client (built at
+ * `npm ci`) loads, and the sync process starts against an unreachable broker without an error.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,10 @@ detectors:
   - { id: pump-1-overheat, type: threshold, asset: pump-1, sensor: temperature, setpoint: 90, severity: critical, trip: true }
 actuators:
   - { id: log-stop, type: log }
+sync:
+  kafka:
+    brokers: ["127.0.0.1:9"]
+    request_timeout: 2s
 interlocks:
   - asset: pump-1
     actions: [{ actuator: log-stop, command: stop }]
@@ -65,6 +70,10 @@ describe.skipIf(!!why)('release bundle', () => {
     expect([...ortPlatforms]).toEqual([`linux/${process.arch}`]);
     expect(list.some((f) => f.endsWith('better_sqlite3.node'))).toBe(true);
     expect(list.some((f) => f.endsWith('unix_dgram.node'))).toBe(true);
+    // The Kafka client built at npm ci: its addon and the librdkafka it loads, no sources.
+    expect(list.some((f) => f.endsWith('kafka-javascript/build/Release/confluent-kafka-javascript.node'))).toBe(true);
+    expect(list.some((f) => f.endsWith('kafka-javascript/build/deps/librdkafka.so.1'))).toBe(true);
+    expect(list.some((f) => f.includes('kafka-javascript/deps/librdkafka/src/'))).toBe(false);
   });
 
   it('installs with no network and the installed edge-agent validates, runs the compiled agent, trips and stops', () => {
@@ -93,6 +102,7 @@ describe.skipIf(!!why)('release bundle', () => {
     expect(out.INSTALL_RC, detail).toBe('0');
     expect(out.VALIDATE_RC, detail).toBe('0');
     expect(out.VERSION, detail).toMatch(/^edge-agent \d+\.\d+\.\d+$/);
+    expect(out.KAFKA_CLIENT, detail).toMatch(/^\d+\.\d+\.\d+/);
     expect(out.TRIPPED, detail).toBe('1');
     expect(out.CMDLINE, detail).toMatch(/^\S*node \/opt\/edge-agent\/bin\/edge-agent\.js run --config /);
     expect(out.RUN_RC, detail).toBe('0');

@@ -18,11 +18,12 @@ import {
   consumeWithKcat,
   type KafkaBroker,
   kafkaAvailable,
+  kafkaClient,
   kcatAvailable,
   requireOrSkip,
   startKafkaBehindProxy,
 } from './helpers/kafka.js';
-import { appendMany, kcatCheck, openStore, startSync, syncConfig } from './helpers/sync.js';
+import { appendMany, event, kcatCheck, openStore, startSync, syncConfig } from './helpers/sync.js';
 import { startFlapper, type TcpProxy } from './helpers/tcp-proxy.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -148,6 +149,68 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(after.duplicates).toBe(0);
     expect(after.replayed.sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => BACKLOG - 99 + i));
   }, 900_000);
+
+  it('compression none, large events, topics with a small max.message.bytes: every page fits, an event too large for any record batch is refused with an alarm, the sync never wedges', async () => {
+    const { brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const LIMIT = 65_536;
+    const admin = kafkaClient(brokers).admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [...topicsOf(prefix), `${prefix}sync-cursor`].map((topic) => ({
+        topic,
+        numPartitions: topic.endsWith('sync-cursor') ? 1 : 3,
+        configEntries: [{ name: 'max.message.bytes', value: String(LIMIT) }],
+      })),
+    });
+    await admin.disconnect();
+    const store = openStore(path);
+    await store.open();
+    const N = 3000;
+    const big = new Set([100, 1500, N - 1]);
+    const t0 = Date.now() - N;
+    for (let i = 0; i < N; i++) {
+      const e = event(i, t0);
+      // 2–6 KB events: a 5,000-event page is hundreds of times the limit; three 100 KB captures exceed it alone.
+      store.append(
+        big.has(i)
+          ? { kind: 'capture', key: e.key, eventTime: e.eventTime, payload: { samples: 'x'.repeat(100_000) } }
+          : { ...e, payload: { ...e.payload, pad: 'y'.repeat(2000 + (i % 5) * 1000) } },
+      );
+    }
+    await store.flush(60_000);
+    const sync = startSync(
+      store,
+      path,
+      syncConfig(brokers, prefix, { compression: 'none', batch_max_events: 5000, batch_max_bytes: '64MB' }),
+    );
+    cleanups.push(async () => {
+      await store.close();
+      await sync.stop();
+    });
+    // The three refusals append three alarm events, which are synced too.
+    await waitFor(() => (sync.status?.cursor ?? 0) >= N + big.size && store.stats.keeper?.unsentEvents === 0, {
+      what: 'all events and the alarms synced',
+      timeoutMs: 180_000,
+      intervalMs: 200,
+    });
+    expect(sync.status?.refused).toBe(big.size);
+    expect(sync.status?.failures).toBe(0);
+    expect(sync.status?.batchLimit).toBeLessThan(LIMIT);
+    const res = await kcatCheck(brokers, topicsOf(prefix), N + big.size);
+    expect(res.missing).toEqual([...big].map((i) => i + 1));
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+    expect(res.records).toBe(N);
+    const alarms = await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000, count: big.size });
+    const refused = alarms.map((r) => JSON.parse(r.value ?? '{}') as { payload: { type: string; seq: number; limit: number } });
+    expect(refused.map((a) => a.payload.type)).toEqual(['sync_refused', 'sync_refused', 'sync_refused']);
+    expect(refused.map((a) => a.payload.seq).sort((x, y) => x - y)).toEqual([...big].map((i) => i + 1));
+    expect(refused[0]?.payload.limit).toBe(sync.status?.batchLimit);
+  }, 600_000);
 
   it('a crash between the Kafka commit and the local cursor write never resends (field notes 6, 7)', async () => {
     const { brokers } = b();

@@ -300,8 +300,19 @@ export const syncSchema = z
             'Stable transactional id (default edge-agent-<gateway id>). Must be unique per gateway and never change: it is how the agent learns after a restart what Kafka already has',
         }),
         compression: z.enum(['none', 'gzip', 'snappy', 'lz4']).default('gzip'),
-        batch_max_events: z.int().min(1).max(100_000).default(5000).meta({ description: 'Events per Kafka transaction' }),
-        batch_max_bytes: byteSize.prefault('1MB').meta({ description: 'Payload bytes per Kafka transaction' }),
+        nice: z.int().min(0).max(19).default(10).meta({
+          description:
+            "Nice value of the sync process (0: the agent's own priority, 19: lowest). Under CPU contention detection and stops go first; a loaded gateway drains slower",
+        }),
+        headers: z.boolean().default(true).meta({
+          description:
+            'Identity headers on every record (gateway_id, store_id, seq, boot_id, kind, schema_version, replay; docs/events.md). The value carries the same fields; false drains several times faster (docs/sync.md)',
+        }),
+        batch_max_events: z.int().min(1).max(100_000).default(20_000).meta({
+          description:
+            "Events per Kafka transaction (a page). Record batches inside it are cut below the topics' max.message.bytes",
+        }),
+        batch_max_bytes: byteSize.prefault('8MB').meta({ description: 'Payload bytes per Kafka transaction (a page)' }),
         linger: duration.prefault('200ms').meta({ description: 'Longest a partly filled batch waits for more events' }),
         max_rate: byteSize
           .prefault(0)

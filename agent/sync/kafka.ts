@@ -13,6 +13,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import type { MessageHeader } from '@confluentinc/kafka-javascript';
 import type { KafkaConfig, Message, SASLOptions } from 'kafkajs';
 import type { SyncConfig } from '../config/schema.js';
 import type { StoredEventRow } from '../store/db.js';
@@ -80,6 +81,13 @@ export function kafkaConfig(
   return out;
 }
 
+export interface EncodedRecord {
+  readonly key: string;
+  readonly value: Buffer;
+  readonly timestamp: number;
+  readonly headers: MessageHeader[] | undefined;
+}
+
 /** A stored event as the syncer reads it. */
 export type SyncRow = StoredEventRow;
 
@@ -88,6 +96,8 @@ export interface RecordContext {
   readonly storeId: string;
   readonly bootId: string;
   readonly replay?: boolean;
+  /** Identity headers on each record (default true); the value carries the same fields. */
+  readonly headers?: boolean;
 }
 
 /** The Kafka record key of an event: gateway-qualified, so equal asset ids of two gateways never collide. */
@@ -103,6 +113,9 @@ export class RecordEncoder {
   private readonly prefix: string;
   private readonly headers: Readonly<Record<string, string>>;
   private readonly keyPrefix: string;
+  /** The session's constant headers as the native client takes them (one object per header, reused). */
+  private readonly fixed: MessageHeader[];
+  private readonly withHeaders: boolean;
 
   constructor(ctx: RecordContext) {
     const replay = ctx.replay === true;
@@ -117,6 +130,29 @@ export class RecordEncoder {
       ...(replay ? { replay: '1' } : {}),
     };
     this.keyPrefix = `${ctx.gatewayId}/`;
+    this.fixed = Object.entries(this.headers).map(([k, v]) => ({ [k]: v }));
+    this.withHeaders = ctx.headers !== false;
+  }
+
+  /** The same record for the native client: key, value bytes, timestamp and headers in the same order. */
+  record(r: SyncRow): EncodedRecord {
+    const seq = String(r.seq);
+    const value = Buffer.from(
+      `${this.prefix}"seq":${seq},"kind":"${r.kind}","key":${JSON.stringify(r.key)},"event_time":${r.event_time},"ingest_time":${r.ingest_time},"payload":${r.payload}}`,
+    );
+    return {
+      key: this.keyPrefix + r.key,
+      value,
+      timestamp: r.event_time,
+      headers: this.withHeaders ? [...this.fixed, { seq }, { kind: r.kind }] : undefined,
+    };
+  }
+
+  /** Bytes of a record on the wire before compression, framing excluded (key, value, header names and values). */
+  static size(rec: EncodedRecord): number {
+    let n = Buffer.byteLength(rec.key) + rec.value.length;
+    for (const h of rec.headers ?? []) for (const k in h) n += k.length + Buffer.byteLength(String(h[k]));
+    return n;
   }
 
   encode(r: SyncRow): Message {

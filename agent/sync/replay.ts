@@ -14,6 +14,9 @@ import { COMPRESSION, registerCodecs } from './codecs.js';
 import { type KafkaSyncConfig, kafkaConfig, RecordEncoder, type SyncRow, topicFor } from './kafka.js';
 import { Progress } from './progress.js';
 
+/** Events per replay request (kafkajs): a partition's share stays far below max.message.bytes. */
+const REPLAY_PAGE = 1000;
+
 export interface ReplayRange {
   readonly fromSeq?: number;
   readonly since?: number;
@@ -70,7 +73,9 @@ export async function replay(config: AgentConfig, range: ReplayRange, opts: { pr
   try {
     let after = 0;
     for (;;) {
-      const rows = page.all(after, ...args, cfg.batch_max_events) as SyncRow[];
+      // kafkajs puts a partition's share of a request into one record batch: small pages keep it
+      // below max.message.bytes (the syncer's librdkafka path cuts batches by size itself).
+      const rows = page.all(after, ...args, Math.min(cfg.batch_max_events, REPLAY_PAGE)) as SyncRow[];
       if (rows.length === 0) break;
       const byTopic = new Map<string, ReturnType<RecordEncoder['encode']>[]>();
       for (const r of rows) {

@@ -4,6 +4,8 @@
  * neither the page reads nor JSON/compression work touch the main thread (field note 12).
  *
  * Exactly once, across crashes (docs/sync.md):
+ * - Records go through librdkafka (agent/sync/producer.ts); kafkajs only administers: topics, their
+ *   settings, and reading the committed cursor back.
  * - One transactional producer per gateway, with a stable transactional.id. Each page is one
  *   transaction holding the records AND a transactional offset commit of the page's last sequence
  *   (group `edge-agent-sync.<gateway>`, topic `<prefix>sync-cursor`, metadata {store, seq}).
@@ -17,11 +19,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import kafkajs, { type Admin, Kafka, logLevel, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import kafkajs, { type Admin, Kafka, logLevel } from 'kafkajs';
 import { Backoff } from '../backoff.js';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import { EVENT_KINDS } from '../types.js';
-import { COMPRESSION, registerCodecs } from './codecs.js';
 import {
   cursorGroup,
   cursorTopic,
@@ -33,6 +34,7 @@ import {
   topicFor,
   transactionalId,
 } from './kafka.js';
+import { type Delivered, RECORD_OVERHEAD, TxnProducer } from './producer.js';
 
 // Not a named export kafkajs's CommonJS build exposes to ESM.
 const { ConfigResourceTypes } = kafkajs;
@@ -51,6 +53,20 @@ export interface SyncStatus {
   lastError: string | undefined;
   /** Sequences Kafka had that the local cursor did not (crash between commit and local write). */
   recovered: number;
+  /** Events never sent because one record exceeds what the topics accept (max.message.bytes); each raised an alarm. */
+  refused: number;
+  /** Largest record batch the topics accept, less a margin (bytes; 0 until connected). */
+  batchLimit: number;
+}
+
+/** An event the syncer will not send: its record alone exceeds the topics' max.message.bytes. */
+export interface RefusedEvent {
+  readonly seq: number;
+  readonly kind: string;
+  readonly key: string;
+  readonly event_time: number;
+  readonly bytes: number;
+  readonly limit: number;
 }
 
 export interface SyncerDeps {
@@ -63,12 +79,16 @@ export interface SyncerDeps {
   waitForRows(ms: number): Promise<void>;
   log(level: 'info' | 'warn' | 'error', obj: Record<string, unknown>, msg: string): void;
   report(status: SyncStatus): void;
+  /** An event skipped because it can never fit a Kafka record batch (the service raises an alarm). */
+  refused?(ev: RefusedEvent): void;
   env?: NodeJS.ProcessEnv;
   now?: () => number;
 }
 
-const PARTITION = Symbol('partition');
-type Tagged = Message & { [PARTITION]?: number };
+/** Broker default of max.message.bytes, used when the topic settings cannot be read. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+/** Room left below max.message.bytes for the batch header and codec expansion of incompressible data. */
+const BATCH_MARGIN = 2048;
 
 interface CursorMeta {
   store: string;
@@ -87,9 +107,11 @@ export class Syncer {
     failures: 0,
     lastError: undefined,
     recovered: 0,
+    refused: 0,
+    batchLimit: 0,
   };
   private readonly kafka: Kafka;
-  private producer: Producer | undefined;
+  private producer: TxnProducer | undefined;
   private admin: Admin | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -101,7 +123,6 @@ export class Syncer {
   private wake: (() => void) | undefined;
 
   constructor(private readonly deps: SyncerDeps) {
-    registerCodecs();
     this.now = deps.now ?? Date.now;
     const cfg = deps.config;
     this.kafka = new Kafka({ ...kafkaConfig(cfg, deps.gatewayId, deps.env), logLevel: logLevel.NOTHING });
@@ -138,7 +159,7 @@ export class Syncer {
     const a = this.admin;
     this.producer = undefined;
     this.admin = undefined;
-    await Promise.allSettled([p?.disconnect(), a?.disconnect()]);
+    await Promise.allSettled([p?.close(), a?.disconnect()]);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -151,26 +172,12 @@ export class Syncer {
     });
   }
 
-  /** Connects a fresh producer (fencing any previous session) and reads the committed cursor back. */
-  private async connect(): Promise<Producer> {
+  /**
+   * Connects a fresh producer (InitProducerId fences any previous session and completes or aborts
+   * its open transaction) after reading what the topics accept, and reads the committed cursor back.
+   */
+  private async connect(): Promise<TxnProducer> {
     const cfg = this.deps.config;
-    const producer = this.kafka.producer({
-      transactionalId: transactionalId(cfg, this.deps.gatewayId),
-      idempotent: true,
-      maxInFlightRequests: 1,
-      transactionTimeout: 60_000,
-      allowAutoTopicCreation: false,
-      createPartitioner: () => {
-        const choose = Partitioners.DefaultPartitioner();
-        return (args) => {
-          const p = choose(args);
-          (args.message as Tagged)[PARTITION] = p;
-          return p;
-        };
-      },
-    });
-    this.producer = producer;
-    await producer.connect();
     const admin = this.kafka.admin();
     this.admin = admin;
     await admin.connect();
@@ -178,7 +185,45 @@ export class Syncer {
       await this.ensureTopics(admin);
       this.topicsReady = true;
     }
+    this.status.batchLimit = (await this.maxMessageBytes(admin)) - BATCH_MARGIN;
+    const producer = await TxnProducer.connect({
+      config: cfg,
+      clientId: kafkaConfig(cfg, this.deps.gatewayId, this.deps.env).clientId as string,
+      transactionalId: transactionalId(cfg, this.deps.gatewayId),
+      cursorGroup: cursorGroup(this.deps.gatewayId),
+      maxBatchBytes: this.status.batchLimit,
+      env: this.deps.env,
+    });
+    this.producer = producer;
     return producer;
+  }
+
+  /** The smallest max.message.bytes of the event topics: no record batch may be larger. */
+  private async maxMessageBytes(admin: Admin): Promise<number> {
+    const cfg = this.deps.config;
+    try {
+      const res = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: EVENT_KINDS.map((k) => ({
+          type: ConfigResourceTypes.TOPIC,
+          name: topicFor(cfg, k),
+          configNames: ['max.message.bytes'],
+        })),
+      });
+      let min = Number.POSITIVE_INFINITY;
+      for (const r of res.resources) {
+        const v = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+        if (Number.isFinite(v) && v > 0) min = Math.min(min, v);
+      }
+      if (Number.isFinite(min)) return min;
+    } catch (err) {
+      this.deps.log(
+        'warn',
+        { err: (err as Error).message },
+        'could not read max.message.bytes of the Kafka topics; assuming the broker default',
+      );
+    }
+    return DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   /**
@@ -246,7 +291,10 @@ export class Syncer {
     const p = res[0]?.partitions[0];
     if (!p || Number(p.offset) < 0 || !p.metadata) return undefined;
     try {
-      const m = JSON.parse(p.metadata) as CursorMeta;
+      // librdkafka (the native client) sends the metadata with a trailing NUL.
+      let text = p.metadata;
+      while (text.endsWith('\0')) text = text.slice(0, -1);
+      const m = JSON.parse(text) as CursorMeta;
       return m.store === this.storeId ? m.seq : undefined;
     } catch {
       return undefined;
@@ -281,19 +329,22 @@ export class Syncer {
 
   private async run(): Promise<void> {
     const cfg = this.deps.config;
-    let producer: Producer | undefined;
+    let producer: TxnProducer | undefined;
     const retry = new Backoff({ baseMs: 400, maxMs: cfg.retry_max });
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
-    const encoder = new RecordEncoder({ gatewayId: this.deps.gatewayId, storeId: this.storeId, bootId: this.bootId });
+    const encoder = new RecordEncoder({
+      gatewayId: this.deps.gatewayId,
+      storeId: this.storeId,
+      bootId: this.bootId,
+      headers: cfg.headers,
+    });
+    const topics = new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)]));
     while (this.running) {
       try {
         if (!producer) {
           producer = await this.connect();
-          // Resolves the previous session's transaction, then learn what Kafka has.
-          const txn = await producer.transaction();
-          await txn.abort();
           await this.reconcile();
         }
         const rows = this.readPage();
@@ -315,51 +366,53 @@ export class Syncer {
         this.status.state = 'sending';
         this.status.lagMs = Math.max(0, this.now() - first.ingest_time);
         const last = rows[rows.length - 1] as SyncRow;
-        const byTopic = new Map<string, Tagged[]>();
+        const limit = this.status.batchLimit;
+        const refused: RefusedEvent[] = [];
         let bytes = 0;
-        for (const r of rows) {
-          const t = topicFor(cfg, r.kind);
-          let list = byTopic.get(t);
-          if (!list) byTopic.set(t, (list = []));
-          list.push(encoder.encode(r));
-          bytes += r.payload.length;
-        }
-        const txn = await producer.transaction();
-        let meta: RecordMetadata[];
+        await producer.begin();
+        let delivered: Delivered[];
+        // The cursor commit's round trips (find the group coordinator, AddOffsetsToTxn, TxnOffsetCommit)
+        // run while the records are handed over and sent; records and cursor still commit together.
+        const cursorSent = producer.sendCursor(
+          cursorTopic(cfg),
+          last.seq,
+          JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
+        );
+        cursorSent.catch(() => {});
         try {
-          meta = await txn.sendBatch({
-            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-            acks: -1,
-            compression: COMPRESSION[cfg.compression],
-          });
-          await txn.sendOffsets({
-            consumerGroupId: cursorGroup(this.deps.gatewayId),
-            topics: [
-              {
-                topic: cursorTopic(cfg),
-                partitions: [
-                  {
-                    partition: 0,
-                    offset: String(last.seq),
-                    metadata: JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
-                  } as { partition: number; offset: string },
-                ],
-              },
-            ],
-          });
-          await txn.commit();
+          for (const r of rows) {
+            const rec = encoder.record(r);
+            const size = RecordEncoder.size(rec) + RECORD_OVERHEAD;
+            if (size > limit) {
+              refused.push({ seq: r.seq, kind: r.kind, key: r.key, event_time: r.event_time, bytes: size, limit });
+              continue;
+            }
+            producer.produce(topics.get(r.kind) ?? topicFor(cfg, r.kind), rec.key, rec.value, rec.timestamp, rec.headers, r.seq);
+            bytes += r.payload.length;
+          }
+          await cursorSent;
+          delivered = await producer.commit();
         } catch (err) {
-          await txn.abort().catch(() => {});
+          await producer.abort().catch(() => {});
           throw err;
         }
         const at = this.now();
-        const stats = await this.deps.commit(last.seq, mapOf(byTopic, meta), at);
+        const stats = await this.deps.commit(last.seq, mapOf(delivered), at);
         this.status.cursor = stats.cursor;
         this.status.lastSuccess = at;
-        this.status.sentEvents += rows.length;
+        this.status.sentEvents += rows.length - refused.length;
         this.status.sentBytes += bytes;
         this.status.batches++;
         this.status.lastError = undefined;
+        for (const ev of refused) {
+          this.status.refused++;
+          this.deps.log(
+            'error',
+            { ...ev },
+            `event ${ev.seq} (${ev.kind} ${ev.key}) not sent to Kafka: its record is ${ev.bytes} bytes, the topics accept at most ${ev.limit} (max.message.bytes); it stays in the local store`,
+          );
+          this.deps.refused?.(ev);
+        }
         retry.succeed();
         this.deps.report(this.status);
         if (cfg.max_rate > 0) {
@@ -393,30 +446,28 @@ export class Syncer {
 }
 
 /** Per topic-partition: which sequences went where (offsets are base_offset + rank within the range). */
-function mapOf(byTopic: Map<string, Tagged[]>, meta: readonly RecordMetadata[]): MapEntry[] {
-  const out: MapEntry[] = [];
-  for (const [topic, messages] of byTopic) {
-    const parts = new Map<number, { first: number; last: number; count: number }>();
-    for (const m of messages) {
-      const p = m[PARTITION] ?? -1;
-      const seq = Number((m.headers as Record<string, string>).seq);
-      const e = parts.get(p);
-      if (e) {
-        e.last = seq;
-        e.count++;
-      } else parts.set(p, { first: seq, last: seq, count: 1 });
-    }
-    for (const [partition, e] of parts) {
-      const md = meta.find((r) => r.topicName === topic && r.partition === partition);
-      out.push({
-        firstSeq: e.first,
-        lastSeq: e.last,
-        count: e.count,
-        topic,
-        partition,
-        baseOffset: md?.baseOffset !== undefined ? Number(md.baseOffset) : -1,
+function mapOf(delivered: readonly Delivered[]): MapEntry[] {
+  const parts = new Map<string, { -readonly [K in keyof MapEntry]: MapEntry[K] }>();
+  for (const d of delivered) {
+    const id = `${d.partition}\u0000${d.topic}`;
+    const e = parts.get(id);
+    if (!e) {
+      parts.set(id, {
+        firstSeq: d.opaque,
+        lastSeq: d.opaque,
+        count: 1,
+        topic: d.topic,
+        partition: d.partition,
+        baseOffset: d.offset,
       });
+      continue;
     }
+    e.count++;
+    if (d.opaque < e.firstSeq) {
+      e.firstSeq = d.opaque;
+      e.baseOffset = d.offset;
+    }
+    if (d.opaque > e.lastSeq) e.lastSeq = d.opaque;
   }
-  return out;
+  return [...parts.values()];
 }

@@ -1,32 +1,61 @@
 /**
- * The sync thread: a read-only SQLite connection for the backlog pages, the kafkajs producer, and
- * a MessagePort to the store's writer thread for cursor commits. Talks to the main thread only to
- * report status and forward log lines.
+ * The sync process: a read-only SQLite connection for the backlog pages, the librdkafka producer
+ * (kafkajs only administers), and, relayed by the main thread, the store's writer thread for
+ * cursor commits. A child process, not a worker thread: the native Kafka client delivers its
+ * callbacks on the process's main event loop (libuv default loop), which a worker thread does not
+ * run. Talks to the main thread only over IPC: status, log lines, writer messages.
+ * It exits when the main process goes away (the IPC channel closes).
  */
-import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { setPriority } from 'node:os';
 import Database from 'better-sqlite3';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
 import type { SyncToWriter, WriterToSync } from '../store/worker.js';
 import type { KafkaSyncConfig } from './kafka.js';
-import { Syncer, type SyncStatus } from './syncer.js';
+import { type RefusedEvent, Syncer, type SyncStatus } from './syncer.js';
 
 export interface SyncWorkerData {
   readonly path: string;
   readonly gatewayId: string;
   readonly config: KafkaSyncConfig;
-  readonly writer: MessagePort;
 }
 
-export type SyncWorkerRequest = { readonly op: 'stop' };
+export type SyncWorkerRequest =
+  | { readonly op: 'start'; readonly data: SyncWorkerData }
+  | { readonly op: 'stop' }
+  | { readonly op: 'writer'; readonly m: WriterToSync }
+  | { readonly op: 'writer-closed' };
 export type SyncWorkerReply =
   | { readonly op: 'status'; readonly status: SyncStatus }
   | { readonly op: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly obj: Record<string, unknown>; readonly msg: string }
+  | { readonly op: 'refused'; readonly event: RefusedEvent }
+  | { readonly op: 'writer'; readonly m: SyncToWriter }
   | { readonly op: 'stopped' }
   | { readonly op: 'failed'; readonly message: string };
 
-const { path, gatewayId, config, writer } = workerData as SyncWorkerData;
-const port = parentPort;
-if (!port) throw new Error('sync worker must run in a worker thread');
+const send = (m: SyncWorkerReply) => process.send?.(m);
+if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
+process.once('disconnect', () => process.exit(0));
+// A terminal's Ctrl-C or systemd's SIGTERM reach the whole process group / cgroup: the agent's process
+// stops this one in order (the transaction in flight finishes), or its exit closes the IPC channel.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+
+const data = await new Promise<SyncWorkerData>((resolve) => {
+  const first = (m: SyncWorkerRequest) => {
+    if (m.op !== 'start') return;
+    process.off('message', first);
+    resolve(m.data);
+  };
+  process.on('message', first);
+});
+const { path, gatewayId, config } = data;
+// Background work: under CPU contention the agent's process (detection, stops) goes first. Set
+// before librdkafka starts its threads, which inherit it.
+try {
+  if (config.nice > 0) setPriority(config.nice);
+} catch {
+  // Not permitted (a seccomp filter, a container): the drain runs at normal priority.
+}
 
 try {
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -34,7 +63,7 @@ try {
   let nextId = 1;
   const pending = new Map<number, { resolve: (s: KeeperStats) => void; reject: (e: Error) => void }>();
   let appended: (() => void) | undefined;
-  writer.on('message', (m: WriterToSync) => {
+  const fromWriter = (m: WriterToSync) => {
     if (m.op === 'appended') {
       appended?.();
       appended = undefined;
@@ -44,12 +73,12 @@ try {
       if (m.op === 'committed') p?.resolve(m.stats);
       else p?.reject(new Error(`local cursor commit failed: ${m.message}`));
     }
-  });
+  };
   // The store closes its end at shutdown: a commit still waiting is recovered from Kafka at the next start.
-  writer.on('close', () => {
+  const writerClosed = () => {
     for (const p of pending.values()) p.reject(new Error('store closed'));
     pending.clear();
-  });
+  };
   const syncer = new Syncer({
     db,
     gatewayId,
@@ -58,7 +87,7 @@ try {
       new Promise<KeeperStats>((resolve, reject) => {
         const id = nextId++;
         pending.set(id, { resolve, reject });
-        writer.postMessage({ op: 'commit', id, cursor, map, at } satisfies SyncToWriter);
+        send({ op: 'writer', m: { op: 'commit', id, cursor, map, at } satisfies SyncToWriter });
       }),
     waitForRows: (ms) =>
       new Promise<void>((resolve) => {
@@ -68,18 +97,21 @@ try {
           resolve();
         };
       }),
-    log: (level, obj, msg) => port.postMessage({ op: 'log', level, obj, msg } satisfies SyncWorkerReply),
-    report: (status) => port.postMessage({ op: 'status', status: { ...status } } satisfies SyncWorkerReply),
+    log: (level, obj, msg) => send({ op: 'log', level, obj, msg }),
+    report: (status) => send({ op: 'status', status: { ...status } }),
+    refused: (event) => send({ op: 'refused', event }),
   });
   syncer.start();
-  port.on('message', (m: SyncWorkerRequest) => {
-    if (m.op !== 'stop') return;
-    void syncer.stop().finally(() => {
-      db.close();
-      writer.close();
-      port.postMessage({ op: 'stopped' } satisfies SyncWorkerReply);
-    });
+  process.on('message', (m: SyncWorkerRequest) => {
+    if (m.op === 'writer') fromWriter(m.m);
+    else if (m.op === 'writer-closed') writerClosed();
+    else if (m.op === 'stop')
+      void syncer.stop().finally(() => {
+        db.close();
+        send({ op: 'stopped' });
+        process.disconnect();
+      });
   });
 } catch (err) {
-  port.postMessage({ op: 'failed', message: (err as Error).message } satisfies SyncWorkerReply);
+  send({ op: 'failed', message: (err as Error).message });
 }
