@@ -7,25 +7,9 @@
  */
 import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
 import { type BusHandle, openBus, sessionConfig } from '../modbus/bus.js';
-import { encode } from '../modbus/codec.js';
 import type { WriteOp } from '../modbus/session.js';
+import { compileOp } from './command.js';
 import type { ModbusWriteConfig } from './schema.js';
-
-export function compileOp(name: string, cmd: ModbusWriteConfig['commands'][string]): WriteOp {
-  if ('coil' in cmd) {
-    const values = Array.isArray(cmd.value) ? cmd.value : [cmd.value];
-    if (cmd.coil + values.length > 65536) throw new Error(`command "${name}": coils run past address 65535`);
-    return { fn: Array.isArray(cmd.value) ? 15 : 5, address: cmd.coil, values };
-  }
-  let regs: number[];
-  try {
-    regs = encode(cmd.value, cmd.data_type, cmd.byte_order);
-  } catch (err) {
-    throw new Error(`command "${name}": ${(err as Error).message}`, { cause: err });
-  }
-  if (cmd.register + regs.length > 65536) throw new Error(`command "${name}": registers run past address 65535`);
-  return { fn: regs.length === 1 && cmd.function !== 16 ? 6 : 16, address: cmd.register, values: regs };
-}
 
 export class ModbusBusWriter implements ActuatorDriver {
   private readonly ops = new Map<string, WriteOp>();

@@ -5,8 +5,8 @@
 
 import { Backoff, type BackoffOptions, backoffDelay } from '../../agent/backoff.js';
 import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
-import { encode } from '../modbus/codec.js';
 import { fc1, fc3, fc5, fc6, fc15, fc16, ModbusTcpMaster, parseBits, parseRegisters } from './client.js';
+import { compileOp } from './command.js';
 import type { ModbusWriteConfig } from './schema.js';
 
 const RECONNECT: BackoffOptions = { baseMs: 200, maxMs: 5000 };
@@ -21,28 +21,17 @@ interface Plan {
 }
 
 export function compile(name: string, cmd: ModbusWriteConfig['commands'][string]): Plan {
-  if ('coil' in cmd) {
-    const values = Array.isArray(cmd.value) ? cmd.value : [cmd.value];
-    if (cmd.coil + values.length > 65536) throw new Error(`command "${name}": coils run past address 65535`);
-    return Array.isArray(cmd.value)
-      ? { fn: 15, address: cmd.coil, pdu: fc15(cmd.coil, values), readBack: fc1(cmd.coil, values.length), expected: values }
-      : { fn: 5, address: cmd.coil, pdu: fc5(cmd.coil, cmd.value), readBack: fc1(cmd.coil, 1), expected: values };
+  const { fn, address, values } = compileOp(name, cmd);
+  switch (fn) {
+    case 5:
+      return { fn, address, pdu: fc5(address, values[0] as boolean), readBack: fc1(address, 1), expected: values };
+    case 15:
+      return { fn, address, pdu: fc15(address, values as boolean[]), readBack: fc1(address, values.length), expected: values };
+    case 6:
+      return { fn, address, pdu: fc6(address, values[0] as number), readBack: fc3(address, 1), expected: values };
+    case 16:
+      return { fn, address, pdu: fc16(address, values as number[]), readBack: fc3(address, values.length), expected: values };
   }
-  let regs: number[];
-  try {
-    regs = encode(cmd.value, cmd.data_type, cmd.byte_order);
-  } catch (err) {
-    throw new Error(`command "${name}": ${(err as Error).message}`, { cause: err });
-  }
-  if (cmd.register + regs.length > 65536) throw new Error(`command "${name}": registers run past address 65535`);
-  const fn = regs.length === 1 && cmd.function !== 16 ? 6 : 16;
-  return {
-    fn,
-    address: cmd.register,
-    pdu: fn === 6 ? fc6(cmd.register, regs[0] as number) : fc16(cmd.register, regs),
-    readBack: fc3(cmd.register, regs.length),
-    expected: regs,
-  };
 }
 
 export class ModbusWriter implements ActuatorDriver {

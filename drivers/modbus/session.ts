@@ -263,15 +263,7 @@ export class ModbusSession {
    * (kind `disconnected`) instead of waiting, so the caller can report comm_error and move on.
    */
   read(unitId: number, table: Table, start: number, count: number, timeoutMs: number): Promise<Uint16Array | boolean[]> {
-    const run = () => this.readNow(unitId, table, start, count, timeoutMs);
-    if (this.serialBus) return this.enqueue(run, false);
-    const prev = this.queues.get(unitId) ?? Promise.resolve();
-    const p = prev.then(run, run);
-    this.queues.set(
-      unitId,
-      p.catch(() => {}),
-    );
-    return p;
+    return this.schedule(unitId, false, () => this.readNow(unitId, table, start, count, timeoutMs));
   }
 
   /**
@@ -282,8 +274,12 @@ export class ModbusSession {
    * this returns. A write connects even while the reconnect backoff runs: a stop must not wait for it.
    */
   write(unitId: number, op: WriteOp, timeoutMs: number, verify: boolean): Promise<WriteOutcome> {
-    const run = () => this.writeNow(unitId, op, timeoutMs, verify);
-    if (this.serialBus) return this.enqueue(run, true);
+    return this.schedule(unitId, true, () => this.writeNow(unitId, op, timeoutMs, verify));
+  }
+
+  /** A serial bus runs one request at a time (writes first); over TCP, requests queue per unit. */
+  private schedule<T>(unitId: number, urgent: boolean, run: () => Promise<T>): Promise<T> {
+    if (this.serialBus) return this.enqueue(run, urgent);
     const prev = this.queues.get(unitId) ?? Promise.resolve();
     const p = prev.then(run, run);
     this.queues.set(
