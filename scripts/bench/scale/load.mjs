@@ -12,6 +12,10 @@ import mqtt from 'mqtt';
 
 const o = JSON.parse(process.argv[2]);
 const lost_after_ms = 5_000;
+/** Bytes waiting in the socket's write buffer above which the generator stops publishing until it drains:
+ * readings the broker cannot take are not counted as sent (they show up as lag), and the generator's own
+ * memory stays bounded under overload. */
+const max_buffered = 1 << 20;
 
 const client = mqtt.connect(o.url, {
   clientId: `scale-load-${process.pid}`,
@@ -103,6 +107,7 @@ await new Promise((resolve) => {
     }
     const ts = Date.now();
     while (readings < due) {
+      if (client.stream.writableLength > max_buffered) break;
       const i = cursor;
       cursor = (cursor + 1) % n;
       readings++;
