@@ -375,7 +375,16 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.fs = typeof slow === 'number' && Number.isFinite(slow) ? slow : this.m;
     this.rec = typeof record === 'number' && Number.isFinite(record) ? record : 0;
     const season = st.season as
-      | { mean?: unknown; n?: unknown; dev?: unknown; spread?: unknown; q?: unknown; slot?: unknown; visit_sum?: unknown; visit_n?: unknown }
+      | {
+          mean?: unknown;
+          n?: unknown;
+          dev?: unknown;
+          spread?: unknown;
+          q?: unknown;
+          slot?: unknown;
+          visit_sum?: unknown;
+          visit_n?: unknown;
+        }
       | undefined;
     const k = this.k.slots;
     if (
