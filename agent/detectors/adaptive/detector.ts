@@ -213,6 +213,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       // A new operating level: learn it, and clear.
       this.m = this.f;
       this.fs = this.f;
+      // Scores against the old level say nothing about the new one.
+      this.rec = 0;
       this.accepted++;
       this.active = false;
       return -1;
