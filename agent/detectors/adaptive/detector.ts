@@ -5,12 +5,13 @@
  *  - baseline: a robust location `m` and scale `s` (mean absolute deviation), started from the
  *    median and MAD of the learning readings, then updated by an EWMA over `memory` readings with
  *    the deviation clipped at CLIP·s (a Huber-type update: one wild reading moves nothing much);
- *  - score: the larger of the reading's deviation |x − m|/s and the deviation of a short mean
- *    (FAST readings) scaled by LEVEL_GAIN, so a small sustained shift scores like a spike;
+ *  - score: the largest of the reading's deviation |x − m|/s, the deviation of a short mean (FAST
+ *    readings) × LEVEL_GAIN and that of a slow mean (SLOW readings) × SLOW_GAIN, so a small sustained
+ *    shift scores like a spike; while raised the slow mean follows the short one;
  *  - daily profile: 48 time-of-day slots, each folded once per visit (day) from the mean of its
- *    normal readings; from the third visit, when its spread is under SEASON_RATIO of the flat
- *    spread, readings are scored against their slot (|x − slot|/spread), with a quantile of their
- *    own (those scores are smaller);
+ *    normal readings, each with its own spread; from the third visit, when the profile's spread is
+ *    under SEASON_RATIO of the flat spread, readings are scored against their slot, with a quantile
+ *    of their own (those scores are smaller);
  *  - limit: learned from the detector's own normal scores: a tracked high quantile (Q) of the
  *    scores times MARGIN, never below MIN_LIMIT, divided by `sensitivity`. So a noisy, spiky sensor
  *    gets a high limit and a quiet one a low limit with the same config;
@@ -18,8 +19,10 @@
  *    quantile learns (a fault is not learned as normal). A deviation that holds `accept_after`
  *    readings is a new operating level (load change, level shift): the baseline restarts at the
  *    short mean and the alarm clears;
- *  - clear: when the score falls below CLEAR of the limit; after a raise, the next raise waits
- *    REARM readings (one alarm per episode: a flapping fault raises once).
+ *  - clear: when the quick part of the score (reading, short mean) falls below CLEAR of the limit;
+ *    after a raise, the next raise waits REARM readings and must beat the recent record score
+ *    (decaying over RECORD_MEMORY readings) unless it is past RECORD_CAP × the limit: one alarm per
+ *    episode, and a spike that recurs at the same size raises once.
  * Causal: each decision uses only the readings before and at it.
  */
 
