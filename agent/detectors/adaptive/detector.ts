@@ -58,6 +58,8 @@ export interface AdaptiveTuning {
   recordFactor: number;
   /** The record holds back raises only up to this × the limit: a deviation past it always raises (after the re-arm hold-off). */
   recordCap: number;
+  /** Each raise that only the cap let through multiplies the cap by this (decaying back over `recordMemory`). */
+  capBoost: number;
 }
 
 export const ADAPTIVE_TUNING: AdaptiveTuning = {
@@ -78,6 +80,7 @@ export const ADAPTIVE_TUNING: AdaptiveTuning = {
   recordMemory: 1000,
   recordFactor: 1,
   recordCap: 2,
+  capBoost: 8,
 };
 
 const STATE_VERSION = 2;
@@ -95,6 +98,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private alphaS = 0;
   private fs = 0;
   private rec = 0;
+  private capGain = 1;
   private recDecay = 0;
   private qStep = 0;
   private score = 0;
@@ -153,6 +157,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.held = 0;
     this.sinceRaise = Number.POSITIVE_INFINITY;
     this.rec = 0;
+    this.capGain = 1;
   }
 
   judge(t: number, x: number, quality: Quality): Change {
@@ -190,7 +195,11 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const z = this.seasonal ? zs : zf;
     this.setLimit();
     this.score = z;
-    const rec = Math.min(this.rec * k.recordFactor, k.recordCap * this.limit);
+    // The cap grows after each raise only the cap let through (a spike that recurs far past the
+    // limit), and decays back over the record's memory.
+    if (this.capGain > 1) this.capGain = 1 + (this.capGain - 1) * this.recDecay;
+    const rec = Math.min(this.rec * k.recordFactor, k.recordCap * this.limit * this.capGain);
+    const capped = this.rec * k.recordFactor > rec;
     this.rec = Math.max(z, this.rec * this.recDecay);
 
     if (!this.active) {
@@ -199,6 +208,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
         this.active = true;
         this.held = 0;
         this.sinceRaise = 0;
+        if (capped) this.capGain *= k.capBoost;
         return 1;
       }
       // Inside the re-arm hold-off a reading past the limit is not learned either.
@@ -218,6 +228,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.fs = this.f;
       // Scores against the old level say nothing about the new one.
       this.rec = 0;
+      this.capGain = 1;
       this.accepted++;
       this.active = false;
       return -1;
@@ -349,6 +360,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       q: this.q,
       slow: this.fs,
       record: this.rec,
+      cap_gain: this.capGain,
       season: {
         mean: Array.from(this.slotMean),
         n: Array.from(this.slotN),
@@ -379,6 +391,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const { slow, record } = st as Record<string, unknown>;
     this.fs = typeof slow === 'number' && Number.isFinite(slow) ? slow : this.m;
     this.rec = typeof record === 'number' && Number.isFinite(record) ? record : 0;
+    const { cap_gain } = st as Record<string, unknown>;
+    this.capGain = typeof cap_gain === 'number' && cap_gain >= 1 ? cap_gain : 1;
     const season = st.season as
       | {
           mean?: unknown;
