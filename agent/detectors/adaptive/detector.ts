@@ -21,8 +21,9 @@
  *    short mean and the alarm clears;
  *  - clear: when the quick part of the score (reading, short mean) falls below CLEAR of the limit;
  *    after a raise, the next raise waits REARM readings and must beat the recent record score
- *    (decaying over RECORD_MEMORY readings) unless it is past RECORD_CAP × the limit: one alarm per
- *    episode, and a spike that recurs at the same size raises once.
+ *    (decaying over RECORD_MEMORY readings) unless it is past RECORD_CAP × the limit (a cap that grows
+ *    CAP_BOOST-fold after each raise only it let through): one alarm per episode, and a spike that
+ *    recurs at the same size raises once.
  * Causal: each decision uses only the readings before and at it.
  */
 
