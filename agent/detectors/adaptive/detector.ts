@@ -111,6 +111,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private slotMean = new Float64Array(0);
   private slotN = new Uint32Array(0);
   private slotDev = new Float64Array(0);
+  private slotFrom = Number.NaN;
+  private slotTo = Number.NaN;
   private slotDevN = new Uint32Array(0);
   private nSeas = 0;
 
@@ -185,8 +187,14 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     let zs = Number.NaN;
     this.seasonal = false;
     if (k.slots > 0) {
-      const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
-      if (slot !== this.slot) this.closeVisit(slot);
+      // The slot changes every 86 400 000 / slots ms: recomputed only when t leaves the current one.
+      if (!(t >= this.slotFrom && t < this.slotTo)) {
+        const width = 86_400_000 / k.slots;
+        const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
+        this.slotFrom = t - (t % 86_400_000) + slot * width;
+        this.slotTo = this.slotFrom + width;
+        if (slot !== this.slot) this.closeVisit(slot);
+      }
       if ((this.slotN[this.slot] as number) >= 3) {
         const sp = k.slotSpread > 0 ? Math.max(this.slotDev[this.slot] as number, k.slotSpread * this.sSeas) : this.sSeas;
         zs = Math.abs(x - (this.slotMean[this.slot] as number)) / Math.max(sp, this.floor);
@@ -315,6 +323,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.nSeas = 0;
       this.qS = 3;
       this.slot = -1;
+      this.slotFrom = Number.NaN;
     }
     this.f = this.learned[n - 1] as number;
     this.fs = med;
@@ -388,6 +397,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.f = f as number;
     this.q = q as number;
     this.floor = floor as number;
+    this.slotFrom = Number.NaN;
     // Layout 1 (before the slow mean, the record and the slots' own spreads) restores with their starting values.
     const { slow, record } = st as Record<string, unknown>;
     this.fs = typeof slow === 'number' && Number.isFinite(slow) ? slow : this.m;
@@ -430,6 +440,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.nSeas = typeof sn === 'number' ? sn : 1_000_000;
       this.qS = typeof season.q === 'number' ? season.q : 3;
       this.slot = typeof season.slot === 'number' ? season.slot : -1;
+      this.slotFrom = Number.NaN;
       this.visitSum = typeof season.visit_sum === 'number' ? season.visit_sum : 0;
       this.visitN = typeof season.visit_n === 'number' ? season.visit_n : 0;
     } else if (k > 0) {
