@@ -1,8 +1,8 @@
 /**
  * Research aid: runs the adaptive detector directly (no pipeline) over the 56 NAB files with the
- * internal constants given as JSON on the command line, and prints the corpus scores. This is how
- * ADAPTIVE_TUNING was chosen (in-sample on NAB, one setting for all files); `npm run eval:nab` runs
- * the real pipeline through backtest.
+ * internal constants given as JSON on the command line, and prints the corpus scores (PER_FILE=1:
+ * per file). ADAPTIVE_TUNING was chosen with scripts/research/nab-sweep.ts (many settings at once,
+ * with odd/even halves); `npm run eval:nab` runs the real pipeline through backtest.
  *   tsx scripts/research/nab-tune.ts '{"margin":1.6}' ['{"memory":2000}']
  */
 import { parseConfigOrThrow } from '../../agent/config/load.js';

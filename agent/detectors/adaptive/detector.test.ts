@@ -132,7 +132,7 @@ describe('adaptive detector', () => {
     const a = new AdaptiveDetector(await config());
     run(a, xs.subarray(0, 2000));
     const snap = a.snapshot();
-    expect(snap).toMatchObject({ v: 1 });
+    expect(snap).toMatchObject({ v: 2 });
     const b = new AdaptiveDetector(await config());
     expect(b.restore(JSON.parse(JSON.stringify(snap)))).toBe(true);
     expect(b.learning()).toBe(false);

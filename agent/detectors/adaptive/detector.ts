@@ -5,12 +5,13 @@
  *  - baseline: a robust location `m` and scale `s` (mean absolute deviation), started from the
  *    median and MAD of the learning readings, then updated by an EWMA over `memory` readings with
  *    the deviation clipped at CLIP·s (a Huber-type update: one wild reading moves nothing much);
- *  - score: the larger of the reading's deviation |x − m|/s and the deviation of a short mean
- *    (FAST readings) scaled by LEVEL_GAIN, so a small sustained shift scores like a spike;
+ *  - score: the largest of the reading's deviation |x − m|/s, the deviation of a short mean (FAST
+ *    readings) × LEVEL_GAIN and that of a slow mean (SLOW readings) × SLOW_GAIN, so a small sustained
+ *    shift scores like a spike; while raised the slow mean follows the short one;
  *  - daily profile: 48 time-of-day slots, each folded once per visit (day) from the mean of its
- *    normal readings; from the third visit, when its spread is under SEASON_RATIO of the flat
- *    spread, readings are scored against their slot (|x − slot|/spread), with a quantile of their
- *    own (those scores are smaller);
+ *    normal readings, each with its own spread; from the third visit, when the profile's spread is
+ *    under SEASON_RATIO of the flat spread, readings are scored against their slot, with a quantile
+ *    of their own (those scores are smaller);
  *  - limit: learned from the detector's own normal scores: a tracked high quantile (Q) of the
  *    scores times MARGIN, never below MIN_LIMIT, divided by `sensitivity`. So a noisy, spiky sensor
  *    gets a high limit and a quiet one a low limit with the same config;
@@ -18,8 +19,11 @@
  *    quantile learns (a fault is not learned as normal). A deviation that holds `accept_after`
  *    readings is a new operating level (load change, level shift): the baseline restarts at the
  *    short mean and the alarm clears;
- *  - clear: when the score falls below CLEAR of the limit; after a raise, the next raise waits
- *    REARM readings (one alarm per episode: a flapping fault raises once).
+ *  - clear: when the quick part of the score (reading, short mean) falls below CLEAR of the limit;
+ *    after a raise, the next raise waits REARM readings and must beat the recent record score
+ *    (decaying over RECORD_MEMORY readings) unless it is past RECORD_CAP × the limit (a cap that grows
+ *    CAP_BOOST-fold after each raise only it let through): one alarm per episode, and a spike that
+ *    recurs at the same size raises once.
  * Causal: each decision uses only the readings before and at it.
  */
 
@@ -44,6 +48,19 @@ export interface AdaptiveTuning {
   seasonRatio: number;
   /** EWMA weight of a slot's mean per visit. */
   slotAlpha: number;
+  /** Readings of the slow mean (0: off), a second timescale for small sustained shifts. */
+  slow: number;
+  /** Weight of the slow mean's deviation in the score. */
+  slowGain: number;
+  /** Each time-of-day slot scores against its own spread, floored at this part of the profile's spread (0: one spread). */
+  slotSpread: number;
+  /** A raise needs the score above `recordFactor` × the recent record score (decaying over `recordMemory` readings; 0: off). */
+  recordMemory: number;
+  recordFactor: number;
+  /** The record holds back raises only up to this × the limit: a deviation past it always raises (after the re-arm hold-off). */
+  recordCap: number;
+  /** Each raise that only the cap let through multiplies the cap by this (decaying back over `recordMemory`). */
+  capBoost: number;
 }
 
 export const ADAPTIVE_TUNING: AdaptiveTuning = {
@@ -51,16 +68,23 @@ export const ADAPTIVE_TUNING: AdaptiveTuning = {
   fast: 6,
   levelGain: 2.5,
   quantile: 0.98,
-  margin: 2.5,
-  minLimit: 4,
-  clear: 0.8,
+  margin: 2,
+  minLimit: 5,
+  clear: 0.9,
   rearm: 100,
   slots: 48,
   seasonRatio: 0.8,
   slotAlpha: 0.05,
+  slow: 200,
+  slowGain: 5,
+  slotSpread: 0.25,
+  recordMemory: 1000,
+  recordFactor: 1,
+  recordCap: 2,
+  capBoost: 8,
 };
 
-const STATE_VERSION = 1;
+const STATE_VERSION = 2;
 
 export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private learned: Float64Array;
@@ -72,6 +96,11 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private q = 0;
   private alpha = 0;
   private alphaF = 0;
+  private alphaS = 0;
+  private fs = 0;
+  private rec = 0;
+  private capGain = 1;
+  private recDecay = 0;
   private qStep = 0;
   private score = 0;
   private limit = Number.POSITIVE_INFINITY;
@@ -81,6 +110,12 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   private lastT = Number.NaN;
   private slotMean = new Float64Array(0);
   private slotN = new Uint32Array(0);
+  private slotDev = new Float64Array(0);
+  private slotFrom = Number.NaN;
+  private slotTo = Number.NaN;
+  private slotDevN = new Uint32Array(0);
+  private nSeas = 0;
+
   private sSeas = 0;
   /** Quantile of the scores against the daily profile (tracked apart: they are smaller). */
   private qS = 3;
@@ -103,6 +138,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const c = this.cfg;
     this.alpha = 2 / (c.memory + 1);
     this.alphaF = 2 / (this.k.fast + 1);
+    this.alphaS = this.k.slow > 0 ? 2 / (this.k.slow + 1) : 0;
+    this.recDecay = this.k.recordMemory > 0 ? 1 - 1 / this.k.recordMemory : 0;
     if (this.learned.length !== c.learn.readings && this.learningPhase) {
       this.learned = new Float64Array(c.learn.readings);
       this.nLearn = 0;
@@ -122,6 +159,8 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     this.active = false;
     this.held = 0;
     this.sinceRaise = Number.POSITIVE_INFINITY;
+    this.rec = 0;
+    this.capGain = 1;
   }
 
   judge(t: number, x: number, quality: Quality): Change {
@@ -138,26 +177,47 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     const k = this.k;
     const s = Math.max(this.s, this.floor);
     this.f += this.alphaF * (x - this.f);
-    const zf = Math.max(Math.abs(x - this.m) / s, (Math.abs(this.f - this.m) / s) * k.levelGain);
+    let zf = Math.max(Math.abs(x - this.m) / s, (Math.abs(this.f - this.m) / s) * k.levelGain);
+    if (this.alphaS > 0) {
+      // While raised the slow mean follows the short one: it raises on a small lasting shift but does
+      // not hold an alarm up for its own memory once the reading is back.
+      this.fs = this.active ? this.f : this.fs + this.alphaS * (x - this.fs);
+      zf = Math.max(zf, (Math.abs(this.fs - this.m) / s) * k.slowGain);
+    }
     let zs = Number.NaN;
     this.seasonal = false;
     if (k.slots > 0) {
-      const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
-      if (slot !== this.slot) this.closeVisit(slot);
+      // The slot changes every 86 400 000 / slots ms: recomputed only when t leaves the current one.
+      if (!(t >= this.slotFrom && t < this.slotTo)) {
+        const width = 86_400_000 / k.slots;
+        const slot = Math.floor(((t % 86_400_000) / 86_400_000) * k.slots);
+        this.slotFrom = t - (t % 86_400_000) + slot * width;
+        this.slotTo = this.slotFrom + width;
+        if (slot !== this.slot) this.closeVisit(slot);
+      }
       if ((this.slotN[this.slot] as number) >= 3) {
-        zs = Math.abs(x - (this.slotMean[this.slot] as number)) / Math.max(this.sSeas, this.floor);
+        const sp = k.slotSpread > 0 ? Math.max(this.slotDev[this.slot] as number, k.slotSpread * this.sSeas) : this.sSeas;
+        zs = Math.abs(x - (this.slotMean[this.slot] as number)) / Math.max(sp, this.floor);
         this.seasonal = this.sSeas < k.seasonRatio * this.s;
       }
     }
     const z = this.seasonal ? zs : zf;
     this.setLimit();
     this.score = z;
+    // The cap grows after each raise only the cap let through (a spike that recurs far past the
+    // limit), and decays back over the record's memory.
+    if (this.capGain > 1) this.capGain = 1 + (this.capGain - 1) * this.recDecay;
+    const rec = Math.min(this.rec * k.recordFactor, k.recordCap * this.limit * this.capGain);
+    const capped = this.rec * k.recordFactor > rec;
+    this.rec = Math.max(z, this.rec * this.recDecay);
+
     if (!this.active) {
       this.sinceRaise++;
-      if (z > this.limit && this.sinceRaise > k.rearm) {
+      if (z > this.limit && this.sinceRaise > k.rearm && z > rec) {
         this.active = true;
         this.held = 0;
         this.sinceRaise = 0;
+        if (capped) this.capGain *= k.capBoost;
         return 1;
       }
       // Inside the re-arm hold-off a reading past the limit is not learned either.
@@ -174,6 +234,10 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
     if (this.held >= this.cfg.accept_after) {
       // A new operating level: learn it, and clear.
       this.m = this.f;
+      this.fs = this.f;
+      // Scores against the old level say nothing about the new one.
+      this.rec = 0;
+      this.capGain = 1;
       this.accepted++;
       this.active = false;
       return -1;
@@ -189,7 +253,15 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
         const r = x - (this.slotMean[i] as number);
         const lim = k.clip * Math.max(this.sSeas, this.floor);
         const rc = r > lim ? lim : Math.max(r, -lim);
-        this.sSeas += this.alpha * (Math.abs(rc) - this.sSeas);
+        // Both spreads start as plain averages (rate 1/n), then forget at their EWMA rate.
+        this.nSeas++;
+        this.sSeas += Math.max(this.alpha, 1 / this.nSeas) * (Math.abs(this.nSeas === 1 ? r : rc) - this.sSeas);
+        if (k.slotSpread > 0) {
+          const sd = this.slotDev[i] as number;
+          const n = (this.slotDevN[i] as number) + 1;
+          this.slotDevN[i] = n;
+          this.slotDev[i] = sd + Math.max(Math.min(1, this.alpha * k.slots), 1 / n) * (Math.abs(n === 1 ? r : rc) - sd);
+        }
         this.qS += this.qStep * (zs > this.qS ? k.quantile : k.quantile - 1) * Math.max(this.qS, 1);
       }
       this.visitSum += x;
@@ -216,6 +288,7 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.slotMean[i] = n === 0 ? v : sm + Math.max(this.k.slotAlpha, 1 / (n + 1)) * (v - sm);
       this.slotN[i] = n + 1;
     }
+
     this.slot = next;
     this.visitSum = 0;
     this.visitN = 0;
@@ -245,16 +318,28 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.slotMean = new Float64Array(this.k.slots);
       this.slotN = new Uint32Array(this.k.slots);
       this.sSeas = 2 * Math.max(mad, 1e-9);
+      this.slotDev = new Float64Array(this.k.slots).fill(this.sSeas);
+      this.slotDevN = new Uint32Array(this.k.slots);
+      this.nSeas = 0;
       this.qS = 3;
       this.slot = -1;
+      this.slotFrom = Number.NaN;
     }
     this.f = this.learned[n - 1] as number;
+    this.fs = med;
     // A flat learning period has no spread: floor the scale at a small part of the level.
     this.floor = Math.max(1e-9, 1e-3 * range);
     this.s = Math.max(mad, this.floor);
     let q = 0;
+    // The scores the learning readings would have had against their median, with the slow mean (from
+    // the median) run through them: a drift already under way during learning sets the limit too.
     const dev = new Float64Array(n);
-    for (let i = 0; i < n; i++) dev[i] = Math.abs((this.learned[i] as number) - med) / this.s;
+    let fs = med;
+    for (let i = 0; i < n; i++) {
+      const x = this.learned[i] as number;
+      fs += this.alphaS * (x - fs);
+      dev[i] = Math.max(Math.abs(x - med), Math.abs(fs - med) * this.k.slowGain) / this.s;
+    }
     dev.sort();
     q = dev[Math.min(n - 1, Math.floor(this.k.quantile * n))] as number;
     this.q = q;
@@ -283,9 +368,15 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       s: this.s,
       f: this.f,
       q: this.q,
+      slow: this.fs,
+      record: this.rec,
+      cap_gain: this.capGain,
       season: {
         mean: Array.from(this.slotMean),
         n: Array.from(this.slotN),
+        dev: Array.from(this.slotDev),
+        dev_n: Array.from(this.slotDevN),
+        spread_n: this.nSeas,
         spread: this.sSeas,
         q: this.qS,
         slot: this.slot,
@@ -300,14 +391,30 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
   restore(st: LearnedState): boolean {
     const { m, s, f, q, floor } = st as Record<string, unknown>;
     const nums = [m, s, f, q, floor, st.learned_at];
-    if (st.v !== STATE_VERSION || !nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return false;
+    if ((st.v !== STATE_VERSION && st.v !== 1) || !nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return false;
     this.m = m as number;
     this.s = s as number;
     this.f = f as number;
     this.q = q as number;
     this.floor = floor as number;
+    this.slotFrom = Number.NaN;
+    // Layout 1 (before the slow mean, the record and the slots' own spreads) restores with their starting values.
+    const { slow, record } = st as Record<string, unknown>;
+    this.fs = typeof slow === 'number' && Number.isFinite(slow) ? slow : this.m;
+    this.rec = typeof record === 'number' && Number.isFinite(record) ? record : 0;
+    const { cap_gain } = st as Record<string, unknown>;
+    this.capGain = typeof cap_gain === 'number' && cap_gain >= 1 ? cap_gain : 1;
     const season = st.season as
-      | { mean?: unknown; n?: unknown; spread?: unknown; q?: unknown; slot?: unknown; visit_sum?: unknown; visit_n?: unknown }
+      | {
+          mean?: unknown;
+          n?: unknown;
+          dev?: unknown;
+          spread?: unknown;
+          q?: unknown;
+          slot?: unknown;
+          visit_sum?: unknown;
+          visit_n?: unknown;
+        }
       | undefined;
     const k = this.k.slots;
     if (
@@ -322,14 +429,27 @@ export class AdaptiveDetector extends ScalarDetector<AdaptiveConfig> {
       this.slotMean = Float64Array.from(season.mean as number[]);
       this.slotN = Uint32Array.from(season.n as number[]);
       this.sSeas = season.spread;
+      this.slotDev =
+        Array.isArray(season.dev) && season.dev.length === k && season.dev.every((d) => typeof d === 'number')
+          ? Float64Array.from(season.dev as number[])
+          : new Float64Array(k).fill(this.sSeas);
+      const dn = (season as { dev_n?: unknown }).dev_n;
+      this.slotDevN =
+        Array.isArray(dn) && dn.length === k ? Uint32Array.from(dn as number[]) : new Uint32Array(k).fill(1_000_000);
+      const sn = (season as { spread_n?: unknown }).spread_n;
+      this.nSeas = typeof sn === 'number' ? sn : 1_000_000;
       this.qS = typeof season.q === 'number' ? season.q : 3;
       this.slot = typeof season.slot === 'number' ? season.slot : -1;
+      this.slotFrom = Number.NaN;
       this.visitSum = typeof season.visit_sum === 'number' ? season.visit_sum : 0;
       this.visitN = typeof season.visit_n === 'number' ? season.visit_n : 0;
     } else if (k > 0) {
       this.slotMean = new Float64Array(k);
       this.slotN = new Uint32Array(k);
       this.sSeas = 2 * this.s;
+      this.slotDev = new Float64Array(k).fill(this.sSeas);
+      this.slotDevN = new Uint32Array(k);
+      this.nSeas = 0;
     }
     this.learnedAt = st.learned_at;
     this.learningPhase = false;

@@ -10,17 +10,91 @@
  * current row are counted and ignored (the row is already decided).
  */
 import type { Anomaly, Quality } from '../../types.js';
+import { AdaptiveRows } from '../adaptive/rows.js';
 import type { LearnedState, LearningProgress } from '../common.js';
 import type { MultivariateConfig } from './schema.js';
 import { type DetectorStatistic, StreamingDetector } from './streaming.js';
 
-const STAT: Record<MultivariateConfig['statistic'], DetectorStatistic> = {
+const STAT: Record<Exclude<MultivariateConfig['statistic'], 'adaptive'>, DetectorStatistic> = {
   max_abs_z: 'maxAbsZ',
   rms_z: 'rmsZ',
   t2: 't2',
   q: 'q',
   t2q: 't2q',
 };
+
+/**
+ * `statistic: adaptive`: smoothing, on/off counts and level acceptance around `AdaptiveRows`
+ * (agent/detectors/adaptive/rows.ts), which keeps learning the rows' joint normal behaviour.
+ */
+class AdaptiveRowDetector {
+  readonly rows: AdaptiveRows;
+  private readonly sm: Float64Array;
+  private lastT = Number.NaN;
+  private over = 0;
+  private under = 0;
+  private held = 0;
+  alarm = false;
+  accepted = 0;
+
+  constructor(
+    d: number,
+    private cfg: MultivariateConfig,
+  ) {
+    this.rows = new AdaptiveRows(d, { memory: cfg.memory, limitFactor: cfg.limit_factor });
+    this.sm = new Float64Array(d);
+  }
+
+  setConfig(cfg: MultivariateConfig): void {
+    this.cfg = cfg;
+    this.rows.setOptions({ memory: cfg.memory, limitFactor: cfg.limit_factor });
+  }
+
+  private smooth(t: number, row: Float64Array): Float64Array {
+    const tau = this.cfg.smoothing;
+    if (Number.isNaN(this.lastT) || tau <= 0) this.sm.set(row);
+    else {
+      const a = 1 - Math.exp(-Math.max(t - this.lastT, 0) / tau);
+      for (let j = 0; j < row.length; j++)
+        this.sm[j] = (this.sm[j] as number) + a * ((row[j] as number) - (this.sm[j] as number));
+    }
+    this.lastT = t;
+    return this.sm;
+  }
+
+  fit(times: readonly number[], rows: readonly Float64Array[]): void {
+    const smoothed = rows.map((r, i) => Float64Array.from(this.smooth(times[i] as number, r)));
+    this.rows.fit(smoothed);
+  }
+
+  update(t: number, row: Float64Array): { raised: boolean; cleared: boolean; statistic: number } {
+    const x = this.smooth(t, row);
+    const score = this.rows.update(x, this.alarm);
+    const c = this.cfg;
+    let raised = false;
+    let cleared = false;
+    if (!this.alarm) {
+      this.over = score > 1 ? this.over + 1 : 0;
+      if (this.over >= c.on_count) {
+        this.alarm = raised = true;
+        this.over = this.under = this.held = 0;
+      }
+    } else {
+      this.held++;
+      this.under = score <= 1 ? this.under + 1 : 0;
+      if (this.under >= c.off_count) {
+        this.alarm = false;
+        cleared = true;
+      } else if (this.held >= c.accept_after) {
+        this.rows.accept(x);
+        this.accepted++;
+        this.alarm = false;
+        cleared = true;
+      }
+    }
+    return { raised, cleared, statistic: score };
+  }
+}
 
 export class MultivariateDetector {
   active = false;
@@ -32,6 +106,7 @@ export class MultivariateDetector {
   private rowTime = Number.NaN;
   private pending = false;
   private det: StreamingDetector;
+  private ad: AdaptiveRowDetector | undefined;
   private learningPhase = true;
   private learnTimes: number[] = [];
   private learnRows: Float64Array[] = [];
@@ -40,6 +115,7 @@ export class MultivariateDetector {
   /** The rows the baseline was fitted on (kept for `snapshot()`: refitting them restores it exactly). */
   private fitTimes: number[] = [];
   private fitRows: Float64Array[] = [];
+  private learnedAt = 0;
 
   constructor(public cfg: MultivariateConfig) {
     this.d = cfg.sensors.length;
@@ -47,6 +123,7 @@ export class MultivariateDetector {
     this.seen = new Uint8Array(this.d);
     this.z = new Float64Array(this.d);
     this.det = this.makeDetector();
+    this.ad = cfg.statistic === 'adaptive' ? new AdaptiveRowDetector(this.d, cfg) : undefined;
   }
 
   get id(): string {
@@ -60,6 +137,7 @@ export class MultivariateDetector {
   // --- contract E: learned state survives restarts ------------------------------------------------
   /** The learning rows (bounded by `learn.readings` / `learn.duration`); undefined while still learning. */
   snapshot(): LearnedState | undefined {
+    if (this.ad) return this.learningPhase ? undefined : this.ad.rows.snapshot(this.learnedAt, this.cfg.sensors);
     if (this.learningPhase || this.fitRows.length === 0) return undefined;
     return {
       v: 1,
@@ -72,6 +150,17 @@ export class MultivariateDetector {
 
   /** Refits on the stored rows; false (and still learning) when they do not fit this detector. */
   restore(s: LearnedState): boolean {
+    if (this.cfg.statistic === 'adaptive') {
+      const ad = new AdaptiveRowDetector(this.d, this.cfg);
+      if (!ad.rows.restore(s, this.cfg.sensors)) return false;
+      this.ad = ad;
+      this.learnedAt = s.learned_at;
+      this.learnTimes = [];
+      this.learnRows = [];
+      this.learningPhase = false;
+      this.active = false;
+      return true;
+    }
     const { times, rows, sensors } = s as { times?: unknown; rows?: unknown; sensors?: unknown };
     if (s.v !== 1 || !Array.isArray(times) || !Array.isArray(rows) || rows.length !== times.length || rows.length < 3)
       return false;
@@ -110,7 +199,7 @@ export class MultivariateDetector {
   private makeDetector(): StreamingDetector {
     const c = this.cfg;
     return new StreamingDetector({
-      statistic: STAT[c.statistic],
+      statistic: c.statistic === 'adaptive' ? 'maxAbsZ' : STAT[c.statistic],
       tauSec: c.smoothing / 1000,
       thresholdFactor: c.limit_factor,
       thresholdQuantile: 1,
@@ -126,6 +215,7 @@ export class MultivariateDetector {
       this.relearn();
       return;
     }
+    this.ad?.setConfig(cfg);
     this.det.setThresholdFactor(cfg.limit_factor);
     this.det.setPersistence(cfg.on_count, cfg.off_count);
   }
@@ -138,6 +228,7 @@ export class MultivariateDetector {
     this.fitRows = [];
     this.active = false;
     this.det = this.makeDetector();
+    this.ad = this.cfg.statistic === 'adaptive' ? new AdaptiveRowDetector(this.d, this.cfg) : undefined;
   }
 
   /**
@@ -186,16 +277,19 @@ export class MultivariateDetector {
         (readings !== undefined && n >= readings) ||
         (duration !== undefined && this.rowTime - (this.learnTimes[0] as number) >= duration);
       if (done && n >= 3) {
-        this.det.fit(this.learnTimes, this.learnRows);
-        this.fitTimes = this.learnTimes;
-        this.fitRows = this.learnRows;
+        this.learnedAt = this.rowTime;
+        if (this.ad) this.ad.fit(this.learnTimes, this.learnRows);
+        else this.det.fit(this.learnTimes, this.learnRows);
+        // The adaptive form keeps its own state (snapshot()); the others refit on these rows.
+        this.fitTimes = this.ad ? [] : this.learnTimes;
+        this.fitRows = this.ad ? [] : this.learnRows;
         this.learnTimes = [];
         this.learnRows = [];
         this.learningPhase = false;
       }
       return 0;
     }
-    const out = this.det.update(this.rowTime, this.row);
+    const out = this.ad ? this.ad.update(this.rowTime, this.row) : this.det.update(this.rowTime, this.row);
     this.statistic = out.statistic;
     if (out.raised) {
       this.active = true;
@@ -210,7 +304,8 @@ export class MultivariateDetector {
 
   anomaly(change: 1 | -1): Anomaly {
     const c = this.cfg;
-    this.det.channelZ(this.z);
+    if (this.ad) this.ad.rows.deviations(this.z);
+    else this.det.channelZ(this.z);
     let top = 0;
     const z: Record<string, number> = {};
     for (let j = 0; j < this.d; j++) {
@@ -230,7 +325,14 @@ export class MultivariateDetector {
       evidence: {
         statistic: c.statistic,
         score: this.statistic,
-        limit: this.det.threshold,
+        limit: this.ad ? 1 : this.det.threshold,
+        ...(this.ad && {
+          max_abs_z: this.ad.rows.zMax,
+          z_limit: this.ad.rows.zLimit,
+          joint: this.ad.rows.joint,
+          joint_limit: this.ad.rows.jointLimit,
+          accepted_levels: this.ad.accepted,
+        }),
         on_count: c.on_count,
         off_count: c.off_count,
         smoothing_ms: c.smoothing,
