@@ -378,7 +378,6 @@ async function underLoad(brokers: string, dir: string, over: Record<string, unkn
         drainEnd = performance.now();
       });
       await service?.stop();
-      await waitDrained(store);
       const sortBusy = Float64Array.from(busy.lat).sort();
       const drainLoadSecs = (drainEnd - drainStart) / 1000;
       const loadNote = `sync process at nice ${nice}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
