@@ -17,8 +17,9 @@
  *    timer, so the latency includes any event-loop delay the drain causes.
  * SYNC_BENCH_OVERRIDES='{"compression":"lz4"}' changes the sync options (kcat follows the codec).
  */
-import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseConfig } from '../../agent/config/load.js';
@@ -43,8 +44,12 @@ const LOAD_EVENTS = Number(process.env.KAFKA_BENCH_LOAD_EVENTS ?? 300_000);
 const READINGS_PER_S = 50_000;
 /** CPU priority of both sides of the drain comparison: the agent's sync process and kcat (default 0, like the broker). */
 const DRAIN_NICE = Number(process.env.KAFKA_BENCH_NICE ?? 0);
-/** `sync.kafka.nice` values of the drain under plant load (2.), each against the same idle baseline. */
-const LOAD_NICE = (process.env.KAFKA_BENCH_LOAD_NICE ?? '10,19').split(',').map(Number);
+/**
+ * `sync.kafka.nice` values of the drain under plant load (2.), each against the same idle baseline;
+ * a trailing `b` also runs the local broker at nice 19 from then on (on a gateway the broker is remote:
+ * its CPU is an artefact of this bench).
+ */
+const LOAD_NICE = (process.env.KAFKA_BENCH_LOAD_NICE ?? '10,19,19b').split(',');
 /** Which parts run: `drain` (1.) and/or `load` (2.). */
 const PARTS = (process.env.KAFKA_BENCH_PARTS ?? 'drain,load').split(',');
 const LIMITS = { maxBytes: 4e9, minFreeBytes: 100e6, retentionAgeMs: 86_400_000, retentionBytes: 2e9 };
@@ -53,6 +58,24 @@ const CLK_TCK = 100;
 
 function loadavg(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Sets the nice value of every thread of the broker started in `dir` (its JVM has `-Dkafka.logs.dir=<dir>/logs`). */
+function reniceBroker(dir: string, nice: number): number {
+  const pids = spawnSync('pgrep', ['-f', '--', `-Dkafka.logs.dir=${dir}/logs`], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean);
+  let threads = 0;
+  for (const pid of pids)
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        setPriority(Number(tid), nice);
+        threads++;
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  return threads;
 }
 
 /** CPU seconds (user + system) a process used so far, from /proc. */
@@ -338,7 +361,7 @@ export const kafka: BenchSection = {
       };
       if (PARTS.includes('drain'))
         for (const h of (process.env.KAFKA_BENCH_HEADERS ?? 'true,false').split(',')) await drain(h === 'true');
-      if (PARTS.includes('load')) rows.push(...(await underLoad(broker.brokers, dir.path, over)));
+      if (PARTS.includes('load')) rows.push(...(await underLoad(broker.brokers, broker.dir, dir.path, over)));
     } finally {
       await broker.destroy();
       dir.remove();
@@ -351,7 +374,7 @@ export const kafka: BenchSection = {
  * 2. The pipeline at 50k readings/s: idle, then while a backlog drains, once per `sync.kafka.nice` of
  * LOAD_NICE, all against the same idle baseline of this run.
  */
-async function underLoad(brokers: string, dir: string, over: Record<string, unknown>): Promise<BenchRow[]> {
+async function underLoad(brokers: string, brokerDir: string, dir: string, over: Record<string, unknown>): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const path2 = join(dir, 'load.db');
   const store = openStore(path2, LIMITS);
@@ -364,10 +387,17 @@ async function underLoad(brokers: string, dir: string, over: Record<string, unkn
     const p = (s: Float64Array, q: number) => round(percentile(s, q) / 1000, 3);
     const idleNote = `idle ${idle.lat.length} trips at ${Math.round(idle.readings / 10)} readings/s, load avg ${loadavg()}`;
     let built = 0;
-    for (const nice of LOAD_NICE) {
+    let brokerNice = 0;
+    for (const variant of LOAD_NICE) {
+      const nice = Number.parseInt(variant, 10);
+      if (variant.endsWith('b') && brokerNice === 0) {
+        if (reniceBroker(brokerDir, 19) === 0) throw new Error('could not find the broker to renice');
+        brokerNice = 19;
+      }
+      const tag = `sync process at nice ${nice}, broker at nice ${brokerNice}`;
       await buildBacklog(store, LOAD_EVENTS, Date.now() - LOAD_EVENTS - built, built);
       built += LOAD_EVENTS;
-      const cfg2 = syncConfig(brokers, `bench-load-${nice}.`, { linger: '100ms', nice, ...over });
+      const cfg2 = syncConfig(brokers, `bench-load-${variant}.`, { linger: '100ms', nice, ...over });
       let service: SyncService | undefined;
       let drainStart = 0;
       let drainEnd = 0;
@@ -380,11 +410,11 @@ async function underLoad(brokers: string, dir: string, over: Record<string, unkn
       await service?.stop();
       const sortBusy = Float64Array.from(busy.lat).sort();
       const drainLoadSecs = (drainEnd - drainStart) / 1000;
-      const loadNote = `sync process at nice ${nice}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
+      const loadNote = `${tag}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
       rows.push(
         {
           section: S,
-          name: `stop latency p50 (reading due → actuator call), pipeline at 50k readings/s, draining at nice ${nice}`,
+          name: `stop latency p50 (reading due → actuator call), pipeline at 50k readings/s, draining (${tag})`,
           value: p(sortBusy, 50),
           unit: 'ms',
           baseline: {
@@ -395,7 +425,7 @@ async function underLoad(brokers: string, dir: string, over: Record<string, unkn
         },
         {
           section: S,
-          name: `stop latency p99 (reading due → actuator call), pipeline at 50k readings/s, draining at nice ${nice}`,
+          name: `stop latency p99 (reading due → actuator call), pipeline at 50k readings/s, draining (${tag})`,
           value: p(sortBusy, 99),
           unit: 'ms',
           baseline: {
@@ -407,7 +437,7 @@ async function underLoad(brokers: string, dir: string, over: Record<string, unkn
         },
         {
           section: S,
-          name: `main thread event-loop delay p99, pipeline at 50k readings/s, draining at nice ${nice}`,
+          name: `main thread event-loop delay p99, pipeline at 50k readings/s, draining (${tag})`,
           value: round(busy.loopP99, 2),
           unit: 'ms',
           baseline: { name: 'not draining', value: round(idle.loopP99, 2), ratio: round(busy.loopP99 / idle.loopP99) },
