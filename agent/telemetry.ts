@@ -60,7 +60,13 @@ export interface TelemetrySnapshot {
   /** The latch journal's counters, when there is one. */
   readonly journal?: { readonly records: number; readonly syncs: number; readonly errors: number };
   /** The Kafka sync, when configured. */
-  readonly sync?: { readonly lagEvents: number; readonly lagSeconds: number; readonly lastSuccess: number };
+  readonly sync?: {
+    readonly lagEvents: number;
+    readonly lagSeconds: number;
+    readonly lastSuccess: number;
+    /** Unexpected exits of the sync process (each followed by a restart). */
+    readonly restarts?: number;
+  };
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -171,6 +177,11 @@ export class Telemetry {
   readonly syncLastSuccess = new Gauge({
     name: 'edge_agent_sync_last_success_timestamp_seconds',
     help: 'When Kafka last acknowledged a batch (0: never)',
+    registers: this.r,
+  });
+  readonly syncRestarts = new Counter({
+    name: 'edge_agent_sync_process_restarts_total',
+    help: 'Unexpected exits of the Kafka sync process, each followed by a restart with backoff',
     registers: this.r,
   });
 
@@ -462,6 +473,7 @@ export class Telemetry {
       this.syncLagEvents.set(s.sync.lagEvents);
       this.syncLagSeconds.set(s.sync.lagSeconds);
       this.syncLastSuccess.set(s.sync.lastSuccess);
+      this.feed(this.syncRestarts, 'sync.restarts', s.sync.restarts ?? 0);
     }
   }
 

@@ -252,6 +252,62 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(res.orderViolations).toBe(0);
   }, 300_000);
 
+  it('a sync process killed -9 mid-drain is restarted with backoff, raises and clears an alarm, and the drain finishes exactly once', async () => {
+    const { brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const n = 60_000;
+    const store = openStore(path);
+    await store.open();
+    await appendMany(store, n, Date.now() - n);
+    // Small pages: many transactions, so every kill lands mid-drain.
+    const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000 }));
+    cleanups.push(async () => {
+      await sync.stop();
+      await store.close();
+    });
+    const cursor = () => store.stats.keeper?.cursor ?? 0;
+    let kills = 0;
+    let killedAt = 0;
+    for (let k = 0; k < 3; k++) {
+      // The (restarted) sync process commits again before the next kill.
+      await waitFor(() => sync.pid !== undefined && cursor() > killedAt, {
+        what: 'the sync process committing pages',
+        timeoutMs: 120_000,
+      });
+      await new Promise((r) => setTimeout(r, Math.random() * 300));
+      if ((store.stats.keeper?.unsentEvents ?? 0) === 0) break;
+      killedAt = cursor();
+      process.kill(sync.pid as number, 'SIGKILL');
+      kills++;
+      await waitFor(() => sync.snapshot().restarts === kills, { what: 'the crash noticed', timeoutMs: 10_000 });
+    }
+    expect(kills).toBeGreaterThanOrEqual(2);
+    await waitFor(() => store.stats.keeper?.unsentEvents === 0 && sync.status?.state === 'idle', {
+      what: 'backlog drained after the restarts',
+      timeoutMs: 300_000,
+      intervalMs: 200,
+    });
+    const snap = sync.snapshot();
+    expect(snap.restarts).toBe(kills);
+    expect(snap.process).toBe('running');
+    // Every event, the sync's own alarms included, exactly once at an independent consumer.
+    const total = unsentIn(path).last;
+    expect(total).toBeGreaterThan(n);
+    const res = await kcatCheck(brokers, topicsOf(prefix), total);
+    console.info(`sync: ${n} events, ${kills} kills of the sync process: ${res.unique} unique, ${res.duplicates} duplicates`);
+    expect(res.missing).toEqual([]);
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+    const alarms = (await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000 }))
+      .map((r) => JSON.parse(r.value ?? '{}').payload)
+      .filter((p) => p?.code === 'sync_process_exited');
+    expect(alarms.some((a) => a.state === 'raised')).toBe(true);
+    expect(alarms.at(-1)?.state).toBe('cleared');
+  }, 600_000);
+
   it('a broker restart mid-drain and a flapping link: exactly once, and the sender always resumes (field notes 2, 7)', async () => {
     const { broker, proxy, brokers } = b();
     const dir = tempDir();

@@ -113,9 +113,15 @@ export class RecordEncoder {
   private readonly prefix: string;
   private readonly headers: Readonly<Record<string, string>>;
   private readonly keyPrefix: string;
-  /** The session's constant headers as the native client takes them (one object per header, reused). */
-  private readonly fixed: MessageHeader[];
   private readonly withHeaders: boolean;
+  /**
+   * Per kind, the header array handed to the native client, reused for every record: the session's
+   * constant headers (values as Buffers, no string conversion per record), `kind`, and one `seq`
+   * object whose value is replaced per record. librdkafka copies headers inside produce().
+   */
+  private readonly nativeHeaders = new Map<string, { list: MessageHeader[]; seq: { seq: string } }>();
+  /** Header name and value bytes of the constant headers plus the names `seq` and `kind`. */
+  private readonly fixedHeaderBytes: number;
 
   constructor(ctx: RecordContext) {
     const replay = ctx.replay === true;
@@ -130,29 +136,68 @@ export class RecordEncoder {
       ...(replay ? { replay: '1' } : {}),
     };
     this.keyPrefix = `${ctx.gatewayId}/`;
-    this.fixed = Object.entries(this.headers).map(([k, v]) => ({ [k]: v }));
     this.withHeaders = ctx.headers !== false;
+    let fixed = 'seq'.length + 'kind'.length;
+    for (const [k, v] of Object.entries(this.headers)) fixed += k.length + Buffer.byteLength(v);
+    this.fixedHeaderBytes = fixed;
   }
 
-  /** The same record for the native client: key, value bytes, timestamp and headers in the same order. */
+  /**
+   * The record for the native client: key, value bytes, timestamp and headers in the same order as
+   * encode(). The headers array is shared per kind and only valid until the next call.
+   */
   record(r: SyncRow): EncodedRecord {
     const seq = String(r.seq);
     const value = Buffer.from(
       `${this.prefix}"seq":${seq},"kind":"${r.kind}","key":${JSON.stringify(r.key)},"event_time":${r.event_time},"ingest_time":${r.ingest_time},"payload":${r.payload}}`,
     );
-    return {
-      key: this.keyPrefix + r.key,
-      value,
-      timestamp: r.event_time,
-      headers: this.withHeaders ? [...this.fixed, { seq }, { kind: r.kind }] : undefined,
-    };
+    const headers = this.nativeHeadersFor(r.kind, r.seq);
+    return { key: this.keyPrefix + r.key, value, timestamp: r.event_time, headers };
   }
 
-  /** Bytes of a record on the wire before compression, framing excluded (key, value, header names and values). */
-  static size(rec: EncodedRecord): number {
-    let n = Buffer.byteLength(rec.key) + rec.value.length;
-    for (const h of rec.headers ?? []) for (const k in h) n += k.length + Buffer.byteLength(String(h[k]));
-    return n;
+  /**
+   * The syncer's page query: the same value bytes as record() (a test compares them), built by
+   * SQLite while it reads the page and returned as a Buffer, so JavaScript neither builds nor
+   * UTF-8-encodes a string per event. Bind `valuePrefix`, then the cursor and the page size.
+   */
+  static readonly PAGE_SQL =
+    'SELECT seq, kind, key, event_time, ingest_time, length(payload), CAST(? || seq || \',"kind":"\' || kind || ' +
+    '\'","key":\' || json_quote(key) || \',"event_time":\' || event_time || \',"ingest_time":\' || ingest_time || ' +
+    "',\"payload\":' || payload || '}' AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?";
+
+  /** What PAGE_SQL binds first: the value up to the sequence number. */
+  get valuePrefix(): string {
+    return `${this.prefix}"seq":`;
+  }
+
+  /** The record key of an event key. */
+  key(eventKey: string): string {
+    return this.keyPrefix + eventKey;
+  }
+
+  /** The header array for the native client (shared per kind, valid until the next call), or undefined without headers. */
+  nativeHeadersFor(kind: string, seq: number): MessageHeader[] | undefined {
+    if (!this.withHeaders) return undefined;
+    let h = this.nativeHeaders.get(kind);
+    if (!h) {
+      const seqHeader = { seq: '' };
+      const list: MessageHeader[] = Object.entries(this.headers).map(([k, v]) => ({ [k]: Buffer.from(v) }));
+      list.push(seqHeader, { kind: Buffer.from(kind) });
+      h = { list, seq: seqHeader };
+      this.nativeHeaders.set(kind, h);
+    }
+    h.seq.seq = String(seq);
+    return h.list;
+  }
+
+  /** Header bytes (names and values) of one record, 0 without headers. */
+  headerBytes(kind: string, seq: number): number {
+    return this.withHeaders ? this.fixedHeaderBytes + String(seq).length + kind.length : 0;
+  }
+
+  /** Bytes of a record from record() on the wire before compression, framing excluded (key, value, header names and values). */
+  size(rec: EncodedRecord, r: SyncRow): number {
+    return Buffer.byteLength(rec.key) + rec.value.length + (rec.headers ? this.headerBytes(r.kind, r.seq) : 0);
   }
 
   encode(r: SyncRow): Message {

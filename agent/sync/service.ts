@@ -8,6 +8,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { EventStore } from '../store/store.js';
 import type { WriterToSync } from '../store/worker.js';
@@ -23,7 +24,15 @@ export interface SyncSnapshot {
   /** Epoch seconds of the last successful send (0: never). */
   readonly lastSuccess: number;
   readonly status: SyncStatus | undefined;
+  /** Times the sync process exited unexpectedly and was started again. */
+  readonly restarts: number;
+  /** The sync process: running, waiting to be restarted after a crash, or stopped. */
+  readonly process: 'running' | 'restarting' | 'stopped';
 }
+
+/** Restart delay after the sync process died: 1 s doubling to 1 min; reset once a process ran this long. */
+const RESTART = { baseMs: 1000, maxMs: 60_000 };
+const HEALTHY_AFTER_MS = 60_000;
 
 export class SyncService {
   status: SyncStatus | undefined;
@@ -33,6 +42,11 @@ export class SyncService {
   private stopped = false;
   private progress: Progress | undefined;
   private drainStart: { at: number; backlog: number } | undefined;
+  private restarts = 0;
+  private readonly restartBackoff = new Backoff(RESTART);
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** When the last crash happened (0: none since the last clear); its alarm is cleared by the next committed page. */
+  private crashedAt = 0;
 
   constructor(
     private readonly store: EventStore,
@@ -82,9 +96,10 @@ export class SyncService {
       else this.onMessage(m);
     });
     worker.on('error', (err) => this.logger.error({ err: err.message }, 'Kafka sync process failed; events stay buffered'));
+    const startedAt = Date.now();
     worker.on('exit', (code, signal) => {
-      if (!this.stopped)
-        this.logger.error({ code, signal }, 'Kafka sync process exited; events stay buffered until the agent restarts');
+      if (this.stopped || this.worker !== worker) return;
+      this.onCrash(worker, code, signal, Date.now() - startedAt);
     });
     send({ op: 'start', data: { path: this.path, gatewayId: this.gatewayId, config: this.config } });
     this.worker = worker;
@@ -92,9 +107,59 @@ export class SyncService {
     this.logger.info({ brokers: this.config.brokers, prefix: this.config.topic_prefix }, 'Kafka sync started');
   }
 
+  /**
+   * The sync process died (killed, out of memory, a native crash): the events stay in the store, and a
+   * new process starts after a backoff. Exactly once holds across it as across an agent restart: the new
+   * producer fences the old transactional session and reads the committed cursor back from Kafka.
+   */
+  private onCrash(worker: ChildProcess, code: number | null, signal: NodeJS.Signals | null, ranMs: number): void {
+    this.worker = undefined;
+    this.writer?.close();
+    this.writer = undefined;
+    worker.removeAllListeners('message');
+    if (ranMs >= HEALTHY_AFTER_MS) this.restartBackoff.succeed();
+    const delay = this.restartBackoff.fail();
+    this.restarts++;
+    const now = Date.now();
+    this.logger.error(
+      { code, signal, restarts: this.restarts, restart_in_ms: delay },
+      'Kafka sync process exited unexpectedly; events stay buffered, restarting it',
+    );
+    // One raised alarm per outage: a process that keeps dying without committing raises no more.
+    if (this.crashedAt === 0)
+      this.store.alarmSink({
+        kind: 'alarm',
+        key: this.gatewayId,
+        eventTime: now,
+        payload: {
+          type: 'sync',
+          state: 'raised',
+          code: 'sync_process_exited',
+          message: `the Kafka sync process exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`,
+          restarts: this.restarts,
+          at: now,
+        },
+      });
+    this.crashedAt = now;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.start();
+    }, delay);
+    this.restartTimer.unref();
+  }
+
   private onMessage(m: SyncWorkerReply): void {
     if (m.op === 'status') {
       this.status = m.status;
+      if (this.crashedAt > 0 && m.status.lastSuccess > this.crashedAt) {
+        this.crashedAt = 0;
+        this.store.alarmSink({
+          kind: 'alarm',
+          key: this.gatewayId,
+          eventTime: Date.now(),
+          payload: { type: 'sync', state: 'cleared', code: 'sync_process_exited', restarts: this.restarts, at: Date.now() },
+        });
+      }
       this.showProgress();
     } else if (m.op === 'log') this.logger[m.level](m.obj, m.msg);
     else if (m.op === 'refused') {
@@ -146,6 +211,8 @@ export class SyncService {
       lagSeconds: s && s.state !== 'idle' ? s.lagMs / 1000 : 0,
       lastSuccess: Math.round((s?.lastSuccess || k?.lastSuccess || 0) / 1000),
       status: s,
+      restarts: this.restarts,
+      process: this.worker ? 'running' : this.stopped ? 'stopped' : 'restarting',
     };
   }
 
@@ -153,6 +220,7 @@ export class SyncService {
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopped = true;
     if (this.startTimer) clearInterval(this.startTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     this.progress?.done();
     const worker = this.worker;
     this.worker = undefined;

@@ -22,14 +22,13 @@ import type Database from 'better-sqlite3';
 import kafkajs, { type Admin, Kafka, logLevel } from 'kafkajs';
 import { Backoff } from '../backoff.js';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
-import { EVENT_KINDS } from '../types.js';
+import { EVENT_KINDS, type EventKind } from '../types.js';
 import {
   cursorGroup,
   cursorTopic,
   type KafkaSyncConfig,
   kafkaConfig,
   RecordEncoder,
-  type SyncRow,
   topicConfig,
   topicFor,
   transactionalId,
@@ -89,6 +88,11 @@ export interface SyncerDeps {
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
 /** Room left below max.message.bytes for the batch header and codec expansion of incompressible data. */
 const BATCH_MARGIN = 2048;
+/**
+ * A page (one Kafka transaction, up to batch_max_events / batch_max_bytes) is read and handed to
+ * librdkafka in this many parts: librdkafka sends part k while part k+1 is read.
+ */
+export const PAGE_PARTS = 4;
 
 interface CursorMeta {
   store: string;
@@ -116,6 +120,7 @@ export class Syncer {
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly page: Database.Statement;
+  private readonly encoder: RecordEncoder;
   private readonly storeId: string;
   private readonly bootId = randomUUID();
   private readonly now: () => number;
@@ -126,12 +131,16 @@ export class Syncer {
     this.now = deps.now ?? Date.now;
     const cfg = deps.config;
     this.kafka = new Kafka({ ...kafkaConfig(cfg, deps.gatewayId, deps.env), logLevel: logLevel.NOTHING });
-    this.page = deps.db.prepare(
-      'SELECT seq, kind, key, event_time, ingest_time, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
-    );
     const meta = (k: string) =>
       (deps.db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined)?.value;
     this.storeId = meta('store_id') ?? 'unknown';
+    this.encoder = new RecordEncoder({
+      gatewayId: deps.gatewayId,
+      storeId: this.storeId,
+      bootId: this.bootId,
+      headers: cfg.headers,
+    });
+    this.page = deps.db.prepare(RecordEncoder.PAGE_SQL).raw(true);
     this.status.cursor = Number(meta('sync_cursor') ?? 0);
     this.status.lastSuccess = Number(meta('sync_last_success') ?? 0);
   }
@@ -192,10 +201,23 @@ export class Syncer {
       transactionalId: transactionalId(cfg, this.deps.gatewayId),
       cursorGroup: cursorGroup(this.deps.gatewayId),
       maxBatchBytes: this.status.batchLimit,
+      partitions: await this.partitionCounts(admin),
+      maxTxnEvents: cfg.batch_max_events,
       env: this.deps.env,
     });
     this.producer = producer;
     return producer;
+  }
+
+  /** Partition count of every event topic: the syncer partitions records itself (murmur2 of the key, as librdkafka and Java would). */
+  private async partitionCounts(admin: Admin): Promise<Map<string, number>> {
+    const names = [...new Set(EVENT_KINDS.map((k) => topicFor(this.deps.config, k)))];
+    const res = await admin.fetchTopicMetadata({ topics: names });
+    const out = new Map<string, number>();
+    for (const t of res.topics) if (t.partitions.length > 0) out.set(t.name, t.partitions.length);
+    const missing = names.filter((n) => !out.has(n));
+    if (missing.length > 0) throw new Error(`no partitions known for Kafka topics ${missing.join(', ')}`);
+    return out;
   }
 
   /** The smallest max.message.bytes of the event topics: no record batch may be larger. */
@@ -316,13 +338,13 @@ export class Syncer {
     );
   }
 
-  private readPage(): SyncRow[] {
-    const cfg = this.deps.config;
-    const rows = this.page.all(this.status.cursor, cfg.batch_max_events) as SyncRow[];
-    let bytes = 0;
+  /** Up to `events` events after `from` and about `bytes` of payload (at least one event), in sequence order. */
+  private readPart(from: number, events: number, bytes: number): PageRow[] {
+    const rows = this.page.all(this.encoder.valuePrefix, from, events) as PageRow[];
+    let sum = 0;
     for (let i = 0; i < rows.length; i++) {
-      bytes += (rows[i] as SyncRow).payload.length;
-      if (bytes > cfg.batch_max_bytes && i > 0) return rows.slice(0, i);
+      sum += (rows[i] as PageRow)[5];
+      if (sum > bytes && i > 0) return rows.slice(0, i);
     }
     return rows;
   }
@@ -334,21 +356,39 @@ export class Syncer {
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
-    const encoder = new RecordEncoder({
-      gatewayId: this.deps.gatewayId,
-      storeId: this.storeId,
-      bootId: this.bootId,
-      headers: cfg.headers,
-    });
+    const encoder = this.encoder;
     const topics = new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)]));
+    const partEvents = Math.max(1, Math.ceil(cfg.batch_max_events / PAGE_PARTS));
+    const partBytes = Math.max(1, Math.ceil(cfg.batch_max_bytes / PAGE_PARTS));
+    const readPart = (from: number) => this.readPart(from, partEvents, partBytes);
+    // Last sequence Kafka committed in this session; the local cursor (status.cursor) follows it.
+    let sent = this.status.cursor;
+    // The first part of the next page, read while the previous commit was in flight.
+    let next: PageRow[] | undefined;
+    // The local cursor write in flight (at most one; the writer applies them in order).
+    let local: Promise<void> = Promise.resolve();
+    let localError: Error | undefined;
+    const settleLocal = async () => {
+      await local;
+      if (localError) {
+        const e = localError;
+        localError = undefined;
+        throw e;
+      }
+    };
     while (this.running) {
       try {
         if (!producer) {
+          next = undefined;
+          await settleLocal();
           producer = await this.connect();
           await this.reconcile();
+          sent = this.status.cursor;
         }
-        const rows = this.readPage();
+        let rows = next ?? readPart(sent);
+        next = undefined;
         if (rows.length === 0) {
+          await settleLocal();
           this.status.state = 'idle';
           this.status.lagMs = 0;
           this.deps.report(this.status);
@@ -356,51 +396,74 @@ export class Syncer {
           lingered = false;
           continue;
         }
-        const first = rows[0] as SyncRow;
-        if (rows.length < cfg.batch_max_events && !lingered && this.now() - first.ingest_time < cfg.linger) {
+        const first = rows[0] as PageRow;
+        if (rows.length < partEvents && !lingered && this.now() - first[4] < cfg.linger) {
           lingered = true;
           await this.deps.waitForRows(cfg.linger);
           continue;
         }
         lingered = false;
         this.status.state = 'sending';
-        this.status.lagMs = Math.max(0, this.now() - first.ingest_time);
-        const last = rows[rows.length - 1] as SyncRow;
+        this.status.lagMs = Math.max(0, this.now() - first[4]);
         const limit = this.status.batchLimit;
         const refused: RefusedEvent[] = [];
         let bytes = 0;
-        await producer.begin();
+        let events = 0;
+        let last = first;
         let delivered: Delivered[];
-        // The cursor commit's round trips (find the group coordinator, AddOffsetsToTxn, TxnOffsetCommit)
-        // run while the records are handed over and sent; records and cursor still commit together.
-        const cursorSent = producer.sendCursor(
-          cursorTopic(cfg),
-          last.seq,
-          JSON.stringify({ store: this.storeId, seq: last.seq } satisfies CursorMeta),
-        );
-        cursorSent.catch(() => {});
+        await producer.begin();
         try {
-          for (const r of rows) {
-            const rec = encoder.record(r);
-            const size = RecordEncoder.size(rec) + RECORD_OVERHEAD;
-            if (size > limit) {
-              refused.push({ seq: r.seq, kind: r.kind, key: r.key, event_time: r.event_time, bytes: size, limit });
-              continue;
+          // librdkafka sends part k of the page while part k+1 is read and handed over.
+          for (let part = 1; ; part++) {
+            for (const [seq, kind, eventKey, eventTime, , payloadLength, value] of rows) {
+              const key = encoder.key(eventKey);
+              const size = Buffer.byteLength(key) + value.length + encoder.headerBytes(kind, seq) + RECORD_OVERHEAD;
+              if (size > limit) {
+                refused.push({ seq, kind, key: eventKey, event_time: eventTime, bytes: size, limit });
+                continue;
+              }
+              const topic = topics.get(kind) ?? topicFor(cfg, kind as EventKind);
+              producer.produce(topic, key, value, eventTime, encoder.nativeHeadersFor(kind, seq), seq);
+              bytes += payloadLength;
             }
-            producer.produce(topics.get(r.kind) ?? topicFor(cfg, r.kind), rec.key, rec.value, rec.timestamp, rec.headers, r.seq);
-            bytes += r.payload.length;
+            events += rows.length;
+            last = rows[rows.length - 1] as PageRow;
+            if (part >= PAGE_PARTS || !this.running) break;
+            // Delivery reports and IPC get their turn between pages.
+            await new Promise((r) => setImmediate(r));
+            rows = readPart(last[0]);
+            if (rows.length === 0) break;
           }
-          await cursorSent;
-          delivered = await producer.commit();
+          await producer.sendCursor(
+            cursorTopic(cfg),
+            last[0],
+            JSON.stringify({ store: this.storeId, seq: last[0] } satisfies CursorMeta),
+          );
+          const committing = producer.commit();
+          committing.catch(() => {});
+          // The next page's first part is read while the commit is in flight.
+          if (this.running) next = readPart(last[0]);
+          delivered = await committing;
         } catch (err) {
+          next = undefined;
           await producer.abort().catch(() => {});
           throw err;
         }
+        sent = last[0];
         const at = this.now();
-        const stats = await this.deps.commit(last.seq, mapOf(delivered), at);
-        this.status.cursor = stats.cursor;
+        // The local write (cursor + sequence ↔ offset map) runs while the next transaction is sent. Kafka
+        // already has the cursor: a crash before this write completes is recovered at the next start.
+        await settleLocal();
+        local = this.deps.commit(last[0], mapOf(delivered), at).then(
+          (stats) => {
+            this.status.cursor = stats.cursor;
+          },
+          (err: Error) => {
+            localError = err;
+          },
+        );
         this.status.lastSuccess = at;
-        this.status.sentEvents += rows.length - refused.length;
+        this.status.sentEvents += events - refused.length;
         this.status.sentBytes += bytes;
         this.status.batches++;
         this.status.lastError = undefined;
@@ -442,32 +505,21 @@ export class Syncer {
         await this.sleep(delay);
       }
     }
+    await local;
   }
 }
 
-/** Per topic-partition: which sequences went where (offsets are base_offset + rank within the range). */
+/** A page row: seq, kind, event key, event time, ingest time, payload length, the record value (RecordEncoder.PAGE_SQL). */
+type PageRow = [number, string, string, number, number, number, Buffer];
+
+/** The store's sequence ↔ partition/offset map of one transaction. */
 function mapOf(delivered: readonly Delivered[]): MapEntry[] {
-  const parts = new Map<string, { -readonly [K in keyof MapEntry]: MapEntry[K] }>();
-  for (const d of delivered) {
-    const id = `${d.partition}\u0000${d.topic}`;
-    const e = parts.get(id);
-    if (!e) {
-      parts.set(id, {
-        firstSeq: d.opaque,
-        lastSeq: d.opaque,
-        count: 1,
-        topic: d.topic,
-        partition: d.partition,
-        baseOffset: d.offset,
-      });
-      continue;
-    }
-    e.count++;
-    if (d.opaque < e.firstSeq) {
-      e.firstSeq = d.opaque;
-      e.baseOffset = d.offset;
-    }
-    if (d.opaque > e.lastSeq) e.lastSeq = d.opaque;
-  }
-  return [...parts.values()];
+  return delivered.map((d) => ({
+    firstSeq: d.firstSeq,
+    lastSeq: d.lastSeq,
+    count: d.count,
+    topic: d.topic,
+    partition: d.partition,
+    baseOffset: d.offset,
+  }));
 }

@@ -17,8 +17,9 @@
  *    timer, so the latency includes any event-loop delay the drain causes.
  * SYNC_BENCH_OVERRIDES='{"compression":"lz4"}' changes the sync options (kcat follows the codec).
  */
-import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseConfig } from '../../agent/config/load.js';
@@ -41,12 +42,40 @@ const S = 'kafka';
 const EVENTS = Number(process.env.KAFKA_BENCH_EVENTS ?? 1_000_000);
 const LOAD_EVENTS = Number(process.env.KAFKA_BENCH_LOAD_EVENTS ?? 300_000);
 const READINGS_PER_S = 50_000;
+/** CPU priority of both sides of the drain comparison: the agent's sync process and kcat (default 0, like the broker). */
+const DRAIN_NICE = Number(process.env.KAFKA_BENCH_NICE ?? 0);
+/**
+ * `sync.kafka.nice` values of the drain under plant load (2.), each against the same idle baseline;
+ * a trailing `b` also runs the local broker at nice 19 from then on (on a gateway the broker is remote:
+ * its CPU is an artefact of this bench).
+ */
+const LOAD_NICE = (process.env.KAFKA_BENCH_LOAD_NICE ?? '10,19,19b').split(',');
+/** Which parts run: `drain` (1.) and/or `load` (2.). */
+const PARTS = (process.env.KAFKA_BENCH_PARTS ?? 'drain,load').split(',');
 const LIMITS = { maxBytes: 4e9, minFreeBytes: 100e6, retentionAgeMs: 86_400_000, retentionBytes: 2e9 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLK_TCK = 100;
 
 function loadavg(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Sets the nice value of every thread of the broker started in `dir` (its JVM has `-Dkafka.logs.dir=<dir>/logs`). */
+function reniceBroker(dir: string, nice: number): number {
+  const pids = spawnSync('pgrep', ['-f', '--', `-Dkafka.logs.dir=${dir}/logs`], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean);
+  let threads = 0;
+  for (const pid of pids)
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        setPriority(Number(tid), nice);
+        threads++;
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  return threads;
 }
 
 /** CPU seconds (user + system) a process used so far, from /proc. */
@@ -73,11 +102,11 @@ async function waitDrained(store: EventStore, below = 1): Promise<void> {
   while ((store.stats.keeper?.unsentEvents ?? below) >= below) await sleep(20);
 }
 
-function run(cmd: string, args: string[]): Promise<{ secs: number; cpu: number; out: string }> {
+function run(cmd: string, args: string[], nice = 0): Promise<{ secs: number; cpu: number; out: string }> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     // bash `times` prints the children's user and system CPU time after kcat exits.
-    const p = spawn('bash', ['-c', `"$@" >/dev/null; rc=$?; times >&2; exit $rc`, 'bash', cmd, ...args], {
+    const p = spawn('bash', ['-c', `nice -n ${nice} "$@" >/dev/null; rc=$?; times >&2; exit $rc`, 'bash', cmd, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
@@ -220,8 +249,9 @@ export const kafka: BenchSection = {
       const drain = async (headers: boolean) => {
         const tag = headers ? 'h' : 'n';
         const prefix = `bench-${tag}.`;
-        // Same CPU priority as kcat; the drain under plant load (2.) runs at the default nice.
-        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', nice: 0, ...over, headers });
+        // The same CPU priority as kcat (KAFKA_BENCH_NICE, default 0 = the broker's); the drain under
+        // plant load (2.) runs at the configured nice.
+        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', nice: DRAIN_NICE, ...over, headers });
         const codec = cfg.compression;
         const path = join(dir.path, `backlog-${tag}.db`);
         const t0 = Date.now() - EVENTS;
@@ -269,7 +299,7 @@ export const kafka: BenchSection = {
             args.push('-X', 'acks=all', '-X', 'enable.idempotence=true', '-X', 'partitioner=murmur2_random', '-X', 'linger.ms=5');
             if (variant === 'transactional') args.push('-X', `transactional.id=bench-kcat-${f.topic}`);
             args.push('-l', f.file);
-            const r = await run('kcat', args);
+            const r = await run('kcat', args, DRAIN_NICE);
             secs += r.secs;
             cpu += r.cpu;
           }
@@ -282,7 +312,7 @@ export const kafka: BenchSection = {
         const perM = (cpu: number, n: number) => round((cpu / n) * 1e6);
         const ours = sent / drainSecs;
         const what = headers ? 'with the 6 identity headers' : 'without headers (sync.kafka.headers: false)';
-        const note = `${records} records, ${(bytes / 1e6).toFixed(0)} MB key+value+headers, ${codec}, 3 partitions, pages of ${cfg.batch_max_events}; load avg ${loadBefore} → ${loadAfter}, kcat ${kcatLoad}`;
+        const note = `${records} records, ${(bytes / 1e6).toFixed(0)} MB key+value+headers, ${codec}, 3 partitions, pages of ${cfg.batch_max_events}, agent and kcat at nice ${DRAIN_NICE}; load avg ${loadBefore} → ${loadAfter}, kcat ${kcatLoad}`;
         rows.push(
           {
             section: S,
@@ -329,18 +359,46 @@ export const kafka: BenchSection = {
           },
         );
       };
-      for (const h of (process.env.KAFKA_BENCH_HEADERS ?? 'true,false').split(',')) await drain(h === 'true');
+      if (PARTS.includes('drain'))
+        for (const h of (process.env.KAFKA_BENCH_HEADERS ?? 'true,false').split(',')) await drain(h === 'true');
+      if (PARTS.includes('load')) rows.push(...(await underLoad(broker.brokers, broker.dir, dir.path, over)));
+    } finally {
+      await broker.destroy();
+      dir.remove();
+    }
+    return rows;
+  },
+};
 
-      // 2. The pipeline at 50k readings/s: idle, then while a backlog drains.
-      const path2 = join(dir.path, 'load.db');
+/**
+ * 2. The pipeline at 50k readings/s: idle, then while a backlog drains, once per `sync.kafka.nice` of
+ * LOAD_NICE, all against the same idle baseline of this run.
+ */
+async function underLoad(brokers: string, brokerDir: string, dir: string, over: Record<string, unknown>): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const path2 = join(dir, 'load.db');
+  const store = openStore(path2, LIMITS);
+  await store.open();
+  try {
+    const idle = await plantLoad(store, async () => {
+      await sleep(10_000);
+    });
+    const sortIdle = Float64Array.from(idle.lat).sort();
+    const p = (s: Float64Array, q: number) => round(percentile(s, q) / 1000, 3);
+    const idleNote = `idle ${idle.lat.length} trips at ${Math.round(idle.readings / 10)} readings/s, load avg ${loadavg()}`;
+    let built = 0;
+    let brokerNice = 0;
+    for (const variant of LOAD_NICE) {
+      const nice = Number.parseInt(variant, 10);
+      if (variant.endsWith('b') && brokerNice === 0) {
+        if (reniceBroker(brokerDir, 19) === 0) throw new Error('could not find the broker to renice');
+        brokerNice = 19;
+      }
+      const tag = `sync process at nice ${nice}, broker at nice ${brokerNice}`;
+      await buildBacklog(store, LOAD_EVENTS, Date.now() - LOAD_EVENTS - built, built);
+      built += LOAD_EVENTS;
+      const cfg2 = syncConfig(brokers, `bench-load-${variant}.`, { linger: '100ms', nice, ...over });
       let service: SyncService | undefined;
-      const store = openStore(path2, LIMITS);
-      await store.open();
-      await buildBacklog(store, LOAD_EVENTS, Date.now() - LOAD_EVENTS);
-      const idle = await plantLoad(store, async () => {
-        await sleep(10_000);
-      });
-      const cfg2 = syncConfig(broker.brokers, 'bench-load.', { linger: '100ms', ...over });
       let drainStart = 0;
       let drainEnd = 0;
       const busy = await plantLoad(store, async () => {
@@ -350,16 +408,13 @@ export const kafka: BenchSection = {
         drainEnd = performance.now();
       });
       await service?.stop();
-      await store.close();
-      const sortIdle = Float64Array.from(idle.lat).sort();
       const sortBusy = Float64Array.from(busy.lat).sort();
-      const p = (s: Float64Array, q: number) => round(percentile(s, q) / 1000, 3);
       const drainLoadSecs = (drainEnd - drainStart) / 1000;
-      const loadNote = `${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s; idle ${idle.lat.length} trips at ${Math.round(idle.readings / 10)} readings/s; load avg ${loadavg()}`;
+      const loadNote = `${tag}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
       rows.push(
         {
           section: S,
-          name: 'stop latency p50 (reading due → actuator call), pipeline at 50k readings/s, draining',
+          name: `stop latency p50 (reading due → actuator call), pipeline at 50k readings/s, draining (${tag})`,
           value: p(sortBusy, 50),
           unit: 'ms',
           baseline: {
@@ -370,7 +425,7 @@ export const kafka: BenchSection = {
         },
         {
           section: S,
-          name: 'stop latency p99 (reading due → actuator call), pipeline at 50k readings/s, draining',
+          name: `stop latency p99 (reading due → actuator call), pipeline at 50k readings/s, draining (${tag})`,
           value: p(sortBusy, 99),
           unit: 'ms',
           baseline: {
@@ -382,16 +437,15 @@ export const kafka: BenchSection = {
         },
         {
           section: S,
-          name: 'main thread event-loop delay p99, pipeline at 50k readings/s, draining',
+          name: `main thread event-loop delay p99, pipeline at 50k readings/s, draining (${tag})`,
           value: round(busy.loopP99, 2),
           unit: 'ms',
           baseline: { name: 'not draining', value: round(idle.loopP99, 2), ratio: round(busy.loopP99 / idle.loopP99) },
         },
       );
-    } finally {
-      await broker.destroy();
-      dir.remove();
     }
-    return rows;
-  },
-};
+  } finally {
+    await store.close();
+  }
+  return rows;
+}
