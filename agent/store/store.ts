@@ -6,6 +6,7 @@
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
+import { keepAfterWorkerStarts } from '../ops/young-gen.js';
 import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
 import { workerUrl } from '../worker-url.js';
 import type { EventRow, Synchronous } from './db.js';
@@ -92,13 +93,15 @@ export class EventStore {
   }
 
   async open(): Promise<void> {
-    const worker = new Worker(workerUrl(import.meta.url), {
-      workerData: {
-        path: this.opts.path,
-        synchronous: this.opts.synchronous,
-        limits: this.opts.limits ?? NO_LIMITS,
-      } satisfies WriterData,
-    });
+    const worker = keepAfterWorkerStarts(
+      new Worker(workerUrl(import.meta.url), {
+        workerData: {
+          path: this.opts.path,
+          synchronous: this.opts.synchronous,
+          limits: this.opts.limits ?? NO_LIMITS,
+        } satisfies WriterData,
+      }),
+    );
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WriterReply) => {
         if (m.op === 'ready') {
