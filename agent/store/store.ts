@@ -234,7 +234,7 @@ export class EventStore {
     this.stats.accepted++;
     this.pending.push([ev.kind, ev.key, ev.eventTime, this.now(), JSON.stringify(ev.payload)]);
     if (this.pending.length >= this.opts.batchSize) {
-      if (this.worker) setImmediate(() => this.flushPending());
+      if (this.worker) this.scheduleFlush();
       else if (this.pending.length > (this.opts.memoryBuffer ?? Number.POSITIVE_INFINITY)) this.shed();
     }
   }
@@ -245,14 +245,32 @@ export class EventStore {
     return n;
   }
 
+  /**
+   * Hands one batch (≤ `batch_size` rows) to the writer per event-loop turn: copying rows to the writer
+   * thread is main-thread work, so a large backlog is spread over turns with I/O between them instead of
+   * stalling the readings behind it (issue 20).
+   */
   private flushPending(): void {
     if (!this.worker || this.pending.length === 0 || !this.retry.ready(this.now())) return;
-    while (this.pending.length > 0) {
-      const rows = this.pending.splice(0, this.opts.batchSize);
-      const id = this.nextId++;
-      this.inFlight.set(id, rows);
-      this.worker.postMessage({ op: 'append', id, rows } satisfies WriterRequest);
-    }
+    let rows: EventRow[];
+    if (this.pending.length <= this.opts.batchSize) {
+      rows = this.pending;
+      this.pending = [];
+    } else rows = this.pending.splice(0, this.opts.batchSize);
+    const id = this.nextId++;
+    this.inFlight.set(id, rows);
+    this.worker.postMessage({ op: 'append', id, rows } satisfies WriterRequest);
+    if (this.pending.length > 0) this.scheduleFlush();
+  }
+
+  private flushScheduled = false;
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushPending();
+    });
   }
 
   private onReply(m: WriterReply): void {
