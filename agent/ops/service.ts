@@ -29,6 +29,7 @@ import { Liveness } from './liveness.js';
 import { loadConfigIsolated } from './load-config.js';
 import { createNotifier, type Notifier, watchdogTimeoutMs } from './sd-notify.js';
 import { TwinTracker } from './twin.js';
+import { startupDone } from './young-gen.js';
 
 export const EX_CONFIG = 78;
 
@@ -469,6 +470,7 @@ export async function runService(file: string): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   try {
     await service.start();
+    startupDone();
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'agent failed to start');
     await service.stop().catch(() => {});
