@@ -19,7 +19,11 @@ const workerUrl = (): URL =>
  * {@link loadConfigFile} in a worker thread. Falls back to loading in this thread when the worker
  * cannot run (the result is the same; only the memory left behind differs).
  */
-export async function loadConfigIsolated(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfigResult> {
+export async function loadConfigIsolated(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { inThreadIfWorkerFails?: boolean } = {},
+): Promise<ConfigResult> {
   try {
     return await new Promise<ConfigResult>((resolve, reject) => {
       const w = keepAfterWorkerStarts(new Worker(workerUrl(), { workerData: { file, env: { ...env } } }));
@@ -30,7 +34,8 @@ export async function loadConfigIsolated(file: string, env: NodeJS.ProcessEnv = 
       w.once('error', reject);
       w.once('exit', (code) => (result ? resolve(result) : reject(new Error(`config worker exited with ${code} and no result`))));
     });
-  } catch {
+  } catch (err) {
+    if (opts.inThreadIfWorkerFails === false) throw err;
     return loadConfigFile(file, env);
   }
 }
