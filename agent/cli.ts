@@ -13,6 +13,7 @@
  *   control show|reset|sign|keygen   run-time overrides and signed control messages (agent/control/cli.ts)
  *   backtest  FILE [--config FILE] ...   replay a historian export through the pipeline (agent/backtest/cli.ts)
  */
+import './ops/young-gen.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ackTarget, sendAck } from './ack-client.js';

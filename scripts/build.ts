@@ -82,7 +82,10 @@ export function build(outArg = 'dist'): BuildResult {
 
   mkdirSync(join(out, 'bin'), { recursive: true });
   const bin = join(out, 'bin', 'edge-agent.js');
-  writeFileSync(bin, "#!/usr/bin/env node\n// The compiled agent: plain Node, no loader.\nawait import('../agent/cli.js');\n");
+  writeFileSync(
+    bin,
+    "#!/usr/bin/env node\n// The compiled agent: plain Node, no loader. young-gen.js sets a V8 flag before the CLI's modules load.\nawait import('../agent/ops/young-gen.js');\nawait import('../agent/cli.js');\n",
+  );
   chmodSync(bin, 0o755);
   // Lets bin/edge-agent.js in a checkout tell a current build from a stale one.
   writeFileSync(join(out, '.build-stamp'), `${new Date().toISOString()}\n`);

@@ -128,10 +128,13 @@ export class CountWindow {
   }
 }
 
+/** Initial capacity of a sensor's reading buffer; it doubles on demand (makeRoom). */
+const SERIES_INITIAL = 16;
+
 export class SensorSeries {
-  private times = new Float64Array(256);
-  private values = new Float64Array(256);
-  private good = new Uint8Array(256);
+  private times = new Float64Array(SERIES_INITIAL);
+  private values = new Float64Array(SERIES_INITIAL);
+  private good = new Uint8Array(SERIES_INITIAL);
   private head = 0;
   private tail = 0;
   readonly windows: TimeWindow[] = [];

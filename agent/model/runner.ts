@@ -5,9 +5,10 @@
  * `npm run bench -- model` measures both.
  */
 import { Worker } from 'node:worker_threads';
+import { keepAfterWorkerStarts } from '../ops/young-gen.js';
 import { workerUrl } from '../worker-url.js';
 import { type CardFile, type ModelCard, ModelCardError } from './card.js';
-import { SessionHost } from './host.js';
+import type { SessionHost } from './host.js';
 
 export type RunnerKind = 'inline' | 'worker';
 
@@ -21,18 +22,23 @@ export interface ModelRunner {
 }
 
 export class InlineRunner implements ModelRunner {
-  private readonly host = new SessionHost();
+  /** onnxruntime (native, several MB resident) is loaded with the first model, not at start. */
+  private host: Promise<SessionHost> | undefined;
+  private session(): Promise<SessionHost> {
+    this.host ??= import('./host.js').then((m) => new m.SessionHost());
+    return this.host;
+  }
   load(slot: number, f: CardFile): Promise<void> {
-    return this.host.load(slot, f.card, f.bytes, f.cardPath);
+    return this.session().then((h) => h.load(slot, f.card, f.bytes, f.cardPath));
   }
   run(slot: number, data: Float32Array, rows: number): Promise<Float32Array> {
-    return this.host.run(slot, data, rows);
+    return this.session().then((h) => h.run(slot, data, rows));
   }
   release(slot: number): Promise<void> {
-    return this.host.release(slot);
+    return this.host ? this.host.then((h) => h.release(slot)) : Promise.resolve();
   }
   close(): Promise<void> {
-    return this.host.releaseAll();
+    return this.host ? this.host.then((h) => h.releaseAll()) : Promise.resolve();
   }
 }
 
@@ -53,7 +59,7 @@ export class WorkerRunner implements ModelRunner {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(workerUrl(import.meta.url));
+    const w = keepAfterWorkerStarts(new Worker(workerUrl(import.meta.url)));
     w.on('message', (m: WorkerReply) => {
       const p = this.pending.get(m.req);
       if (!p) return;

@@ -222,3 +222,31 @@ describe('twin', () => {
     expect(twin.series()[0]?.markers.map((m) => m.state)).toEqual(['raised', 'cleared']);
   });
 });
+
+describe('config loaded in a worker thread (issue 20: its parse garbage leaves with the worker)', () => {
+  it('gives the same config, and the same errors with their lines, as loading in this thread', async () => {
+    const { loadConfigFile } = await import('../config/load.js');
+    const { loadConfigIsolated } = await import('./load-config.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const good = new URL('../../agent.config.yaml', import.meta.url).pathname;
+    const env = { HOME: '/nonexistent' };
+    const strict = { inThreadIfWorkerFails: false };
+    const inWorker = await loadConfigIsolated(good, env, strict);
+    expect(inWorker.ok).toBe(true);
+    expect(inWorker).toEqual(await loadConfigFile(good, env));
+
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-worker-'));
+    try {
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, 'gateway: { id: g }\nstore: { path: x.db, synchronus: FULL }\nassets: []\n');
+      const res = await loadConfigIsolated(bad, env, strict);
+      expect(res.ok).toBe(false);
+      expect(res).toEqual(await loadConfigFile(bad, env));
+      if (!res.ok) expect(res.errors.some((e) => e.line === 2 && e.message === 'unknown key')).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

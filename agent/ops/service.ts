@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from '../agent.js';
-import { formatConfigError, loadConfigFile } from '../config/load.js';
+import { formatConfigError } from '../config/load.js';
 import type { AgentConfig, ApiConfig } from '../config/schema.js';
 import { safetyWarnings } from '../config/semantic.js';
 import { createLogger, type Logger } from '../log.js';
@@ -26,8 +26,10 @@ import { Telemetry, type TelemetrySnapshot } from '../telemetry.js';
 import { type ApiBackend, ApiServer } from './api.js';
 import { AssetEventLog } from './events.js';
 import { Liveness } from './liveness.js';
+import { loadConfigIsolated } from './load-config.js';
 import { createNotifier, type Notifier, watchdogTimeoutMs } from './sd-notify.js';
 import { TwinTracker } from './twin.js';
+import { startupDone } from './young-gen.js';
 
 export const EX_CONFIG = 78;
 
@@ -245,7 +247,7 @@ export class Service {
   }
 
   private async doReload(): Promise<void> {
-    const res = await loadConfigFile(this.file, this.env);
+    const res = await loadConfigIsolated(this.file, this.env);
     if (!res.ok) {
       this.telemetry.reloads.inc({ result: 'rejected' });
       this.logger.error(
@@ -432,7 +434,7 @@ export class Service {
 
 /** `edge-agent run`: loads the config (exit 78 when invalid), runs until SIGTERM/SIGINT, reloads on SIGHUP. */
 export async function runService(file: string): Promise<void> {
-  const res = await loadConfigFile(file);
+  const res = await loadConfigIsolated(file);
   if (!res.ok) {
     for (const e of res.errors) process.stderr.write(`${formatConfigError(e)}\n`);
     process.stderr.write(`${res.errors.length} problem(s) in ${file}\n`);
@@ -468,6 +470,7 @@ export async function runService(file: string): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   try {
     await service.start();
+    startupDone();
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'agent failed to start');
     await service.stop().catch(() => {});

@@ -19,7 +19,6 @@
 import type { AgentConfig, DetectorConfig } from '../config/schema.js';
 import type { Setting } from '../control/control.js';
 import type { LearningView } from '../learning.js';
-import { sensorKey } from '../reading.js';
 import type { AgentEvent, Quality, Reading, Severity } from '../types.js';
 
 export type MachineState = 'running' | 'tripped' | 'acknowledged';
@@ -161,7 +160,8 @@ export function limitsOf(d: DetectorConfig, settings: Record<string, Setting> = 
 
 export class TwinTracker {
   private readonly assets = new Map<string, AssetEntry>();
-  private readonly bySensor = new Map<string, SensorEntry>();
+  /** asset → sensor → entry: two lookups per reading, no key string built. */
+  private readonly bySensor = new Map<string, Map<string, SensorEntry>>();
   private readonly now: () => number;
   private readonly resolution: number;
   private readonly dirty = new Set<string>();
@@ -211,7 +211,9 @@ export class TwinTracker {
           nextPointAt: 0,
         };
         entry.sensors.push(se);
-        this.bySensor.set(sensorKey(a.id, s.id), se);
+        let byId = this.bySensor.get(a.id);
+        if (!byId) this.bySensor.set(a.id, (byId = new Map()));
+        byId.set(s.id, se);
       }
       this.assets.set(a.id, entry);
       this.refreshLimits(entry);
@@ -259,7 +261,7 @@ export class TwinTracker {
   onReadings(batch: readonly Reading[]): void {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as Reading;
-      const se = this.bySensor.get(sensorKey(r.asset, r.sensor));
+      const se = this.bySensor.get(r.asset)?.get(r.sensor);
       if (!se) continue;
       const t = se.twin;
       if (t.event_time !== null && r.eventTime < t.event_time) continue;

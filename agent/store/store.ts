@@ -6,6 +6,7 @@
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
+import { keepAfterWorkerStarts } from '../ops/young-gen.js';
 import { type AgentEvent, EVENT_KINDS, EVENT_PRIORITY, type EventKind } from '../types.js';
 import { workerUrl } from '../worker-url.js';
 import type { EventRow, Synchronous } from './db.js';
@@ -92,13 +93,15 @@ export class EventStore {
   }
 
   async open(): Promise<void> {
-    const worker = new Worker(workerUrl(import.meta.url), {
-      workerData: {
-        path: this.opts.path,
-        synchronous: this.opts.synchronous,
-        limits: this.opts.limits ?? NO_LIMITS,
-      } satisfies WriterData,
-    });
+    const worker = keepAfterWorkerStarts(
+      new Worker(workerUrl(import.meta.url), {
+        workerData: {
+          path: this.opts.path,
+          synchronous: this.opts.synchronous,
+          limits: this.opts.limits ?? NO_LIMITS,
+        } satisfies WriterData,
+      }),
+    );
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WriterReply) => {
         if (m.op === 'ready') {
@@ -231,7 +234,7 @@ export class EventStore {
     this.stats.accepted++;
     this.pending.push([ev.kind, ev.key, ev.eventTime, this.now(), JSON.stringify(ev.payload)]);
     if (this.pending.length >= this.opts.batchSize) {
-      if (this.worker) setImmediate(() => this.flushPending());
+      if (this.worker) this.scheduleFlush();
       else if (this.pending.length > (this.opts.memoryBuffer ?? Number.POSITIVE_INFINITY)) this.shed();
     }
   }
@@ -242,14 +245,32 @@ export class EventStore {
     return n;
   }
 
+  /**
+   * Hands one batch (≤ `batch_size` rows) to the writer per event-loop turn: copying rows to the writer
+   * thread is main-thread work, so a large backlog is spread over turns with I/O between them instead of
+   * stalling the readings behind it (issue 20).
+   */
   private flushPending(): void {
     if (!this.worker || this.pending.length === 0 || !this.retry.ready(this.now())) return;
-    while (this.pending.length > 0) {
-      const rows = this.pending.splice(0, this.opts.batchSize);
-      const id = this.nextId++;
-      this.inFlight.set(id, rows);
-      this.worker.postMessage({ op: 'append', id, rows } satisfies WriterRequest);
-    }
+    let rows: EventRow[];
+    if (this.pending.length <= this.opts.batchSize) {
+      rows = this.pending;
+      this.pending = [];
+    } else rows = this.pending.splice(0, this.opts.batchSize);
+    const id = this.nextId++;
+    this.inFlight.set(id, rows);
+    this.worker.postMessage({ op: 'append', id, rows } satisfies WriterRequest);
+    if (this.pending.length > 0) this.scheduleFlush();
+  }
+
+  private flushScheduled = false;
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushPending();
+    });
   }
 
   private onReply(m: WriterReply): void {

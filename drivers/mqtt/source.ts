@@ -14,7 +14,7 @@ import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/drive
 import { DeviceHealth } from '../../agent/health.js';
 import { RateLimitedLog } from '../../agent/log.js';
 import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
-import { makeReading, sensorKey } from '../../agent/reading.js';
+import { makeReading } from '../../agent/reading.js';
 import type { Reading } from '../../agent/types.js';
 import {
   type CompiledSubscription,
@@ -69,7 +69,8 @@ export class MqttSource implements SourceDriver {
     malformed: Object.fromEntries(MALFORMED_REASONS.map((r) => [r, 0])) as Record<MalformedReason, number>,
   };
   private subs: CompiledSubscription[] = [];
-  private sensors = new Map<string, BoundSensor>();
+  /** asset → sensor id → sensor: two lookups per value, no key string built. */
+  private sensors = new Map<string, Map<string, BoundSensor>>();
   private client: MqttClient | undefined;
   private readonly warnings = new RateLimitedLog(60_000);
   private readonly batch: Reading[] = [];
@@ -94,7 +95,12 @@ export class MqttSource implements SourceDriver {
   /** Compiles the subscriptions and the sensor lookup; checks TLS files and the password variable. No I/O to the broker. */
   init(): void {
     this.subs = this.config.subscriptions.map(compileSubscription);
-    this.sensors = new Map(this.ctx.sensors.map((s) => [sensorKey(s.asset, s.id), s]));
+    this.sensors = new Map();
+    for (const s of this.ctx.sensors) {
+      let byId = this.sensors.get(s.asset);
+      if (!byId) this.sensors.set(s.asset, (byId = new Map()));
+      byId.set(s.id, s);
+    }
     // Fails here, as a config error, when a file or the password variable is missing.
     clientOptions(this.config, this.options.env ?? process.env);
   }
@@ -191,7 +197,7 @@ export class MqttSource implements SourceDriver {
     const batch = this.batch;
     batch.length = 0;
     for (const v of res.values) {
-      const sensor = this.sensors.get(sensorKey(v.asset, v.sensor));
+      const sensor = this.sensors.get(v.asset)?.get(v.sensor);
       if (!sensor) {
         this.malformed('unknown_sensor', topic, `${v.asset}/${v.sensor}`);
         continue;

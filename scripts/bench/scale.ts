@@ -16,6 +16,8 @@
  *
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
+ * SCALE_BASELINE_BIN: the bin/edge-agent.js of another compiled build (e.g. main's, `npm run build -- --out
+ * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,7 @@ const RELAY = join(import.meta.dirname, 'scale', 'relay.mjs');
 const SETPOINT = 100;
 const DELTA_DOWN = 10;
 const HZ = 10;
+const DEFAULT_BIN = join(ROOT, 'dist', 'bin', 'edge-agent.js');
 
 const list = (v: string | undefined, d: number[]) =>
   v === undefined ? d : v.trim() === '' ? [] : v.split(',').map((x) => Number(x.trim()));
@@ -119,7 +122,7 @@ export async function startAgent(
   dir: string,
   broker: Mosquitto,
   sensors: number,
-  bin = join(ROOT, 'dist', 'bin', 'edge-agent.js'),
+  bin = DEFAULT_BIN,
 ): Promise<System & { apiPort: number }> {
   const apiPort = await freePort();
   const prefix = `agent${apiPort}`;
@@ -147,7 +150,13 @@ export async function startAgent(
     if (performance.now() - t0 > 120_000) throw new Error(`agent not up after 120 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { name: 'agent as shipped', prefix, proc, apiPort, stop: () => stopProc(proc) };
+  return {
+    name: bin === DEFAULT_BIN ? 'agent as shipped' : `baseline agent (${bin})`,
+    prefix,
+    proc,
+    apiPort,
+    stop: () => stopProc(proc),
+  };
 }
 
 export async function startRelay(broker: Mosquitto): Promise<System> {
@@ -234,6 +243,8 @@ export const scale: BenchSection = {
     const seconds = Number(process.env.SCALE_SECONDS ?? 20);
     const ramp = list(process.env.SCALE_RAMP, [20_000, 35_000, 50_000, 65_000, 80_000, 95_000]);
     const idleSensors = Number(process.env.SCALE_IDLE_SENSORS ?? 2000);
+    const baseline = process.env.SCALE_BASELINE_BIN ? resolve(process.env.SCALE_BASELINE_BIN) : undefined;
+    const bins = baseline ? [DEFAULT_BIN, baseline] : [DEFAULT_BIN];
     const S = 'scale';
     const rows: BenchRow[] = [];
     build();
@@ -241,26 +252,29 @@ export const scale: BenchSection = {
     const broker = await startMosquitto({ persistence: false });
     try {
       // Idle footprint with the plant configured and nothing arriving yet (before the fail-safe's silence).
-      {
-        const agent = await startAgent(dir.path, broker, idleSensors);
+      for (const bin of bins) {
+        const agent = await startAgent(dir.path, broker, idleSensors, bin);
         await new Promise((r) => setTimeout(r, 10_000));
         const rss = procStat(agent.proc.pid as number).rssMb;
         await agent.stop();
         const budget = 100 + (20 * idleSensors) / 1024;
         rows.push({
           section: S,
-          name: `idle RSS, compiled agent with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
+          name: `idle RSS, ${bin === DEFAULT_BIN ? 'compiled agent' : agent.name} with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
           value: round(rss, 1),
           unit: 'MB',
           baseline: { name: 'budget', value: round(budget, 1), ratio: round(rss / budget) },
         });
-        process.stderr.write(`  idle ${idleSensors} sensors: RSS ${rss.toFixed(1)} MB (budget ${budget.toFixed(0)} MB)\n`);
+        process.stderr.write(
+          `  idle ${agent.name}, ${idleSensors} sensors: RSS ${rss.toFixed(1)} MB (budget ${budget.toFixed(0)} MB)\n`,
+        );
       }
 
       for (const rate of rates) {
         const sensors = Math.max(1, Math.round(rate / HZ));
         const results: Record<string, Awaited<ReturnType<typeof drive>>> = {};
-        for (const start of [startRelay, (b: Mosquitto) => startAgent(dir.path, b, sensors)]) {
+        const starts = [startRelay, ...bins.map((bin) => (b: Mosquitto) => startAgent(dir.path, b, sensors, bin))];
+        for (const start of starts) {
           const sys = await start(broker);
           try {
             results[sys.name] = await drive(broker, sys, rate, seconds, sensors);
@@ -294,6 +308,18 @@ export const scale: BenchSection = {
             note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}`,
             ...vs('bare relay', a, b),
           });
+        const base = baseline ? results[`baseline agent (${baseline})`] : undefined;
+        if (base) {
+          const bl = latencyFigures(base);
+          rows.push({
+            section: S,
+            name: `${label}: reading → stop p99, agent as shipped vs the baseline build`,
+            value: round(al.p99),
+            unit: 'ms',
+            note: `baseline ${base.stops}/${base.trips} stops, lost ${base.lost}, ${round(base.cpuUsPerReading, 1)} µs CPU/reading, RSS ${round(base.rssMb, 0)} MB`,
+            ...vs('baseline build', al.p99, bl.p99),
+          });
+        }
         rows.push({
           section: S,
           name: `${label}: CPU per reading, agent as shipped`,
