@@ -35,7 +35,7 @@ import { SignalGenerator } from '../../drivers/simulator/simulator.js';
 import { createTopic, kafkaAvailable, kcatAvailable, startKafka } from '../../test/helpers/kafka.js';
 import { event, openStore, silent, startSync, syncConfig } from '../../test/helpers/sync.js';
 import { tempDir } from '../../test/helpers/tmp.js';
-import { timingActuator } from './trip.js';
+import { timingActuator, tripPlantYaml } from './trip.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const S = 'kafka';
@@ -165,22 +165,6 @@ async function exportTopic(
   return { records, bytes, headers };
 }
 
-function plantYaml(): string {
-  const lines = ['sources: [{ id: sim, type: simulator }]', 'assets:'];
-  for (let a = 0; a < 10; a++) {
-    lines.push(`  - id: pump-${a}`, '    sensors:');
-    for (const m of ['temperature', 'pressure', 'vibration']) lines.push(`      - { id: ${m}, metric: ${m}, source: sim }`);
-  }
-  lines.push('detectors:');
-  for (let a = 0; a < 10; a++)
-    lines.push(
-      `  - { id: hot-${a}, type: threshold, asset: pump-${a}, sensor: temperature, setpoint: 150, delta_down: 10, trip: true }`,
-    );
-  lines.push('actuators: [{ id: stop, type: log }]', 'interlocks:');
-  for (let a = 0; a < 10; a++) lines.push(`  - { asset: pump-${a}, actions: [{ actuator: stop }] }`);
-  return lines.join('\n');
-}
-
 /**
  * Runs the pipeline at READINGS_PER_S on 10 ms timer ticks, a trip reading due on every tick; stops
  * when `until()` resolves. Latency: due time → actuator call, µs.
@@ -189,7 +173,7 @@ async function plantLoad(
   store: EventStore,
   until: () => Promise<void>,
 ): Promise<{ lat: number[]; readings: number; loopP99: number }> {
-  const res = await parseConfig(plantYaml(), 'bench.yaml');
+  const res = await parseConfig(tripPlantYaml(), 'bench.yaml');
   if (!res.ok) throw new Error(JSON.stringify(res.errors));
   const config = res.config;
   const { actuator, calledAt } = timingActuator();
@@ -313,30 +297,17 @@ export const kafka: BenchSection = {
         const ours = sent / drainSecs;
         const what = headers ? 'with the 6 identity headers' : 'without headers (sync.kafka.headers: false)';
         const note = `${records} records, ${(bytes / 1e6).toFixed(0)} MB key+value+headers, ${codec}, 3 partitions, pages of ${cfg.batch_max_events}, agent and kcat at nice ${DRAIN_NICE}; load avg ${loadBefore} → ${loadAfter}, kcat ${kcatLoad}`;
+        const vsKcat = (name: string, kcat: string, secs: number, rowNote?: string): BenchRow => ({
+          section: S,
+          name: `drain ${sent} events ${what} ${name}, identical records`,
+          value: Math.round(ours),
+          unit: 'events/s',
+          baseline: { name: kcat, value: Math.round(records / secs), ratio: round(ours / (records / secs)) },
+          ...(rowNote ? { note: rowNote } : {}),
+        });
         rows.push(
-          {
-            section: S,
-            name: `drain ${sent} events ${what} (transaction per page) vs kcat idempotent, identical records`,
-            value: Math.round(ours),
-            unit: 'events/s',
-            baseline: {
-              name: 'kcat -P idempotent',
-              value: Math.round(records / idem.secs),
-              ratio: round(ours / (records / idem.secs)),
-            },
-            note,
-          },
-          {
-            section: S,
-            name: `drain ${sent} events ${what} vs kcat transactional (one transaction per run), identical records`,
-            value: Math.round(ours),
-            unit: 'events/s',
-            baseline: {
-              name: 'kcat -P transactional',
-              value: Math.round(records / txn.secs),
-              ratio: round(ours / (records / txn.secs)),
-            },
-          },
+          vsKcat('(transaction per page) vs kcat idempotent', 'kcat -P idempotent', idem.secs, note),
+          vsKcat('vs kcat transactional (one transaction per run)', 'kcat -P transactional', txn.secs),
           {
             section: S,
             name: `drain throughput ${what} (key + value + header bytes)`,

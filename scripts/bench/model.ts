@@ -14,7 +14,7 @@ import { createRunner, type RunnerKind } from '../../agent/model/runner.js';
 import { ModelService } from '../../agent/model/service.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { SignalGenerator } from '../../drivers/simulator/simulator.js';
-import { measureTrips, timingActuator } from './trip.js';
+import { measureTrips, timingActuator, tripPlantYaml } from './trip.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const S = 'model';
@@ -138,26 +138,12 @@ async function runner(kind: RunnerKind, iters: number, single: number): Promise<
   return rows;
 }
 
-function plantYaml(): string {
-  const lines = ['sources: [{ id: sim, type: simulator }]', 'assets:'];
-  for (let a = 0; a < 10; a++) {
-    lines.push(`  - id: pump-${a}`, '    sensors:');
-    for (const m of ['temperature', 'pressure', 'vibration']) lines.push(`      - { id: ${m}, metric: ${m}, source: sim }`);
-  }
-  lines.push('detectors:');
-  for (let a = 0; a < 10; a++)
-    lines.push(
-      `  - { id: hot-${a}, type: threshold, asset: pump-${a}, sensor: temperature, setpoint: 150, delta_down: 10, trip: true }`,
-    );
-  lines.push('actuators: [{ id: stop, type: log }]', 'interlocks:');
-  for (let a = 0; a < 10; a++) lines.push(`  - { asset: pump-${a}, actions: [{ actuator: stop }] }`);
-  lines.push(`model: { dir: ${CARD.replace(/\/[^/]+$/, '')}, watch: false, queue_size: 256, batch_size: 64 }`);
-  return lines.join('\n');
-}
-
 /** Reading → actuator call latency of a threshold trip, quiet then with the model flooded. */
 async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
-  const res = await parseConfig(plantYaml(), 'bench.yaml');
+  const res = await parseConfig(
+    tripPlantYaml([`model: { dir: ${CARD.replace(/\/[^/]+$/, '')}, watch: false, queue_size: 256, batch_size: 64 }`]),
+    'bench.yaml',
+  );
   if (!res.ok) throw new Error(JSON.stringify(res.errors));
   const config = res.config;
   const { actuator, calledAt } = timingActuator();

@@ -55,3 +55,24 @@ export function timingActuator(): { actuator: ActuatorDriver; calledAt: () => bi
     calledAt: () => at,
   };
 }
+
+/**
+ * The benches' small plant: 10 simulated pumps (temperature, pressure, vibration), a threshold trip on
+ * each temperature and a log actuator as the stop; `extra` YAML lines are appended (e.g. a model).
+ */
+export function tripPlantYaml(extra: readonly string[] = []): string {
+  const lines = ['sources: [{ id: sim, type: simulator }]', 'assets:'];
+  for (let a = 0; a < 10; a++) {
+    lines.push(`  - id: pump-${a}`, '    sensors:');
+    for (const m of ['temperature', 'pressure', 'vibration']) lines.push(`      - { id: ${m}, metric: ${m}, source: sim }`);
+  }
+  lines.push('detectors:');
+  for (let a = 0; a < 10; a++)
+    lines.push(
+      `  - { id: hot-${a}, type: threshold, asset: pump-${a}, sensor: temperature, setpoint: 150, delta_down: 10, trip: true }`,
+    );
+  lines.push('actuators: [{ id: stop, type: log }]', 'interlocks:');
+  for (let a = 0; a < 10; a++) lines.push(`  - { asset: pump-${a}, actions: [{ actuator: stop }] }`);
+  lines.push(...extra);
+  return lines.join('\n');
+}
