@@ -190,6 +190,19 @@ export class RecordEncoder {
     return h.list;
   }
 
+  /**
+   * The constant identity headers in record order (the native producer appends `seq` and `kind` per
+   * record, as nativeHeadersFor does), or undefined without headers.
+   */
+  headerTemplate(): Array<readonly [string, string]> | undefined {
+    return this.withHeaders ? Object.entries(this.headers) : undefined;
+  }
+
+  /** The record key prefix: `<gateway_id>/`. */
+  get keyPrefixString(): string {
+    return this.keyPrefix;
+  }
+
   /** Header bytes (names and values) of one record, 0 without headers. */
   headerBytes(kind: string, seq: number): number {
     return this.withHeaders ? this.fixedHeaderBytes + String(seq).length + kind.length : 0;

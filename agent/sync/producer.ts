@@ -1,25 +1,60 @@
 /**
- * The transactional producer of the syncer: librdkafka through the native API of
- * `@confluentinc/kafka-javascript` (the maintained successor of kafkajs; docs/sync.md has the
- * measurements that chose it). Record encoding, batching, compression and the wire protocol run in
- * librdkafka's C threads; JavaScript only hands over key, value, timestamp and headers per record.
+ * The transactional producer of the syncer: librdkafka through our own thin Node-API addon
+ * (native/kafka-txn, linked against the librdkafka.so.1 that `@confluentinc/kafka-javascript` builds
+ * at npm ci; docs/sync.md has the measurements that chose it). A whole part of a page is produced in
+ * one native call: keys, partitions (Kafka's murmur2), the identity headers and the records are built
+ * in C; delivery reports are counted in C per topic-partition and come back as one summary per
+ * transaction. No JavaScript object per record or per header.
  *
- * One page = beginTransaction, produce every record, sendOffsetsToTransaction (the cursor in the
- * offset-commit metadata), commitTransaction. Per-record delivery reports give each record's
- * partition and offset (the store's sequence ↔ offset map).
+ * One page = beginTransaction, producePart for each part, sendOffsetsToTransaction (the cursor in the
+ * offset-commit metadata, sent exactly as given), commitTransaction → where each topic-partition's
+ * records went (the store's sequence ↔ offset map).
  */
 import { createRequire } from 'node:module';
-import type { KafkaConsumer, LibrdKafkaError, MessageHeader, Producer } from '@confluentinc/kafka-javascript';
 import type { KafkaSyncConfig } from './kafka.js';
 
 const require = createRequire(import.meta.url);
-type Native = typeof import('@confluentinc/kafka-javascript');
-let native: Native | undefined;
-/** Loaded on first use: the addon is built at `npm ci` (scripts/build-kafka-client.mjs). */
-function rdkafka(): Native {
-  native ??= require('@confluentinc/kafka-javascript') as Native;
-  return native;
+
+type Handle = { readonly __kafkaTxn: unique symbol };
+interface NativeDelivered extends Delivered {
+  readonly delivered: number;
 }
+interface Addon {
+  create(o: {
+    config: Record<string, string | number | boolean>;
+    topics: Array<[string, number]>;
+    kinds: Array<[string, number]>;
+    keyPrefix: string;
+    headers: Array<readonly [string, string]> | null;
+    group: string;
+  }): Handle;
+  init(h: Handle, timeoutMs: number): Promise<void>;
+  begin(h: Handle): void;
+  producePart(h: Handle, rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number;
+  sendOffsets(h: Handle, topic: string, offset: number, metadata: string, timeoutMs: number): Promise<void>;
+  commit(h: Handle, timeoutMs: number): Promise<NativeDelivered[]>;
+  abort(h: Handle, timeoutMs: number): Promise<void>;
+  close(h: Handle): Promise<void>;
+  librdkafkaVersion(): string;
+}
+
+/**
+ * Where the addon is: native/ beside node_modules/, in the repository (agent/sync/producer.ts) and in
+ * the compiled agent of the release bundle (agent/sync/producer.js) alike.
+ */
+export const ADDON_PATH = new URL('../../native/kafka-txn/build/Release/kafka_txn.node', import.meta.url).pathname;
+let addon: Addon | undefined;
+/** Loaded on first use: the addon is built at `npm ci` (scripts/build-kafka-client.mjs). */
+export function kafkaTxn(): Addon {
+  addon ??= require(ADDON_PATH) as Addon;
+  return addon;
+}
+
+/**
+ * A page row as the syncer reads it (RecordEncoder.PAGE_SQL): seq, kind, event key, event time,
+ * ingest time, payload length, the record value. producePart reads fields 0, 1, 2, 3, 5 and 6.
+ */
+export type PartRow = readonly [number, string, string, number, number, number, Buffer];
 
 export const CODEC = { none: 'none', gzip: 'gzip', snappy: 'snappy', lz4: 'lz4' } as const;
 
@@ -69,6 +104,12 @@ export interface ProducerOptions {
   readonly partitions: ReadonlyMap<string, number>;
   /** Most records one transaction holds (sizes librdkafka's queue). */
   readonly maxTxnEvents: number;
+  /** The topic of every event kind. */
+  readonly topicOf: ReadonlyMap<string, string>;
+  /** Prepended to each row's event key: the record key (RecordEncoder.key). */
+  readonly keyPrefix: string;
+  /** The constant identity headers, in order (RecordEncoder.headerTemplate); `seq` and `kind` follow per record. Undefined: no headers. */
+  readonly headers: ReadonlyArray<readonly [string, string]> | undefined;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -118,129 +159,71 @@ export function partitionOf(key: string, partitions: number): number {
   return (murmur2(Buffer.from(key)) & 0x7fffffff) % partitions;
 }
 
-interface TopicPartitionRun {
-  readonly topic: string;
-  readonly partition: number;
-  firstSeq: number;
-  lastSeq: number;
-  count: number;
-  delivered: number;
-  offset: number;
-}
-
-/** One topic's partitioning: key → partition, computed once per key, and this transaction's runs. */
-class TopicState {
-  private readonly byKey = new Map<string, number>();
-  readonly runs: Array<TopicPartitionRun | undefined>;
-
-  constructor(
-    readonly topic: string,
-    readonly partitions: number,
-  ) {
-    this.runs = new Array(partitions);
-  }
-
-  partition(key: string): number {
-    let p = this.byKey.get(key);
-    if (p === undefined) {
-      // Keys are asset ids: few. Bounded anyway.
-      if (this.byKey.size >= 100_000) this.byKey.clear();
-      p = partitionOf(key, this.partitions);
-      this.byKey.set(key, p);
-    }
-    return p;
-  }
-}
-
-function wrap(err: LibrdKafkaError | null | undefined): Error | undefined {
-  if (!err) return undefined;
-  const e = new Error(`${err.message || 'Kafka error'}${err.code !== undefined ? ` (code ${err.code})` : ''}`);
-  (e as Error & { fatal?: boolean }).fatal = (err as { isFatal?: boolean }).isFatal === true;
-  return e;
-}
-
-function call(fn: (cb: (err: LibrdKafkaError | null | undefined) => void) => void, ms: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms + 1000);
-    fn((err) => {
-      clearTimeout(t);
-      const e = wrap(err);
-      if (e) reject(e);
-      else resolve();
-    });
-  });
-}
-
 /** librdkafka's size limit for one record: the batch limit less a batch header and the record framing. */
 export const RECORD_OVERHEAD = 512;
 
+/** A librdkafka error as the addon reports it. */
+export interface KafkaTxnError extends Error {
+  readonly code?: number;
+  readonly codeName?: string;
+  readonly retriable?: boolean;
+  /** The transaction must be aborted (librdkafka's txn_requires_abort). */
+  readonly abortable?: boolean;
+  /** The producer is unusable; a new one (InitProducerId) is needed. */
+  readonly fatal?: boolean;
+}
+
 export class TxnProducer {
-  private readonly topics = new Map<string, TopicState>();
-  /** Runs of the open transaction, in order of first use. */
-  private runs: TopicPartitionRun[] = [];
-  private delivered = 0;
-  private failed: Error | undefined;
-  private waiting: (() => void) | undefined;
-  private expected = 0;
-  private closed = false;
+  private closed: Promise<void> | undefined;
 
   private constructor(
-    private readonly producer: Producer,
-    private readonly consumer: KafkaConsumer,
+    private readonly native: Addon,
+    private readonly handle: Handle,
     private readonly timeout: number,
-    partitions: ReadonlyMap<string, number>,
-  ) {
-    for (const [topic, n] of partitions) this.topics.set(topic, new TopicState(topic, n));
-    // One report per record (librdkafka has no per-batch report); kept cheap: no opaque handle (a
-    // persistent V8 handle per record), the sequences are known per partition from produce order.
-    producer.on('delivery-report', (err, report) => {
-      if (err) this.failed ??= wrap(err);
-      else {
-        const run = this.topics.get(report.topic)?.runs[report.partition];
-        if (run) {
-          run.delivered++;
-          if (report.offset < run.offset) run.offset = report.offset;
-        }
-        this.delivered++;
-      }
-      if (this.waiting && this.delivered + (this.failed ? 1 : 0) >= this.expected) this.waiting();
-    });
-  }
+  ) {}
 
-  /** Connects, then InitProducerId: fences any earlier session with the same transactional.id. */
+  /** Creates the librdkafka producer, then InitProducerId: fences any earlier session with the same transactional.id. */
   static async connect(o: ProducerOptions): Promise<TxnProducer> {
-    const { Producer, KafkaConsumer } = rdkafka();
+    const native = kafkaTxn();
     const cfg = o.config;
     const base = rdkafkaConfig(cfg, o.clientId, o.env);
     const timeout = Math.max(1000, cfg.request_timeout);
     const batch = Math.max(16_384, Math.min(1_000_000, o.maxBatchBytes));
-    const producer = new Producer({
-      ...base,
-      'transactional.id': o.transactionalId,
-      'enable.idempotence': true,
-      acks: -1,
-      'transaction.timeout.ms': 60_000,
-      'compression.codec': CODEC[cfg.compression],
-      // Batches (compressed or not) stay below the topics' max.message.bytes.
-      'message.max.bytes': batch,
-      'batch.size': batch,
-      'linger.ms': 5,
-      'queue.buffering.max.messages': Math.max(100_000, 2 * o.maxTxnEvents),
-      'queue.buffering.max.kbytes': 1_048_576,
-      'message.timeout.ms': 60_000,
-      partitioner: 'murmur2_random',
-      dr_cb: true,
-    } as never);
-    const consumer = new KafkaConsumer({ ...base, 'group.id': o.cursorGroup, 'enable.auto.commit': false } as never, {});
-    const p = new TxnProducer(producer, consumer, timeout, o.partitions);
+    const topics = [...o.partitions];
+    const index = new Map(topics.map(([t], i) => [t, i]));
+    const kinds: Array<[string, number]> = [];
+    for (const [kind, topic] of o.topicOf) {
+      const i = index.get(topic);
+      if (i === undefined) throw new Error(`no partition count for Kafka topic ${topic}`);
+      kinds.push([kind, i]);
+    }
+    const handle = native.create({
+      config: {
+        ...base,
+        'transactional.id': o.transactionalId,
+        'enable.idempotence': true,
+        acks: -1,
+        'transaction.timeout.ms': 60_000,
+        'compression.codec': CODEC[cfg.compression],
+        // Batches (compressed or not) stay below the topics' max.message.bytes.
+        'message.max.bytes': batch,
+        'batch.size': batch,
+        'linger.ms': 5,
+        'queue.buffering.max.messages': Math.max(100_000, 2 * o.maxTxnEvents),
+        'queue.buffering.max.kbytes': 1_048_576,
+        'message.timeout.ms': 60_000,
+        partitioner: 'murmur2_random',
+      },
+      topics,
+      kinds,
+      keyPrefix: o.keyPrefix,
+      headers: o.headers ? [...o.headers] : null,
+      group: o.cursorGroup,
+    });
+    const p = new TxnProducer(native, handle, timeout);
     try {
-      await call((cb) => producer.connect({ timeout }, (err) => cb(err as LibrdKafkaError)), timeout, 'connect');
-      // librdkafka's background thread serves the delivery reports (copies, queueing); the main thread
-      // only turns them into JavaScript objects. Cheaper than polling from a JavaScript timer (measured).
-      producer.setPollInBackground(true);
-      await call((cb) => consumer.connect({ timeout }, (err) => cb(err as LibrdKafkaError)), timeout, 'connect (cursor group)');
-      // Completes or aborts the previous session's open transaction.
-      await call((cb) => producer.initTransactions(timeout, cb), timeout, 'initTransactions');
+      // Finds the coordinator, fences the previous session, completes or aborts its open transaction.
+      await native.init(handle, timeout);
     } catch (err) {
       await p.close();
       throw err;
@@ -248,70 +231,29 @@ export class TxnProducer {
     return p;
   }
 
-  begin(): Promise<void> {
-    for (const r of this.runs) this.topics.get(r.topic)?.runs.fill(undefined);
-    this.runs = [];
-    this.delivered = 0;
-    this.failed = undefined;
-    this.expected = 0;
-    return call((cb) => this.producer.beginTransaction(cb), this.timeout, 'beginTransaction');
+  /** Begins a transaction (local; librdkafka registers the partitions as records come). */
+  async begin(): Promise<void> {
+    this.native.begin(this.handle);
   }
 
   /**
-   * Queues one record (librdkafka copies key, value and headers before this returns, so the caller
-   * may reuse them). Records must come in sequence order.
+   * Queues the records of one part of a page, in sequence order (librdkafka copies them before this
+   * returns). A record larger than `limit` (key + value + headers + RECORD_OVERHEAD) is not produced:
+   * its row index goes to `refused`. Returns the payload bytes (row field 5) of the produced rows.
    */
-  produce(topic: string, key: string, value: Buffer, timestamp: number, headers: MessageHeader[] | undefined, seq: number): void {
-    let t = this.topics.get(topic);
-    if (!t) {
-      t = new TopicState(topic, 1);
-      this.topics.set(topic, t);
-    }
-    const partition = t.partition(key);
-    let run = t.runs[partition];
-    if (!run) {
-      run = { topic, partition, firstSeq: seq, lastSeq: seq, count: 0, delivered: 0, offset: Number.POSITIVE_INFINITY };
-      t.runs[partition] = run;
-      this.runs.push(run);
-    }
-    this.producer.produce(topic, partition, value, key, timestamp, undefined, headers);
-    run.lastSeq = seq;
-    run.count++;
-    this.expected++;
+  producePart(rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number {
+    return this.native.producePart(this.handle, rows, limit, refused);
   }
 
-  /** Adds the cursor commit (group offset with metadata) to the open transaction. */
+  /** Adds the cursor commit (group offset with metadata, sent byte for byte) to the open transaction. */
   sendCursor(topic: string, offset: number, metadata: string): Promise<void> {
-    return call(
-      (cb) =>
-        this.producer.sendOffsetsToTransaction(
-          [{ topic, partition: 0, offset, metadata } as never],
-          this.consumer,
-          this.timeout,
-          cb,
-        ),
-      this.timeout,
-      'sendOffsetsToTransaction',
-    );
+    return this.native.sendOffsets(this.handle, topic, offset, metadata, this.timeout);
   }
 
   /** Commits (flushing every record first); resolves with where each topic-partition's records went. */
   async commit(): Promise<Delivered[]> {
-    await call((cb) => this.producer.commitTransaction(this.timeout, cb), this.timeout, 'commitTransaction');
-    if (this.delivered < this.expected && !this.failed) {
-      // Reports are dispatched to JavaScript after librdkafka has them; the commit may come first.
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('delivery reports missing after commit')), this.timeout);
-        this.waiting = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      }).finally(() => {
-        this.waiting = undefined;
-      });
-    }
-    if (this.failed) throw this.failed;
-    return this.runs.map((r) => {
+    const runs = await this.native.commit(this.handle, this.timeout);
+    return runs.map((r) => {
       if (r.delivered !== r.count)
         throw new Error(`${r.topic}[${r.partition}]: ${r.delivered} delivery reports for ${r.count} records`);
       return {
@@ -326,26 +268,25 @@ export class TxnProducer {
   }
 
   abort(): Promise<void> {
-    return call((cb) => this.producer.abortTransaction(this.timeout, cb), this.timeout, 'abortTransaction');
+    return this.native.abort(this.handle, this.timeout);
   }
 
-  /** Disconnects both clients; never throws, never hangs longer than the request timeout. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const done = (c: Producer | KafkaConsumer) =>
-      new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.timeout);
-        try {
-          c.disconnect(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        } catch {
+  /** Destroys the client (after any operation in flight); never throws, never waits longer than the request timeout. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, this.timeout);
+      t.unref();
+      this.native.close(this.handle).then(
+        () => {
           clearTimeout(t);
           resolve();
-        }
-      });
-    await Promise.allSettled([done(this.producer), done(this.consumer)]);
+        },
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+      );
+    });
+    return this.closed;
   }
 }

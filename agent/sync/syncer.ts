@@ -22,7 +22,7 @@ import type Database from 'better-sqlite3';
 import kafkajs, { type Admin, Kafka, logLevel } from 'kafkajs';
 import { Backoff } from '../backoff.js';
 import type { KeeperStats, MapEntry } from '../store/keeper.js';
-import { EVENT_KINDS, type EventKind } from '../types.js';
+import { EVENT_KINDS } from '../types.js';
 import {
   cursorGroup,
   cursorTopic,
@@ -203,6 +203,9 @@ export class Syncer {
       maxBatchBytes: this.status.batchLimit,
       partitions: await this.partitionCounts(admin),
       maxTxnEvents: cfg.batch_max_events,
+      topicOf: new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)])),
+      keyPrefix: this.encoder.keyPrefixString,
+      headers: this.encoder.headerTemplate(),
       env: this.deps.env,
     });
     this.producer = producer;
@@ -357,7 +360,7 @@ export class Syncer {
     let rateStart = this.now();
     let rateBytes = 0;
     const encoder = this.encoder;
-    const topics = new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)]));
+    const refusedRows: number[] = [];
     const partEvents = Math.max(1, Math.ceil(cfg.batch_max_events / PAGE_PARTS));
     const partBytes = Math.max(1, Math.ceil(cfg.batch_max_bytes / PAGE_PARTS));
     const readPart = (from: number) => this.readPart(from, partEvents, partBytes);
@@ -415,16 +418,14 @@ export class Syncer {
         try {
           // librdkafka sends part k of the page while part k+1 is read and handed over.
           for (let part = 1; ; part++) {
-            for (const [seq, kind, eventKey, eventTime, , payloadLength, value] of rows) {
-              const key = encoder.key(eventKey);
-              const size = Buffer.byteLength(key) + value.length + encoder.headerBytes(kind, seq) + RECORD_OVERHEAD;
-              if (size > limit) {
-                refused.push({ seq, kind, key: eventKey, event_time: eventTime, bytes: size, limit });
-                continue;
-              }
-              const topic = topics.get(kind) ?? topicFor(cfg, kind as EventKind);
-              producer.produce(topic, key, value, eventTime, encoder.nativeHeadersFor(kind, seq), seq);
-              bytes += payloadLength;
+            // One native call per part: keys, partitions, headers and records are built in C.
+            refusedRows.length = 0;
+            bytes += producer.producePart(rows, limit, refusedRows);
+            for (const i of refusedRows) {
+              const [seq, kind, eventKey, eventTime, , , value] = rows[i] as PageRow;
+              const size =
+                Buffer.byteLength(encoder.key(eventKey)) + value.length + encoder.headerBytes(kind, seq) + RECORD_OVERHEAD;
+              refused.push({ seq, kind, key: eventKey, event_time: eventTime, bytes: size, limit });
             }
             events += rows.length;
             last = rows[rows.length - 1] as PageRow;
