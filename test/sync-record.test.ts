@@ -1,7 +1,9 @@
 /**
  * The record the syncer sends is built in two places: RecordEncoder.record() (the definition, also
  * used by `edge-agent replay` through encode()) and the page query RecordEncoder.PAGE_SQL, which has
- * SQLite build the value bytes while it reads the page. They must agree byte for byte. And the
+ * SQLite build the value bytes while it reads the page, and the packed part the syncer sends
+ * (RecordEncoder.PACKED_SQL, whose records the native producer builds in C). They must agree byte
+ * for byte. And the
  * syncer partitions records itself: its murmur2 must be Kafka's (kafkajs' Java-compatible one here).
  */
 import { createRequire } from 'node:module';
@@ -9,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../agent/store/db.js';
 import { RecordEncoder, type SyncRow } from '../agent/sync/kafka.js';
-import { murmur2, partitionOf } from '../agent/sync/producer.js';
+import { kafkaTxn, murmur2, partitionOf } from '../agent/sync/producer.js';
 import type { EventKind } from '../agent/types.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -41,7 +43,7 @@ describe('sync record encoding', () => {
       for (const headers of [true, false]) {
         const enc = new RecordEncoder({ gatewayId: 'gw-"1"', storeId: 'st', bootId: 'b', headers });
         const page = db.prepare(RecordEncoder.PAGE_SQL).raw(true).all(enc.valuePrefix, 0, 1000) as Array<
-          [number, string, string, number, number, number, Buffer]
+          [number, string, string, number, number, number, string]
         >;
         expect(page).toHaveLength(rows.length);
         for (const [j, r] of rows.entries()) {
@@ -55,9 +57,9 @@ describe('sync record encoding', () => {
             ingestTime: r.ingest_time,
             payloadLength: [...r.payload].length,
           });
-          expect(value.toString('utf8')).toBe(rec.value.toString('utf8'));
-          expect(Buffer.compare(value, rec.value)).toBe(0);
-          expect(JSON.parse(value.toString('utf8'))).toMatchObject({ seq: r.seq, key: r.key, kind: r.kind });
+          expect(Buffer.from(value, 'utf8').equals(rec.value)).toBe(true);
+          expect(Buffer.compare(Buffer.from(value, 'utf8'), rec.value)).toBe(0);
+          expect(JSON.parse(value)).toMatchObject({ seq: r.seq, key: r.key, kind: r.kind });
           expect(enc.key(key)).toBe(rec.key);
           // The headers the native client gets: the contract's six, in order, seq per record.
           const h = enc.nativeHeadersFor(kind, seq);
@@ -74,6 +76,28 @@ describe('sync record encoding', () => {
           let headerBytes = 0;
           for (const o of h ?? []) for (const [k, v] of Object.entries(o)) headerBytes += k.length + Buffer.byteLength(v);
           expect(enc.size(rec, r)).toBe(Buffer.byteLength(rec.key) + rec.value.length + headerBytes);
+        }
+        // The part the syncer sends: packed by SQLite, each record built in C by the native producer.
+        for (const from of [0, 3]) {
+          const [n, payloadChars, firstSeq, firstIngest, packed] = db
+            .prepare(RecordEncoder.PACKED_SQL)
+            .raw(true)
+            .get(from, 1000) as [number, number, number, number, string];
+          const want = rows.slice(from);
+          expect({ n, payloadChars, firstSeq, firstIngest }).toEqual({
+            n: want.length,
+            payloadChars: want.reduce((s, r) => s + [...r.payload].length, 0),
+            firstSeq: want[0]?.seq,
+            firstIngest: want[0]?.ingest_time,
+          });
+          const decoded = kafkaTxn().decodePacked(enc.key(''), enc.valuePrefix, packed);
+          expect(decoded).toHaveLength(want.length);
+          for (const [j, r] of want.entries()) {
+            const rec = enc.record(r);
+            const [seq, key, value, timestamp] = decoded[j] as (typeof decoded)[number];
+            expect({ seq, key, timestamp }).toEqual({ seq: r.seq, key: rec.key, timestamp: rec.timestamp });
+            expect(Buffer.compare(value, rec.value)).toBe(0);
+          }
         }
       }
       db.close();

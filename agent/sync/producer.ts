@@ -25,16 +25,27 @@ interface Addon {
     topics: Array<[string, number]>;
     kinds: Array<[string, number]>;
     keyPrefix: string;
+    valuePrefix: string;
     headers: Array<readonly [string, string]> | null;
     group: string;
   }): Handle;
   init(h: Handle, timeoutMs: number): Promise<void>;
   begin(h: Handle): void;
   producePart(h: Handle, rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number;
+  producePacked(
+    h: Handle,
+    packed: string,
+    count: number,
+    limit: number,
+    maxBytes: number,
+    refused: RefusedRow[],
+  ): [rows: number, lastSeq: number, bytes: number];
   sendOffsets(h: Handle, topic: string, offset: number, metadata: string, timeoutMs: number): Promise<void>;
   commit(h: Handle, timeoutMs: number): Promise<NativeDelivered[]>;
   abort(h: Handle, timeoutMs: number): Promise<void>;
   close(h: Handle): Promise<void>;
+  /** The records producePacked would send (same C code), for tests: [seq, key, value, timestamp]. */
+  decodePacked(keyPrefix: string, valuePrefix: string, packed: string): Array<[number, string, Buffer, number]>;
   librdkafkaVersion(): string;
 }
 
@@ -54,7 +65,10 @@ export function kafkaTxn(): Addon {
  * A page row as the syncer reads it (RecordEncoder.PAGE_SQL): seq, kind, event key, event time,
  * ingest time, payload length, the record value. producePart reads fields 0, 1, 2, 3, 5 and 6.
  */
-export type PartRow = readonly [number, string, string, number, number, number, Buffer];
+export type PartRow = readonly [number, string, string, number, number, number, string | Buffer];
+
+/** An event producePacked did not send (its record exceeds the limit): seq, kind, event key, event time, record bytes, payload characters. */
+export type RefusedRow = [seq: number, kind: string, key: string, eventTime: number, bytes: number, payloadChars: number];
 
 export const CODEC = { none: 'none', gzip: 'gzip', snappy: 'snappy', lz4: 'lz4' } as const;
 
@@ -108,6 +122,8 @@ export interface ProducerOptions {
   readonly topicOf: ReadonlyMap<string, string>;
   /** Prepended to each row's event key: the record key (RecordEncoder.key). */
   readonly keyPrefix: string;
+  /** The record value up to the sequence number (RecordEncoder.valuePrefix). */
+  readonly valuePrefix: string;
   /** The constant identity headers, in order (RecordEncoder.headerTemplate); `seq` and `kind` follow per record. Undefined: no headers. */
   readonly headers: ReadonlyArray<readonly [string, string]> | undefined;
   readonly env?: NodeJS.ProcessEnv;
@@ -217,6 +233,7 @@ export class TxnProducer {
       topics,
       kinds,
       keyPrefix: o.keyPrefix,
+      valuePrefix: o.valuePrefix,
       headers: o.headers ? [...o.headers] : null,
       group: o.cursorGroup,
     });
@@ -243,6 +260,23 @@ export class TxnProducer {
    */
   producePart(rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number {
     return this.native.producePart(this.handle, rows, limit, refused);
+  }
+
+  /**
+   * Queues the events of one part of a page as RecordEncoder.PACKED_SQL packed them (`count` events),
+   * building each record value, byte for byte as RecordEncoder.record() does, in C. Stops before the
+   * event that would take the part past `maxBytes` payload characters (at least one event). A record
+   * larger than `limit` is not produced and goes to `refused`. Returns the events consumed, the last
+   * sequence consumed and the payload characters produced.
+   */
+  producePacked(
+    packed: string,
+    count: number,
+    limit: number,
+    maxBytes: number,
+    refused: RefusedRow[],
+  ): [rows: number, lastSeq: number, bytes: number] {
+    return this.native.producePacked(this.handle, packed, count, limit, maxBytes, refused);
   }
 
   /** Adds the cursor commit (group offset with metadata, sent byte for byte) to the open transaction. */

@@ -33,7 +33,7 @@ import {
   topicFor,
   transactionalId,
 } from './kafka.js';
-import { type Delivered, RECORD_OVERHEAD, TxnProducer } from './producer.js';
+import { type Delivered, type RefusedRow, TxnProducer } from './producer.js';
 
 // Not a named export kafkajs's CommonJS build exposes to ESM.
 const { ConfigResourceTypes } = kafkajs;
@@ -119,7 +119,7 @@ export class Syncer {
   private admin: Admin | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
-  private readonly page: Database.Statement;
+  private readonly packed: Database.Statement;
   private readonly encoder: RecordEncoder;
   private readonly storeId: string;
   private readonly bootId = randomUUID();
@@ -140,7 +140,7 @@ export class Syncer {
       bootId: this.bootId,
       headers: cfg.headers,
     });
-    this.page = deps.db.prepare(RecordEncoder.PAGE_SQL).raw(true);
+    this.packed = deps.db.prepare(RecordEncoder.PACKED_SQL).raw(true);
     this.status.cursor = Number(meta('sync_cursor') ?? 0);
     this.status.lastSuccess = Number(meta('sync_last_success') ?? 0);
   }
@@ -206,6 +206,7 @@ export class Syncer {
       topicOf: new Map(EVENT_KINDS.map((k) => [k as string, topicFor(cfg, k)])),
       keyPrefix: this.encoder.keyPrefixString,
       headers: this.encoder.headerTemplate(),
+      valuePrefix: this.encoder.valuePrefix,
       env: this.deps.env,
     });
     this.producer = producer;
@@ -341,15 +342,13 @@ export class Syncer {
     );
   }
 
-  /** Up to `events` events after `from` and about `bytes` of payload (at least one event), in sequence order. */
-  private readPart(from: number, events: number, bytes: number): PageRow[] {
-    const rows = this.page.all(this.encoder.valuePrefix, from, events) as PageRow[];
-    let sum = 0;
-    for (let i = 0; i < rows.length; i++) {
-      sum += (rows[i] as PageRow)[5];
-      if (sum > bytes && i > 0) return rows.slice(0, i);
-    }
-    return rows;
+  /**
+   * Up to `events` events after `from`, packed by SQLite into one string (RecordEncoder.PACKED_SQL):
+   * no JavaScript object per event. The native producer cuts the part at `partBytes` of payload.
+   */
+  private readPart(from: number, events: number): Part {
+    const [n, bytes, , firstIngest, packed] = this.packed.get(from, events) as [number, number, number, number, string];
+    return { n, bytes: bytes ?? 0, firstIngest: firstIngest ?? 0, packed: packed ?? '' };
   }
 
   private async run(): Promise<void> {
@@ -359,15 +358,17 @@ export class Syncer {
     let lingered = false;
     let rateStart = this.now();
     let rateBytes = 0;
-    const encoder = this.encoder;
-    const refusedRows: number[] = [];
+    const refusedRows: RefusedRow[] = [];
     const partEvents = Math.max(1, Math.ceil(cfg.batch_max_events / PAGE_PARTS));
     const partBytes = Math.max(1, Math.ceil(cfg.batch_max_bytes / PAGE_PARTS));
-    const readPart = (from: number) => this.readPart(from, partEvents, partBytes);
+    // Rows read per part: partEvents, less after parts cut by bytes (large events), so that a part is
+    // not read many times over.
+    let readLimit = partEvents;
+    const readPart = (from: number) => this.readPart(from, readLimit);
     // Last sequence Kafka committed in this session; the local cursor (status.cursor) follows it.
     let sent = this.status.cursor;
     // The first part of the next page, read while the previous commit was in flight.
-    let next: PageRow[] | undefined;
+    let next: Part | undefined;
     // The local cursor write in flight (at most one; the writer applies them in order).
     let local: Promise<void> = Promise.resolve();
     let localError: Error | undefined;
@@ -388,9 +389,9 @@ export class Syncer {
           await this.reconcile();
           sent = this.status.cursor;
         }
-        let rows = next ?? readPart(sent);
+        let part = next ?? readPart(sent);
         next = undefined;
-        if (rows.length === 0) {
+        if (part.n === 0) {
           await settleLocal();
           this.status.state = 'idle';
           this.status.lagMs = 0;
@@ -399,63 +400,61 @@ export class Syncer {
           lingered = false;
           continue;
         }
-        const first = rows[0] as PageRow;
-        if (rows.length < partEvents && !lingered && this.now() - first[4] < cfg.linger) {
+        if (part.n < partEvents && part.bytes <= partBytes && !lingered && this.now() - part.firstIngest < cfg.linger) {
           lingered = true;
           await this.deps.waitForRows(cfg.linger);
           continue;
         }
         lingered = false;
         this.status.state = 'sending';
-        this.status.lagMs = Math.max(0, this.now() - first[4]);
+        this.status.lagMs = Math.max(0, this.now() - part.firstIngest);
         const limit = this.status.batchLimit;
         const refused: RefusedEvent[] = [];
         let bytes = 0;
         let events = 0;
-        let last = first;
+        let last = sent;
         let delivered: Delivered[];
         await producer.begin();
         try {
           // librdkafka sends part k of the page while part k+1 is read and handed over.
-          for (let part = 1; ; part++) {
-            // One native call per part: keys, partitions, headers and records are built in C.
+          for (let k = 1; ; k++) {
+            // One native call per part: values, keys, partitions, headers and records are built in C.
             refusedRows.length = 0;
-            bytes += producer.producePart(rows, limit, refusedRows);
-            for (const i of refusedRows) {
-              const [seq, kind, eventKey, eventTime, , , value] = rows[i] as PageRow;
-              const size =
-                Buffer.byteLength(encoder.key(eventKey)) + value.length + encoder.headerBytes(kind, seq) + RECORD_OVERHEAD;
-              refused.push({ seq, kind, key: eventKey, event_time: eventTime, bytes: size, limit });
-            }
-            events += rows.length;
-            last = rows[rows.length - 1] as PageRow;
-            if (part >= PAGE_PARTS || !this.running) break;
-            // Delivery reports and IPC get their turn between pages.
+            const [rows, lastSeq, produced] = producer.producePacked(part.packed, part.n, limit, partBytes, refusedRows);
+            for (const [seq, kind, key, eventTime, size] of refusedRows)
+              refused.push({ seq, kind, key, event_time: eventTime, bytes: size, limit });
+            bytes += produced;
+            events += rows;
+            last = lastSeq;
+            if (rows < part.n) readLimit = Math.max(1, Math.min(partEvents, rows * 2));
+            else if (readLimit < partEvents) readLimit = Math.min(partEvents, readLimit * 2);
+            if (k >= PAGE_PARTS || !this.running) break;
+            // Delivery reports and IPC get their turn between parts.
             await new Promise((r) => setImmediate(r));
-            rows = readPart(last[0]);
-            if (rows.length === 0) break;
+            part = readPart(last);
+            if (part.n === 0) break;
           }
           await producer.sendCursor(
             cursorTopic(cfg),
-            last[0],
-            JSON.stringify({ store: this.storeId, seq: last[0] } satisfies CursorMeta),
+            last,
+            JSON.stringify({ store: this.storeId, seq: last } satisfies CursorMeta),
           );
           const committing = producer.commit();
           committing.catch(() => {});
           // The next page's first part is read while the commit is in flight.
-          if (this.running) next = readPart(last[0]);
+          if (this.running) next = readPart(last);
           delivered = await committing;
         } catch (err) {
           next = undefined;
           await producer.abort().catch(() => {});
           throw err;
         }
-        sent = last[0];
+        sent = last;
         const at = this.now();
         // The local write (cursor + sequence ↔ offset map) runs while the next transaction is sent. Kafka
         // already has the cursor: a crash before this write completes is recovered at the next start.
         await settleLocal();
-        local = this.deps.commit(last[0], mapOf(delivered), at).then(
+        local = this.deps.commit(last, mapOf(delivered), at).then(
           (stats) => {
             this.status.cursor = stats.cursor;
           },
@@ -510,8 +509,13 @@ export class Syncer {
   }
 }
 
-/** A page row: seq, kind, event key, event time, ingest time, payload length, the record value (RecordEncoder.PAGE_SQL). */
-type PageRow = [number, string, string, number, number, number, Buffer];
+/** One part of a page as SQLite packed it (RecordEncoder.PACKED_SQL): events, payload characters, first ingest time, the events. */
+interface Part {
+  readonly n: number;
+  readonly bytes: number;
+  readonly firstIngest: number;
+  readonly packed: string;
+}
 
 /** The store's sequence ↔ partition/offset map of one transaction. */
 function mapOf(delivered: readonly Delivered[]): MapEntry[] {
