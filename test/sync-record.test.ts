@@ -82,7 +82,7 @@ describe('sync record encoding', () => {
           const [n, payloadChars, firstSeq, firstIngest, packed] = db
             .prepare(RecordEncoder.PACKED_SQL)
             .raw(true)
-            .get(from, 1000) as [number, number, number, number, string];
+            .get(from, 1000) as [number, number, number, number, Buffer];
           const want = rows.slice(from);
           expect({ n, payloadChars, firstSeq, firstIngest }).toEqual({
             n: want.length,

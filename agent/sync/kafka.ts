@@ -169,15 +169,16 @@ export class RecordEncoder {
    * The syncer's part query: up to N events after a cursor (bind the cursor, then N) as one row:
    * count, payload characters, first sequence, the first event's ingest time, and the events packed
    * in one string, per event "<seq> <kind> <event_time> <ingest_time> <payload chars> <key bytes>
-   * <json_quote(key) bytes> <payload bytes> " then the key, json_quote(key) and the payload. The
+   * <json_quote(key) bytes> <payload bytes> " then the key, json_quote(key) and the payload, as a
+   * Buffer (UTF-8, handed to C without a copy or a JavaScript string). The
    * native producer (agent/sync/producer.ts) builds each record value from it, byte for byte as
-   * record() and PAGE_SQL do (test/sync-record.test.ts): one string per part instead of a JavaScript
+   * record() and PAGE_SQL do (test/sync-record.test.ts): one Buffer per part instead of a JavaScript
    * array, two strings and a value per event.
    */
   static readonly PACKED_SQL =
-    "SELECT count(*), sum(length(payload)), min(seq), ingest_time, group_concat(seq || ' ' || kind || ' ' || " +
+    "SELECT count(*), sum(length(payload)), min(seq), ingest_time, CAST(group_concat(seq || ' ' || kind || ' ' || " +
     "event_time || ' ' || ingest_time || ' ' || length(payload) || ' ' || octet_length(key) || ' ' || " +
-    "octet_length(json_quote(key)) || ' ' || octet_length(payload) || ' ' || key || json_quote(key) || payload, '' ORDER BY seq) " +
+    "octet_length(json_quote(key)) || ' ' || octet_length(payload) || ' ' || key || json_quote(key) || payload, '' ORDER BY seq) AS BLOB) " +
     'FROM (SELECT seq, kind, key, event_time, ingest_time, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?)';
 
   /** What PAGE_SQL binds first: the value up to the sequence number. */

@@ -34,7 +34,7 @@ interface Addon {
   producePart(h: Handle, rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number;
   producePacked(
     h: Handle,
-    packed: string,
+    packed: Buffer,
     count: number,
     limit: number,
     maxBytes: number,
@@ -45,7 +45,7 @@ interface Addon {
   abort(h: Handle, timeoutMs: number): Promise<void>;
   close(h: Handle): Promise<void>;
   /** The records producePacked would send (same C code), for tests: [seq, key, value, timestamp]. */
-  decodePacked(keyPrefix: string, valuePrefix: string, packed: string): Array<[number, string, Buffer, number]>;
+  decodePacked(keyPrefix: string, valuePrefix: string, packed: Buffer | string): Array<[number, string, Buffer, number]>;
   librdkafkaVersion(): string;
 }
 
@@ -270,7 +270,7 @@ export class TxnProducer {
    * sequence consumed and the payload characters produced.
    */
   producePacked(
-    packed: string,
+    packed: Buffer,
     count: number,
     limit: number,
     maxBytes: number,

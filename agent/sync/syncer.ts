@@ -347,8 +347,8 @@ export class Syncer {
    * no JavaScript object per event. The native producer cuts the part at `partBytes` of payload.
    */
   private readPart(from: number, events: number): Part {
-    const [n, bytes, , firstIngest, packed] = this.packed.get(from, events) as [number, number, number, number, string];
-    return { n, bytes: bytes ?? 0, firstIngest: firstIngest ?? 0, packed: packed ?? '' };
+    const [n, bytes, , firstIngest, packed] = this.packed.get(from, events) as [number, number, number, number, Buffer | null];
+    return { n, bytes: bytes ?? 0, firstIngest: firstIngest ?? 0, packed: packed ?? EMPTY };
   }
 
   private async run(): Promise<void> {
@@ -514,8 +514,9 @@ interface Part {
   readonly n: number;
   readonly bytes: number;
   readonly firstIngest: number;
-  readonly packed: string;
+  readonly packed: Buffer;
 }
+const EMPTY = Buffer.alloc(0);
 
 /** The store's sequence ↔ partition/offset map of one transaction. */
 function mapOf(delivered: readonly Delivered[]): MapEntry[] {

@@ -1103,15 +1103,22 @@ static void build_record(producer_t *p, const packed_row_t *r, char **key, size_
   *vlen = (size_t)(w - v);
 }
 
-/* The packed text of a JavaScript string, in p->packed. */
-static int packed_text(napi_env env, producer_t *p, napi_value str, size_t *len) {
-  if (napi_get_value_string_utf8(env, str, NULL, 0, len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "kafka_txn: the packed part must be a string");
-    return 0;
+/* The packed text: a Buffer (used in place) or a string (UTF-8 encoded into p->packed). */
+static const char *packed_text(napi_env env, producer_t *p, napi_value v, size_t *len) {
+  bool is_buffer = false;
+  napi_is_buffer(env, v, &is_buffer);
+  if (is_buffer) {
+    void *data = NULL;
+    napi_get_buffer_info(env, v, &data, len);
+    return data ? (const char *)data : "";
+  }
+  if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "kafka_txn: the packed part must be a Buffer or a string");
+    return NULL;
   }
   ensure_cap(&p->packed, &p->packed_cap, *len + 1);
-  napi_get_value_string_utf8(env, str, p->packed, p->packed_cap, len);
-  return 1;
+  napi_get_value_string_utf8(env, v, p->packed, p->packed_cap, len);
+  return p->packed;
 }
 
 /*
@@ -1135,8 +1142,8 @@ static napi_value js_produce_packed(napi_env env, napi_callback_info info) {
   napi_value refused = argv[5];
   uint32_t nrefused = array_length(env, refused);
   size_t len = 0;
-  if (!packed_text(env, p, argv[1], &len)) return NULL;
-  const char *buf = p->packed;
+  const char *buf = packed_text(env, p, argv[1], &len);
+  if (!buf) return NULL;
   uint32_t epoch;
   pthread_mutex_lock(&p->mu);
   epoch = p->epoch & EPOCH_MASK;
@@ -1242,13 +1249,14 @@ static napi_value js_decode_packed(napi_env env, napi_callback_info info) {
   tmp.value_prefix = dup_string(env, argv[1], &tmp.value_prefix_len);
   size_t len = 0;
   napi_value out = NULL;
-  if (tmp.key_prefix && tmp.value_prefix && packed_text(env, &tmp, argv[2], &len)) {
+  const char *buf = tmp.key_prefix && tmp.value_prefix ? packed_text(env, &tmp, argv[2], &len) : NULL;
+  if (buf) {
     napi_create_array(env, &out);
     size_t pos = 0;
     uint32_t i = 0;
     packed_row_t r;
     while (pos < len) {
-      if (!next_row(tmp.packed, len, &pos, &r)) {
+      if (!next_row(buf, len, &pos, &r)) {
         napi_throw_error(env, NULL, "kafka_txn.decodePacked: malformed packed part");
         out = NULL;
         break;
