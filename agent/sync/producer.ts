@@ -6,7 +6,7 @@
  * in C; delivery reports are counted in C per topic-partition and come back as one summary per
  * transaction. No JavaScript object per record or per header.
  *
- * One page = beginTransaction, producePart for each part, sendOffsetsToTransaction (the cursor in the
+ * One page = beginTransaction, producePacked for each part, sendOffsetsToTransaction (the cursor in the
  * offset-commit metadata, sent exactly as given), commitTransaction → where each topic-partition's
  * records went (the store's sequence ↔ offset map).
  */
@@ -31,7 +31,6 @@ interface Addon {
   }): Handle;
   init(h: Handle, timeoutMs: number): Promise<void>;
   begin(h: Handle): void;
-  producePart(h: Handle, rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number;
   producePacked(
     h: Handle,
     packed: Buffer,
@@ -60,12 +59,6 @@ export function kafkaTxn(): Addon {
   addon ??= require(ADDON_PATH) as Addon;
   return addon;
 }
-
-/**
- * A page row as the syncer reads it (RecordEncoder.PAGE_SQL): seq, kind, event key, event time,
- * ingest time, payload length, the record value. producePart reads fields 0, 1, 2, 3, 5 and 6.
- */
-export type PartRow = readonly [number, string, string, number, number, number, string | Buffer];
 
 /** An event producePacked did not send (its record exceeds the limit): seq, kind, event key, event time, record bytes, payload characters. */
 export type RefusedRow = [seq: number, kind: string, key: string, eventTime: number, bytes: number, payloadChars: number];
@@ -251,15 +244,6 @@ export class TxnProducer {
   /** Begins a transaction (local; librdkafka registers the partitions as records come). */
   async begin(): Promise<void> {
     this.native.begin(this.handle);
-  }
-
-  /**
-   * Queues the records of one part of a page, in sequence order (librdkafka copies them before this
-   * returns). A record larger than `limit` (key + value + headers + RECORD_OVERHEAD) is not produced:
-   * its row index goes to `refused`. Returns the payload bytes (row field 5) of the produced rows.
-   */
-  producePart(rows: ReadonlyArray<PartRow>, limit: number, refused: number[]): number {
-    return this.native.producePart(this.handle, rows, limit, refused);
   }
 
   /**

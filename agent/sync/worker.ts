@@ -60,7 +60,6 @@ try {
 try {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
-  if (process.env.SYNC_MMAP) db.pragma(`mmap_size = ${process.env.SYNC_MMAP}`);
   let nextId = 1;
   const pending = new Map<number, { resolve: (s: KeeperStats) => void; reject: (e: Error) => void }>();
   let appended: (() => void) | undefined;

@@ -9,10 +9,11 @@
  * gets one small summary per transaction.
  *
  * Exports (all take the handle returned by create()):
- *   create({config, topics, kinds, keyPrefix, headers, group}) -> handle
+ *   create({config, topics, kinds, keyPrefix, valuePrefix, headers, group}) -> handle
  *   init(h, timeoutMs) -> Promise            rd_kafka_init_transactions (fences the old session)
  *   begin(h)                                 rd_kafka_begin_transaction; resets the counters
- *   producePart(h, rows, limit, refused) -> payload bytes of the produced rows
+ *   producePacked(h, packed, count, limit, maxBytes, refused) -> [rows, last sequence, payload chars]
+ *   decodePacked(keyPrefix, valuePrefix, packed) -> the records producePacked would build (tests)
  *   sendOffsets(h, topic, offset, metadata, timeoutMs) -> Promise
  *   commit(h, timeoutMs) -> Promise<Delivered[]>   after every delivery report of the transaction
  *   abort(h, timeoutMs) -> Promise
@@ -102,9 +103,8 @@ typedef struct {
   int64_t failed;     /* under mu */
   rd_kafka_resp_err_t first_err;
   char first_errstr[256];
-  char *scratch; /* the value of a row given as a string, UTF-8 (main thread) */
+  char *scratch; /* the record key and value being built (main thread) */
   size_t scratch_cap;
-  int main_poll; /* delivery reports served by producePart and commit instead of a poll thread */
   int busy;   /* async operations in flight, under mu */
   int closed; /* rd_kafka_destroy done or started */
 } producer_t;
@@ -286,7 +286,7 @@ static uint32_t array_length(napi_env env, napi_value arr) {
   return n;
 }
 
-/* create({config: {k: v}, topics: [[name, partitions]], kinds: [[kind, topicIndex]], keyPrefix, headers: [[name, value]] | null, group}) */
+/* create({config: {k: v}, topics: [[name, partitions]], kinds: [[kind, topicIndex]], keyPrefix, valuePrefix, headers: [[name, value]] | null, group}) */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -410,8 +410,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   for (int i = 0; i < p->ntopics; i++) p->topics[i].rkt = rd_kafka_topic_new(p->rk, p->topics[i].name, NULL);
-  p->main_poll = getenv("KAFKA_TXN_MAIN_POLL") != NULL;
-  if (!p->main_poll && pthread_create(&p->poller, NULL, poll_main, p) == 0) p->poller_started = 1;
+  if (pthread_create(&p->poller, NULL, poll_main, p) == 0) p->poller_started = 1;
 
   napi_value handle;
   if (napi_create_external(env, p, finalize, NULL, &handle) != napi_ok) {
@@ -466,27 +465,9 @@ static void wait_reports(producer_t *p, work_t *w) {
     until.tv_sec++;
     until.tv_nsec -= 1000000000L;
   }
-  for (;;) {
-    pthread_mutex_lock(&p->mu);
-    int done = p->delivered + p->failed >= p->expected;
-    if (done || !p->main_poll) {
-      if (!done) pthread_cond_timedwait(&p->cv, &p->mu, &until);
-      pthread_mutex_unlock(&p->mu);
-      if (!done && !p->main_poll) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) break;
-        continue;
-      }
-      break;
-    }
-    pthread_mutex_unlock(&p->mu);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) break;
-    rd_kafka_poll(p->rk, 50);
-  }
   pthread_mutex_lock(&p->mu);
+  while (p->delivered + p->failed < p->expected)
+    if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) break;
   w->expected = p->expected;
   w->delivered = p->delivered;
   w->failed = p->failed;
@@ -716,203 +697,8 @@ static napi_value js_begin(napi_env env, napi_callback_info info) {
   return undef;
 }
 
-/*
- * producePart(h, rows, limit, refused) -> payload bytes produced.
- * rows: the syncer's page rows [seq, kind, eventKey, eventTime, ingestTime, payloadLength, value Buffer].
- * A record whose size (key + value + header names and values + 512 bytes of framing) exceeds `limit`
- * is not produced; its row index is pushed to `refused`.
- */
+/* librdkafka's framing of one record, as the syncer counts it (RECORD_OVERHEAD in producer.ts). */
 #define RECORD_OVERHEAD 512
-static napi_value js_produce_part(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4] = {NULL, NULL, NULL, NULL};
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  producer_t *p = unwrap(env, argv[0]);
-  if (!p) return NULL;
-  napi_value rows = argv[1];
-  uint32_t n = array_length(env, rows);
-  int64_t limit = INT64_MAX;
-  if (argv[2]) napi_get_value_int64(env, argv[2], &limit);
-  napi_value refused = argv[3];
-  uint32_t nrefused = array_length(env, refused);
-  double bytes = 0;
-  int64_t produced = 0;
-  char keybuf[1024];
-  char *key = keybuf;
-  size_t keycap = sizeof keybuf;
-  memcpy(keybuf, p->key_prefix, p->key_prefix_len < keycap ? p->key_prefix_len : 0);
-  if (p->key_prefix_len >= keycap) {
-    keycap = p->key_prefix_len + 1024;
-    key = (char *)malloc(keycap);
-    memcpy(key, p->key_prefix, p->key_prefix_len);
-  }
-  int failed = 0;
-  uint32_t epoch;
-  pthread_mutex_lock(&p->mu);
-  epoch = p->epoch & EPOCH_MASK;
-  pthread_mutex_unlock(&p->mu);
-
-  for (uint32_t i = 0; i < n && !failed; i++) {
-    if (p->main_poll && (i & 255) == 0) rd_kafka_poll(p->rk, 0);
-    napi_handle_scope scope;
-    napi_open_handle_scope(env, &scope);
-    napi_value row, vseq, vkind, vkey, vtime, vlen, vvalue;
-    napi_get_element(env, rows, i, &row);
-    napi_get_element(env, row, 0, &vseq);
-    napi_get_element(env, row, 1, &vkind);
-    napi_get_element(env, row, 2, &vkey);
-    napi_get_element(env, row, 3, &vtime);
-    napi_get_element(env, row, 5, &vlen);
-    napi_get_element(env, row, 6, &vvalue);
-    int64_t seq = 0, ts = 0;
-    double plen = 0;
-    napi_get_value_int64(env, vseq, &seq);
-    napi_get_value_int64(env, vtime, &ts);
-    napi_get_value_double(env, vlen, &plen);
-    char kindbuf[64];
-    size_t kindlen = 0;
-    napi_get_value_string_utf8(env, vkind, kindbuf, sizeof kindbuf, &kindlen);
-    const kind_t *k = NULL;
-    for (int j = 0; j < p->nkinds; j++)
-      if (p->kinds[j].len == kindlen && memcmp(p->kinds[j].kind, kindbuf, kindlen) == 0) {
-        k = &p->kinds[j];
-        break;
-      }
-    size_t klen = 0;
-    size_t room = keycap - p->key_prefix_len;
-    if (napi_get_value_string_utf8(env, vkey, key + p->key_prefix_len, room, &klen) != napi_ok) klen = 0;
-    if (klen + 1 >= room) {
-      size_t need = 0;
-      napi_get_value_string_utf8(env, vkey, NULL, 0, &need);
-      if (need + 1 >= room) {
-        size_t cap = p->key_prefix_len + need + 1;
-        char *bigger = (char *)malloc(cap);
-        memcpy(bigger, p->key_prefix, p->key_prefix_len);
-        if (key != keybuf) free(key);
-        key = bigger;
-        keycap = cap;
-        napi_get_value_string_utf8(env, vkey, key + p->key_prefix_len, need + 1, &klen);
-      }
-    }
-    size_t keylen = p->key_prefix_len + klen;
-    /* The value: a string (UTF-8 encoded here, into a reused buffer) or a Buffer. */
-    void *value = NULL;
-    size_t vlen_bytes = 0;
-    napi_valuetype vt = napi_undefined;
-    napi_typeof(env, vvalue, &vt);
-    if (vt == napi_string) {
-      if (!p->scratch) {
-        p->scratch_cap = 64 * 1024;
-        p->scratch = (char *)malloc(p->scratch_cap);
-      }
-      napi_get_value_string_utf8(env, vvalue, p->scratch, p->scratch_cap, &vlen_bytes);
-      if (vlen_bytes + 1 >= p->scratch_cap) {
-        size_t need = 0;
-        napi_get_value_string_utf8(env, vvalue, NULL, 0, &need);
-        if (need + 1 > p->scratch_cap) {
-          free(p->scratch);
-          p->scratch_cap = need + 1;
-          p->scratch = (char *)malloc(p->scratch_cap);
-        }
-        napi_get_value_string_utf8(env, vvalue, p->scratch, p->scratch_cap, &vlen_bytes);
-      }
-      value = p->scratch;
-    } else if (napi_get_buffer_info(env, vvalue, &value, &vlen_bytes) != napi_ok) {
-      napi_close_handle_scope(env, scope);
-      napi_throw_type_error(env, NULL, "kafka_txn.producePart: a row's value is neither a string nor a Buffer");
-      failed = 1;
-      break;
-    }
-    if (!k) {
-      napi_close_handle_scope(env, scope);
-      char msg[128];
-      snprintf(msg, sizeof msg, "kafka_txn.producePart: no topic for event kind \"%.*s\"", (int)kindlen, kindbuf);
-      napi_throw_error(env, NULL, msg);
-      failed = 1;
-      break;
-    }
-    char seqbuf[24];
-    int seqlen = snprintf(seqbuf, sizeof seqbuf, "%lld", (long long)seq);
-    int64_t size = (int64_t)keylen + (int64_t)vlen_bytes + RECORD_OVERHEAD +
-                   (p->with_headers ? (int64_t)(p->fixed_header_bytes + (size_t)seqlen + kindlen) : 0);
-    if (size > limit) {
-      napi_value idx;
-      napi_create_uint32(env, i, &idx);
-      napi_set_element(env, refused, nrefused++, idx);
-      napi_close_handle_scope(env, scope);
-      continue;
-    }
-    const topic_t *t = &p->topics[k->topic];
-    int32_t partition = (murmur2((const unsigned char *)key, keylen) & 0x7fffffff) % t->partitions;
-    int slot = t->slot0 + partition;
-    void *opaque = (void *)(uintptr_t)((epoch << SLOT_BITS) | (uint32_t)slot);
-    rd_kafka_headers_t *hdrs = NULL;
-    if (p->with_headers) {
-      hdrs = rd_kafka_headers_new((size_t)p->nheaders + 2);
-      for (int j = 0; j < p->nheaders; j++)
-        rd_kafka_header_add(hdrs, p->headers[j].name, -1, p->headers[j].value, (ssize_t)p->headers[j].len);
-      rd_kafka_header_add(hdrs, "seq", 3, seqbuf, seqlen);
-      rd_kafka_header_add(hdrs, "kind", 4, kindbuf, (ssize_t)kindlen);
-    }
-    rd_kafka_resp_err_t err;
-    for (int tries = 0;; tries++) {
-      if (hdrs)
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
-                                RD_KAFKA_V_VALUE(value, vlen_bytes), RD_KAFKA_V_TIMESTAMP(ts),
-                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-      else
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
-                                RD_KAFKA_V_VALUE(value, vlen_bytes), RD_KAFKA_V_TIMESTAMP(ts),
-                                RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-      /* A full local queue drains as librdkafka sends (the poll thread serves the reports). */
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 3000) break;
-      struct timespec ms10 = {0, 10 * 1000000L};
-      nanosleep(&ms10, NULL);
-    }
-    if (err) {
-      if (hdrs) rd_kafka_headers_destroy(hdrs);
-      napi_close_handle_scope(env, scope);
-      rd_kafka_resp_err_t fatal_err = RD_KAFKA_RESP_ERR_NO_ERROR;
-      char errstr[256] = "";
-      int fatal = 0;
-      if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        fatal_err = rd_kafka_fatal_error(p->rk, errstr, sizeof errstr);
-        fatal = 1;
-      }
-      char msg[400];
-      snprintf(msg, sizeof msg, "produce to %s [%d]: %s%s%s", t->name, (int)partition, rd_kafka_err2str(err),
-               fatal ? ": " : "", errstr);
-      napi_throw(env, make_error(env, fatal ? fatal_err : err, msg, err == RD_KAFKA_RESP_ERR__QUEUE_FULL, !fatal, fatal));
-      failed = 1;
-      break;
-    }
-    slot_t *s = &p->slots[slot];
-    if (s->count == 0) {
-      s->first_seq = seq;
-      s->offset = INT64_MAX;
-      pthread_mutex_lock(&p->mu);
-      s->delivered = 0;
-      p->order[p->norder++] = slot;
-      pthread_mutex_unlock(&p->mu);
-    }
-    s->last_seq = seq;
-    s->count++;
-    produced++;
-    bytes += plen;
-    napi_close_handle_scope(env, scope);
-  }
-  if (key != keybuf) free(key);
-  /* Counted even when a later record failed: the earlier ones are queued and will be reported. */
-  pthread_mutex_lock(&p->mu);
-  p->expected += produced;
-  pthread_mutex_unlock(&p->mu);
-  if (failed) return NULL;
-  napi_value out;
-  napi_create_double(env, bytes, &out);
-  return out;
-}
 
 
 /*
@@ -949,11 +735,8 @@ static rd_kafka_resp_err_t produce_record(producer_t *p, uint32_t epoch, const k
                               RD_KAFKA_V_END);
     /* A full local queue drains as librdkafka sends (the poll thread serves the reports). */
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 3000) break;
-    if (p->main_poll) rd_kafka_poll(p->rk, 10);
-    else {
-      struct timespec ms10 = {0, 10 * 1000000L};
-      nanosleep(&ms10, NULL);
-    }
+    struct timespec ms10 = {0, 10 * 1000000L};
+    nanosleep(&ms10, NULL);
   }
   if (err) {
     if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -1300,7 +1083,6 @@ static napi_value init_module(napi_env env, napi_value exports) {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
       {"begin", NULL, js_begin, NULL, NULL, NULL, napi_default, NULL},
-      {"producePart", NULL, js_produce_part, NULL, NULL, NULL, napi_default, NULL},
       {"producePacked", NULL, js_produce_packed, NULL, NULL, NULL, napi_default, NULL},
       {"decodePacked", NULL, js_decode_packed, NULL, NULL, NULL, napi_default, NULL},
       {"sendOffsets", NULL, js_send_offsets, NULL, NULL, NULL, napi_default, NULL},
