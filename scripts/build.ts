@@ -60,6 +60,11 @@ export function build(outArg = 'dist'): BuildResult {
     const src = join(ROOT, item);
     if (existsSync(src)) cpSync(src, join(out, item), { recursive: true });
   }
+  // Our Kafka producer addon (native/kafka-txn): the addon built at npm ci, loaded by the compiled
+  // agent/sync/producer.js from ../../native, and its sources (an `npm ci` of this folder rebuilds it).
+  const txn = join(ROOT, 'native', 'kafka-txn');
+  for (const f of ['binding.gyp', 'src', join('build', 'Release', 'kafka_txn.node')])
+    if (existsSync(join(txn, f))) cpSync(join(txn, f), join(out, 'native', 'kafka-txn', f), { recursive: true });
   mkdirSync(join(out, 'scripts'), { recursive: true });
   for (const s of SCRIPTS) cpSync(join(ROOT, 'scripts', s), join(out, 'scripts', s));
 

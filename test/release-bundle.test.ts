@@ -2,8 +2,9 @@
  * The release bundle (`npm run package`) installs and runs on a gateway without network access:
  * scripts/install.sh --bundle in a network namespace with only loopback (no route to any registry),
  * then the installed `edge-agent` validates, prints its version, runs the compiled agent with plain
- * Node (the bundle has no tsx), trips pump-1 and stops cleanly on SIGTERM; its Kafka client (built at
- * `npm ci`) loads, and the sync process starts against an unreachable broker without an error.
+ * Node (the bundle has no tsx), trips pump-1 and stops cleanly on SIGTERM; its Kafka client and our
+ * producer addon (both built at `npm ci`) load, and the sync process starts against an unreachable
+ * broker without an error.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -74,6 +75,9 @@ describe.skipIf(!!why)('release bundle', () => {
     expect(list.some((f) => f.endsWith('kafka-javascript/build/Release/confluent-kafka-javascript.node'))).toBe(true);
     expect(list.some((f) => f.endsWith('kafka-javascript/build/deps/librdkafka.so.1'))).toBe(true);
     expect(list.some((f) => f.includes('kafka-javascript/deps/librdkafka/src/'))).toBe(false);
+    // Our producer addon (native/kafka-txn), which links that librdkafka.so.1.
+    expect(list.some((f) => f.endsWith('/native/kafka-txn/build/Release/kafka_txn.node'))).toBe(true);
+    expect(list.some((f) => /\/native\/kafka-txn\/build\/Release\/obj/.test(f))).toBe(false);
   });
 
   it('installs with no network and the installed edge-agent validates, runs the compiled agent, trips and stops', () => {
@@ -103,6 +107,7 @@ describe.skipIf(!!why)('release bundle', () => {
     expect(out.VALIDATE_RC, detail).toBe('0');
     expect(out.VERSION, detail).toMatch(/^edge-agent \d+\.\d+\.\d+$/);
     expect(out.KAFKA_CLIENT, detail).toMatch(/^\d+\.\d+\.\d+/);
+    expect(out.KAFKA_TXN, detail).toBe(out.KAFKA_CLIENT);
     expect(out.TRIPPED, detail).toBe('1');
     expect(out.CMDLINE, detail).toMatch(/^\S*node \/opt\/edge-agent\/bin\/edge-agent\.js run --config /);
     expect(out.RUN_RC, detail).toBe('0');
