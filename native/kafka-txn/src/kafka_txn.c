@@ -266,7 +266,8 @@ static producer_t *unwrap(napi_env env, napi_value h) {
     return NULL;
   }
   producer_t *p = (producer_t *)data;
-  if (p->closed) {
+  /* stop is set by close() on this thread before its work is queued: nothing starts after a close. */
+  if (p->closed || p->stop) {
     napi_throw(env, make_error(env, RD_KAFKA_RESP_ERR__DESTROY, "producer closed", 0, 0, 0));
     return NULL;
   }
