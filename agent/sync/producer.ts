@@ -11,6 +11,7 @@
  * records went (the store's sequence ↔ offset map).
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { KafkaSyncConfig } from './kafka.js';
 
 const require = createRequire(import.meta.url);
@@ -52,7 +53,7 @@ interface Addon {
  * Where the addon is: native/ beside node_modules/, in the repository (agent/sync/producer.ts) and in
  * the compiled agent of the release bundle (agent/sync/producer.js) alike.
  */
-export const ADDON_PATH = new URL('../../native/kafka-txn/build/Release/kafka_txn.node', import.meta.url).pathname;
+export const ADDON_PATH = fileURLToPath(new URL('../../native/kafka-txn/build/Release/kafka_txn.node', import.meta.url));
 let addon: Addon | undefined;
 /** Loaded on first use: the addon is built at `npm ci` (scripts/build-kafka-client.mjs). */
 export function kafkaTxn(): Addon {
