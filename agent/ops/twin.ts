@@ -162,6 +162,8 @@ export class TwinTracker {
   private readonly assets = new Map<string, AssetEntry>();
   /** asset → sensor → entry: two lookups per reading, no key string built. */
   private readonly bySensor = new Map<string, Map<string, SensorEntry>>();
+  /** The same entries by slot (agent/reading.ts `sensorSlots`). */
+  private readonly slots: SensorEntry[] = [];
   private readonly now: () => number;
   private readonly resolution: number;
   private readonly dirty = new Set<string>();
@@ -211,6 +213,7 @@ export class TwinTracker {
           nextPointAt: 0,
         };
         entry.sensors.push(se);
+        this.slots.push(se);
         let byId = this.bySensor.get(a.id);
         if (!byId) this.bySensor.set(a.id, (byId = new Map()));
         byId.set(s.id, se);
@@ -262,30 +265,40 @@ export class TwinTracker {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as Reading;
       const se = this.bySensor.get(r.asset)?.get(r.sensor);
-      if (!se) continue;
-      const t = se.twin;
-      if (t.event_time !== null && r.eventTime < t.event_time) continue;
-      t.value = r.value;
-      t.quality = r.quality;
-      t.event_time = r.eventTime;
-      if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
-        // Until the ring is full, head stays 0 and points are appended: growing is a copy.
-        if (se.size === se.times.length && se.size < SERIES_POINTS) {
-          const cap = Math.min(SERIES_POINTS, se.size * 2);
-          const times = new Float64Array(cap);
-          const values = new Float64Array(cap);
-          times.set(se.times);
-          values.set(se.values);
-          se.times = times;
-          se.values = values;
-        }
-        const idx = (se.head + se.size) % SERIES_POINTS;
-        se.times[idx] = r.eventTime;
-        se.values[idx] = r.value;
-        if (se.size < SERIES_POINTS) se.size++;
-        else se.head = (se.head + 1) % SERIES_POINTS;
-        se.nextPointAt = r.eventTime + this.resolution;
+      if (se) this.record(se, r);
+    }
+  }
+
+  /** One reading of the sensor at `slot` (agent/reading.ts `sensorSlots`): `onReadings([r])` without the lookups. */
+  onReading(slot: number, r: Reading): void {
+    const se = this.slots[slot];
+    if (se === undefined || se.twin.id !== r.sensor) this.onReadings([r]);
+    else this.record(se, r);
+  }
+
+  private record(se: SensorEntry, r: Reading): void {
+    const t = se.twin;
+    if (t.event_time !== null && r.eventTime < t.event_time) return;
+    t.value = r.value;
+    t.quality = r.quality;
+    t.event_time = r.eventTime;
+    if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
+      // Until the ring is full, head stays 0 and points are appended: growing is a copy.
+      if (se.size === se.times.length && se.size < SERIES_POINTS) {
+        const cap = Math.min(SERIES_POINTS, se.size * 2);
+        const times = new Float64Array(cap);
+        const values = new Float64Array(cap);
+        times.set(se.times);
+        values.set(se.values);
+        se.times = times;
+        se.values = values;
       }
+      const idx = (se.head + se.size) % SERIES_POINTS;
+      se.times[idx] = r.eventTime;
+      se.values[idx] = r.value;
+      if (se.size < SERIES_POINTS) se.size++;
+      else se.head = (se.head + 1) % SERIES_POINTS;
+      se.nextPointAt = r.eventTime + this.resolution;
     }
   }
 
