@@ -159,14 +159,19 @@ export class MqttSource implements SourceDriver {
     client.on('error', (err) => {
       if (/keepalive timeout/i.test(err.message)) this.keepaliveTimedOut = true;
     });
+    // The PINGRESP is looked for only while a PINGREQ is out: a 'packetreceive' listener would run for
+    // every message (an EventEmitter call per reading at thousands of readings a second).
+    const onPacket = (p: { cmd: string }) => {
+      if (p.cmd !== 'pingresp') return;
+      client.removeListener('packetreceive', onPacket);
+      if (this.pingSentAt !== undefined) this.broker.observe(performance.now() - this.pingSentAt);
+      this.pingSentAt = undefined;
+    };
     client.on('packetsend', (p) => {
-      if (p.cmd === 'pingreq') this.pingSentAt = performance.now();
-    });
-    client.on('packetreceive', (p) => {
-      if (p.cmd === 'pingresp' && this.pingSentAt !== undefined) {
-        this.broker.observe(performance.now() - this.pingSentAt);
-        this.pingSentAt = undefined;
-      }
+      if (p.cmd !== 'pingreq') return;
+      this.pingSentAt = performance.now();
+      client.removeListener('packetreceive', onPacket);
+      client.on('packetreceive', onPacket);
     });
     // Attached in the tick the client is made, before any CONNACK: a persistent session's queued messages follow it at once.
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
