@@ -31,7 +31,7 @@ import type { AgentEvent, Reading } from './types.js';
 
 const DEVICE_ALARM_INTERVAL_MS = 60_000;
 /** Window closes in the live agent: a few with each reading, the rest between event-loop turns (agent/judge/engine.ts). */
-const SPREAD_CLOSES = { perReading: 2, perTurn: 32 } as const;
+const SPREAD_CLOSES = { perReading: 2, perTurn: 8 } as const;
 
 export interface AgentOptions {
   readonly logger: Logger;
