@@ -116,6 +116,16 @@ describe('one value per message (the per-topic fast path of the source)', () => 
       [{ topic: 'x', asset: 'a', sensor: 's', value_path: 'd.v[1]' }, 'x', '{"d":{"v":[0,3.5]}}'],
       [{ topic: 's/+', format: 'number', asset: 'a', sensor_segment: 1 }, 's/level', ' 12.5e1 \n'],
       [{ topic: 's/+', format: 'number', asset: 'a', sensor_segment: 1 }, 's/level', '12abc'],
+      // Inherited properties are never a value or a time.
+      [{ topic: 'x', asset: 'a', sensor: 's', value_path: 'toString' }, 'x', '{"value":1}'],
+      [{ topic: 'x', asset: 'a', sensor: 's', value_path: '__proto__' }, 'x', '{"value":1}'],
+      [{ topic: 'x', asset: 'a', sensor: 's', time_path: 'constructor' }, 'x', '{"value":1}'],
+      [
+        { topic: 'x', asset: 'a', sensor: 's', time_path: 'ts', time_format: 'iso' },
+        'x',
+        '{"value":1,"ts":"2024-05-01T00:00:00Z"}',
+      ],
+      [{ topic: 'x', asset: 'a', sensor: 's' }, 'x', '{"__proto__":{"value":1}}'],
     ];
     for (const [o, topic, payload] of cases) {
       const s = sub(o);

@@ -167,6 +167,13 @@ export function compileSubscription(config: SubscriptionConfig): CompiledSubscri
     else out.values.push({ asset, sensor, value, eventTime: t });
   };
 
+  // A one-key path read straight off the parsed object: `single` accepts only numbers, booleans and
+  // strings there, and no inherited property of a JSON object is one, so no own-property check is
+  // needed (Object.hasOwn per key showed in a profile at 20k messages/s).
+  const oneKey = (p: Path): string | undefined => (p.length === 1 && typeof p[0] === 'string' ? p[0] : undefined);
+  const valueKey = oneKey(valuePath);
+  const timeKey = timePath ? oneKey(timePath) : undefined;
+
   const idsFromTopic =
     !fields &&
     (config.asset !== undefined || config.asset_segment !== undefined) &&
@@ -200,13 +207,14 @@ export function compileSubscription(config: SubscriptionConfig): CompiledSubscri
       }
       if (itemsPath || Array.isArray(doc)) return null;
       if (doc === null || typeof doc !== 'object') return 'bad_value';
+      const o = doc as Record<string, unknown>;
       let t = arrival;
       if (timePath) {
-        const parsed = parseTime(get(doc, timePath), config.time_format);
+        const parsed = parseTime(timeKey !== undefined ? o[timeKey] : get(doc, timePath), config.time_format);
         if (parsed === undefined) return 'bad_time';
         t = parsed;
       }
-      const value = toValue(get(doc, valuePath));
+      const value = toValue(valueKey !== undefined ? o[valueKey] : get(doc, valuePath));
       if (value === undefined) return 'bad_value';
       out.value = value;
       out.eventTime = t;
