@@ -87,6 +87,8 @@ export class MqttSource implements SourceDriver {
   /** topic → how its messages are mapped, so the topic is split, matched and its ids checked once. */
   private readonly routes = new Map<string, Route>();
   private maxRoutes = 1024;
+  /** `max_payload_bytes`, read per message: a number field here rather than a load from the parsed config. */
+  private maxPayload = 0;
   private keepaliveTimedOut = false;
   private pingSentAt: number | undefined;
 
@@ -108,6 +110,7 @@ export class MqttSource implements SourceDriver {
   init(): void {
     this.subs = this.config.subscriptions.map(compileSubscription);
     this.routes.clear();
+    this.maxPayload = this.config.max_payload_bytes;
     // Bounded: a publisher cycling through topics no sensor has must not grow it without end.
     this.maxRoutes = Math.max(1024, 2 * this.ctx.sensors.length);
     this.sensors = new Map();
@@ -199,7 +202,7 @@ export class MqttSource implements SourceDriver {
   private handle(topic: string, payload: Buffer): void {
     this.broker.requests++;
     const now = this.ctx.now();
-    if (payload.length > this.config.max_payload_bytes) {
+    if (payload.length > this.maxPayload) {
       this.malformed('oversize', topic, `${payload.length} bytes`);
       return;
     }
