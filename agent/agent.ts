@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import { createModelControl, type ModelControl } from './model/control.js';
 import { ModelService, modelOptionsFromConfig } from './model/service.js';
 import { Pipeline } from './pipeline.js';
+import { sensorSlots } from './reading.js';
 import { openDb } from './store/db.js';
 import { checkStoreFile } from './store/file.js';
 import { LearnedStateStore } from './store/learned.js';
@@ -29,6 +30,8 @@ import { SyncService } from './sync/service.js';
 import type { AgentEvent, Reading } from './types.js';
 
 const DEVICE_ALARM_INTERVAL_MS = 60_000;
+/** Window closes in the live agent: a few with each reading, the rest between event-loop turns (agent/judge/engine.ts). */
+const SPREAD_CLOSES = { perReading: 2, perTurn: 8 } as const;
 
 export interface AgentOptions {
   readonly logger: Logger;
@@ -56,6 +59,8 @@ export class Agent {
   readonly modelControl: ModelControl | undefined;
   /** Observers of every reading batch after detection ran (twin, dashboard). Must be cheap and synchronous. */
   readonly readingTaps: Array<(batch: readonly Reading[]) => void> = [];
+  /** Like `readingTaps`, with a path for one reading of a sensor known by its slot (no lookup by ids). */
+  readonly sensorTaps: Array<{ batch(batch: readonly Reading[]): void; one(slot: number, r: Reading): void }> = [];
   /** Observers of every event handed to the store (twin, telemetry). Must be cheap and synchronous. */
   readonly eventTaps: Array<(ev: AgentEvent) => void> = [];
   /** Every device behind the sources (Modbus links and units, MQTT brokers): /metrics, twin, dashboard. */
@@ -128,13 +133,10 @@ export class Agent {
       });
       this.modelControl = createModelControl(this.model);
     }
-    this.pipeline = new Pipeline(
-      config,
-      this.interlocks,
-      emit,
-      this.now,
-      this.model ? { model: { service: this.model, logger: logger.child({ component: 'model' }) } } : {},
-    );
+    this.pipeline = new Pipeline(config, this.interlocks, emit, this.now, {
+      ...(this.model ? { model: { service: this.model, logger: logger.child({ component: 'model' }) } } : {}),
+      spreadCloses: SPREAD_CLOSES,
+    });
     this.learned = new LearnedPersistence(
       () => this.pipeline.detectorsById(),
       config.detectors,
@@ -183,9 +185,13 @@ export class Agent {
     }
     for (const src of this.config.sources) {
       const mod = await loadSource(src.type);
+      const slots = sensorSlots(this.config.assets);
       const sensors: BoundSensor[] = this.config.assets.flatMap((asset) =>
-        asset.sensors.filter((s) => s.source === src.id).map((s) => ({ ...s, asset: asset.id })),
+        asset.sensors
+          .filter((s) => s.source === src.id)
+          .map((s) => ({ ...s, asset: asset.id, slot: slots.get(asset.id)?.get(s.id) as number })),
       );
+      const one: Reading[] = [];
       const counters: Record<SourceCounter, number> = { readings: 0, errors: 0, malformed: 0, reconnects: 0, dropped: 0 };
       this.sourceCounters.set(src.id, counters);
       const logger = this.logger.child({ source: src.id });
@@ -196,7 +202,23 @@ export class Agent {
         emit: (batch: readonly Reading[]) => {
           counters.readings += batch.length;
           this.pipeline.ingest(batch);
+          for (const tap of this.sensorTaps) tap.batch(batch);
           for (const tap of this.readingTaps) tap(batch);
+        },
+        emitOne: (sensor: BoundSensor, r: Reading) => {
+          const slot = sensor.slot;
+          counters.readings++;
+          if (slot === undefined) this.pipeline.ingest([r]);
+          else this.pipeline.ingestOne(slot, r);
+          const taps = this.sensorTaps;
+          for (let i = 0; i < taps.length; i++) {
+            const tap = taps[i] as (typeof taps)[number];
+            if (slot === undefined) tap.batch([r]);
+            else tap.one(slot, r);
+          }
+          if (this.readingTaps.length === 0) return;
+          one[0] = r;
+          for (const tap of this.readingTaps) tap(one);
         },
         count: (c, n = 1) => {
           counters[c] += n;

@@ -13,6 +13,11 @@ import type { AckResult, Quality, Reading } from './types.js';
 /** A sensor this source is responsible for, as declared under `assets[].sensors[]`. */
 export interface BoundSensor extends SensorConfig {
   readonly asset: string;
+  /**
+   * The sensor's place in the plant: its index when `assets[].sensors[]` are listed in config order
+   * (`sensorSlots`). The agent's per-sensor tables are arrays in that order. Set by the agent.
+   */
+  readonly slot?: number;
 }
 
 export interface SourceContext {
@@ -21,6 +26,11 @@ export interface SourceContext {
   readonly logger: Logger;
   /** Hands a batch of readings to the pipeline. Synchronous: returns once detection has run. */
   emit(batch: readonly Reading[]): void;
+  /**
+   * The same as `emit([r])` for one reading of `sensor` (one of `sensors`), without finding the sensor
+   * again by its ids: for drivers that map a message to one known sensor. Optional (older contexts).
+   */
+  emitOne?(sensor: BoundSensor, r: Reading): void;
   /** Per-source counters, labelled by a bounded reason (never raw error text). */
   count(counter: SourceCounter, n?: number): void;
   /** Wall clock, ms. Injected so tests can control time. */

@@ -124,10 +124,8 @@ export class LearnedPersistence {
   /** Every detector that learns: learning or not, until when, restored or not. */
   views(asset?: string): LearningView[] {
     const out: LearningView[] = [];
-    for (const [id, det] of this.detectors()) {
-      if (!det.snapshot) continue;
-      const cfg = this.configs.get(id);
-      if (!cfg || (asset !== undefined && cfg.asset !== asset)) continue;
+    const learners = asset === undefined ? this.learners().all : (this.learners().byAsset.get(asset) ?? []);
+    for (const { id, det, cfg } of learners) {
       const learning = det.learning();
       const p = det.learningProgress?.();
       out.push({
@@ -138,10 +136,39 @@ export class LearnedPersistence {
         until: p?.until ?? null,
         seen: p?.seen ?? 0,
         of: p?.of ?? null,
-        learned_at: learning ? null : (det.snapshot()?.learned_at ?? null),
+        learned_at: learning ? null : (det.snapshot?.()?.learned_at ?? null),
         restored: !learning && this.restored.has(id),
       });
     }
     return out;
   }
+
+  private index: { all: LearnerEntry[]; byAsset: Map<string, LearnerEntry[]> } | undefined;
+
+  /**
+   * The detectors that learn, per asset, found once: the twin asks per asset, and a walk over every
+   * detector per asset cost O(assets × detectors) per round of twin writes (4 M steps with 2,000 assets).
+   */
+  private learners(): { all: LearnerEntry[]; byAsset: Map<string, LearnerEntry[]> } {
+    if (this.index) return this.index;
+    const all: LearnerEntry[] = [];
+    const byAsset = new Map<string, LearnerEntry[]>();
+    for (const [id, det] of this.detectors()) {
+      const cfg = this.configs.get(id);
+      if (!det.snapshot || !cfg) continue;
+      const e = { id, det, cfg };
+      all.push(e);
+      let list = byAsset.get(cfg.asset);
+      if (!list) byAsset.set(cfg.asset, (list = []));
+      list.push(e);
+    }
+    this.index = { all, byAsset };
+    return this.index;
+  }
+}
+
+interface LearnerEntry {
+  readonly id: string;
+  readonly det: Learner;
+  readonly cfg: DetectorConfig;
 }

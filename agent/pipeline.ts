@@ -57,6 +57,12 @@ export type PipelineConfig = Pick<AgentConfig, 'detectors' | 'assets' | 'aggrega
 /** Beyond the config: the model service whose scores the judge turns into anomalies. */
 export interface PipelineOptions {
   readonly model?: { readonly service: ModelService; readonly logger: Logger };
+  /**
+   * The live agent: due windows of at most `perReading` sensors close with a reading, the rest
+   * `perTurn` sensors at a time in later event-loop turns (setImmediate), so that I/O and the next
+   * readings run between. Without it (replays, tests) closing depends on the readings only.
+   */
+  readonly spreadCloses?: { readonly perReading: number; readonly perTurn: number };
 }
 
 interface SensorState {
@@ -101,6 +107,8 @@ export class Pipeline {
   };
   /** asset → sensor → state: two lookups, no key string built per reading. */
   private readonly sensors = new Map<string, Map<string, SensorState>>();
+  /** The same states by slot (agent/reading.ts `sensorSlots`): the sources' path without lookups. */
+  private readonly slots: SensorState[] = [];
   private readonly engine: WindowEngine;
   private readonly gate: EventTimeGate;
   private readonly captures = new Map<string, AssetCapture>();
@@ -155,6 +163,7 @@ export class Pipeline {
           range: ranges.get(asset.id)?.get(s.id),
         };
         byId.set(s.id, st);
+        this.slots.push(st);
         this.engine.window(st.windows, aggWindow, this.aggregateSink(st, s.metric, s.unit));
       });
     }
@@ -185,6 +194,24 @@ export class Pipeline {
       index = w.layout.indexOf(feature);
     }
 
+    const spread = opts.spreadCloses;
+    if (spread) {
+      this.engine.closeBudget = spread.perReading;
+      let scheduled = false;
+      const turn = () => {
+        scheduled = false;
+        if (!this.engine.sweep(spread.perTurn) && !scheduled) {
+          scheduled = true;
+          setImmediate(turn);
+        }
+      };
+      this.engine.onPending = () => {
+        if (scheduled) return;
+        scheduled = true;
+        setImmediate(turn);
+      };
+    }
+
     const m = opts.model;
     if (m) {
       this.model = new ModelStage(
@@ -202,45 +229,64 @@ export class Pipeline {
 
   /** Processes a batch in order. The caller may reuse the array afterwards. */
   ingest(batch: readonly Reading[]): void {
-    const c = this.counters;
     const now = this.now();
     const clockTrusted = now >= this.gate.trustedAfter;
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as Reading;
       const st = this.sensors.get(r.asset)?.get(r.sensor);
       if (!st) {
-        c.unknownSensor++;
+        this.counters.unknownSensor++;
         continue;
       }
-      // 1. event-time gate
-      const gate = this.gate.check(r, st.source, now, clockTrusted);
-      if (gate !== 'pass') {
-        if (gate === 'late' && this.gate.emitLate) this.emitLateReading(r, st.source.id, st.source.watermark);
-        continue;
-      }
-      c.readings++;
-      c.byQuality[r.quality]++;
-      st.capture?.record(st.index, r);
-      // 2. point judgement: range trip, per-reading detectors, multivariate rows
-      st.range?.check(r, this.handleFn);
-      const t = r.eventTime;
-      const point = st.point;
-      for (let j = 0; j < point.length; j++) {
-        const det = point[j] as ScalarDetector;
-        const change = det.judge(t, r.value, r.quality);
-        if (change !== 0) this.handle(det.anomaly(change, t, r.value, undefined));
-      }
-      const rows = st.rows;
-      for (let j = 0; j < rows.length; j++) {
-        const m = rows[j] as { det: MultivariateDetector; ch: number };
-        const change = m.det.add(m.ch, t, r.value, r.quality);
-        if (change !== 0) this.handle(m.det.anomaly(change));
-      }
-      // 3. window engine: closed windows feed aggregates, window detectors and the model
-      if (this.engine.add(st.windows, t, r.value, r.quality === 'good')) c.outOfOrder++;
-      // 4. interlock decision
-      if (st.watch >= 0) this.interlocks.observe(st.watch, r);
+      this.judge(st, r, now, clockTrusted);
     }
+  }
+
+  /**
+   * One reading of the sensor at `slot` (agent/reading.ts `sensorSlots`; the reading's asset and sensor
+   * are that sensor's): the same as `ingest([r])` without finding the sensor by its ids.
+   */
+  ingestOne(slot: number, r: Reading): void {
+    const st = this.slots[slot];
+    if (st === undefined || st.asset !== r.asset || st.sensor !== r.sensor) {
+      this.ingest([r]);
+      return;
+    }
+    const now = this.now();
+    this.judge(st, r, now, now >= this.gate.trustedAfter);
+  }
+
+  /** The reading's way through the judge: gate, point judgement, windows, interlock (see the top of this file). */
+  private judge(st: SensorState, r: Reading, now: number, clockTrusted: boolean): void {
+    const c = this.counters;
+    // 1. event-time gate
+    const gate = this.gate.check(r, st.source, now, clockTrusted);
+    if (gate !== 'pass') {
+      if (gate === 'late' && this.gate.emitLate) this.emitLateReading(r, st.source.id, st.source.watermark);
+      return;
+    }
+    c.readings++;
+    c.byQuality[r.quality]++;
+    st.capture?.record(st.index, r);
+    // 2. point judgement: range trip, per-reading detectors, multivariate rows
+    st.range?.check(r, this.handleFn);
+    const t = r.eventTime;
+    const point = st.point;
+    for (let j = 0; j < point.length; j++) {
+      const det = point[j] as ScalarDetector;
+      const change = det.judge(t, r.value, r.quality);
+      if (change !== 0) this.handle(det.anomaly(change, t, r.value, undefined));
+    }
+    const rows = st.rows;
+    for (let j = 0; j < rows.length; j++) {
+      const m = rows[j] as { det: MultivariateDetector; ch: number };
+      const change = m.det.add(m.ch, t, r.value, r.quality);
+      if (change !== 0) this.handle(m.det.anomaly(change));
+    }
+    // 3. window engine: closed windows feed aggregates, window detectors and the model
+    if (this.engine.add(st.windows, t, r.value, r.quality === 'good')) c.outOfOrder++;
+    // 4. interlock decision
+    if (st.watch >= 0) this.interlocks.observe(st.watch, r);
   }
 
   /** Every anomaly, from any stage: act first, record second, then the ensembles. */

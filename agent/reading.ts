@@ -19,7 +19,8 @@ export function makeReading(
   ) {
     q = 'bad';
   }
-  return Object.freeze({
+  // Immutable by type (`Readonly`); not Object.freeze: freezing costs as much as making the object.
+  return {
     asset: sensor.asset,
     sensor: sensor.id,
     metric: sensor.metric,
@@ -28,7 +29,24 @@ export function makeReading(
     eventTime,
     ingestTime,
     quality: q,
-  });
+  };
+}
+
+/**
+ * Every sensor's slot: its index when the assets' sensors are listed in config order. The pipeline,
+ * the twin and the agent's bound sensors use the same numbering.
+ */
+export function sensorSlots(
+  assets: ReadonlyArray<{ readonly id: string; readonly sensors: ReadonlyArray<{ readonly id: string }> }>,
+): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  let slot = 0;
+  for (const a of assets) {
+    const byId = new Map<string, number>();
+    out.set(a.id, byId);
+    for (const s of a.sensors) byId.set(s.id, slot++);
+  }
+  return out;
 }
 
 export const sensorKey = (asset: string, sensor: string): string => `${asset}/${sensor}`;

@@ -10,6 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SourceCounter } from './driver.js';
 import { DEVICE_ERROR_KINDS, DEVICE_LATENCY_BUCKETS, DEVICE_STATUSES, type DeviceHealth } from './health.js';
+import { GatewaySampler } from './ops/gateway-resources.js';
 import type { PipelineCounters } from './pipeline.js';
 import type { StoreStats } from './store/store.js';
 import { type AgentEvent, EVENT_KINDS, QUALITIES } from './types.js';
@@ -287,6 +288,7 @@ export class Telemetry {
   private generation: object | undefined;
   private lastRate: { at: number; readings: number } | undefined;
   private sampler: NodeJS.Timeout | undefined;
+  private readonly gateway = new GatewaySampler();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'edge_agent_' });
@@ -486,7 +488,7 @@ export class Telemetry {
     this.last.set(key, value);
   }
 
-  /** Samples gateway resources and the ingest rate every `intervalMs` (slow: systeminformation reads /proc and /sys). */
+  /** Samples gateway resources and the ingest rate every `intervalMs` (asynchronous reads of /proc and /sys: agent/ops/gateway-resources.ts). */
   startSampler(snapshot: () => TelemetrySnapshot | undefined, intervalMs = 15_000): void {
     const run = () => void this.sample(snapshot()).catch(() => {});
     run();
@@ -523,19 +525,11 @@ export class Telemetry {
         }
       }
     }
-    // Loaded on the first sample, not at start: it is only needed every few seconds.
-    const si = (await import('systeminformation')).default;
-    const [load, mem, temp] = await Promise.all([
-      si.currentLoad().catch(() => undefined),
-      si.mem().catch(() => undefined),
-      si.cpuTemperature().catch(() => undefined),
-    ]);
-    if (load) this.cpuLoad.set(load.currentLoad / 100);
-    if (mem) {
-      this.memUsed.set(mem.active);
-      this.memTotal.set(mem.total);
-    }
-    if (temp && typeof temp.main === 'number' && Number.isFinite(temp.main)) this.temperature.set({ sensor: 'cpu' }, temp.main);
+    const g = await this.gateway.sample();
+    if (g.cpuLoad !== undefined) this.cpuLoad.set(g.cpuLoad);
+    this.memUsed.set(g.memUsed);
+    this.memTotal.set(g.memTotal);
+    if (g.temperature !== undefined) this.temperature.set({ sensor: 'cpu' }, g.temperature);
   }
 
   metrics(): Promise<string> {

@@ -18,8 +18,19 @@ interface Closed {
 }
 
 /** n sensors of one source at 10 Hz, one 10 s tumbling window each, for `seconds`; value = sensor + t/1000. */
-function run(n: number, seconds: number): { closed: Closed[]; readings: number } {
+function run(
+  n: number,
+  seconds: number,
+  spread?: { perReading: number; perTurn: number; turnEvery: number },
+): { closed: Closed[]; readings: number; pending: number } {
   const engine = new WindowEngine(2_000);
+  let pending = 0;
+  if (spread) {
+    engine.closeBudget = spread.perReading;
+    engine.onPending = () => {
+      pending++;
+    };
+  }
   const closed: Closed[] = [];
   let at = 0;
   const sensors = Array.from({ length: n }, (_, i) => {
@@ -36,8 +47,10 @@ function run(n: number, seconds: number): { closed: Closed[]; readings: number }
       const t = k * 100 + Math.floor((i * 100) / n);
       engine.add(sensors[i] as (typeof sensors)[number], t, i + t / 1000, true);
       at++;
+      // The live agent's event-loop turn: the unfinished sweep continues without a reading.
+      if (spread && at % spread.turnEvery === 0) engine.sweep(spread.perTurn);
     }
-  return { closed, readings: at };
+  return { closed, readings: at, pending };
 }
 
 describe('window closing spread over readings', () => {
@@ -70,5 +83,22 @@ describe('window closing spread over readings', () => {
       expect(ats.size).toBe(1);
     }
     expect(closed.filter((c) => c.start === 0).map((c) => c.sensor)).toEqual(Array.from({ length: CLOSE_BUDGET }, (_, i) => i));
+  });
+
+  it('as in the live agent, a few closes per reading and the rest between turns give the same windows', () => {
+    const n = 1000;
+    const { closed, pending } = run(n, 35, { perReading: 2, perTurn: 32, turnEvery: 20 });
+    expect(pending).toBeGreaterThan(0);
+    expect(closed).toHaveLength(3 * n);
+    const perReading = new Map<number, number>();
+    for (const c of closed) perReading.set(c.at, (perReading.get(c.at) ?? 0) + 1);
+    // A reading carries at most 2 closes, plus the turn's 32 when a turn follows it.
+    expect(Math.max(...perReading.values())).toBeLessThanOrEqual(2 + 32);
+    for (const c of closed) {
+      expect(c.count).toBe(100);
+      const offset = Math.floor((c.sensor * 100) / n);
+      expect(c.mean).toBeCloseTo(c.sensor + (c.start + offset + 4_950) / 1000, 9);
+    }
+    for (const start of [0, 10_000, 20_000]) expect(closed.filter((c) => c.start === start)).toHaveLength(n);
   });
 });

@@ -24,12 +24,17 @@ interface OpenCapture {
 
 /** Initial ring capacity (readings); it doubles on demand. */
 const INITIAL_CAPACITY = 16;
+/** Numbers per reading in the ring: event time, value, sensor index × 4 + quality code. */
+const STRIDE = 3;
 
 export class AssetCapture {
-  private times: Float64Array;
-  private values: Float64Array;
-  private sensors: Int32Array;
-  private qualities: Uint8Array;
+  /**
+   * The ring, one record of STRIDE numbers per reading: event time, value, sensor index × 4 + quality
+   * code. One array rather than one per field: a reading touches one place in memory, which counts
+   * with thousands of assets whose rings are all cold between two readings of the same asset.
+   */
+  private ring: Float64Array;
+  private cap: number;
   private readonly max: number;
   private readonly horizon: number;
   private head = 0;
@@ -46,30 +51,27 @@ export class AssetCapture {
   ) {
     this.max = cfg.max_readings;
     this.horizon = cfg.before + Math.max(0, slack);
-    const cap = Math.min(this.max, INITIAL_CAPACITY);
-    this.times = new Float64Array(cap);
-    this.values = new Float64Array(cap);
-    this.sensors = new Int32Array(cap);
-    this.qualities = new Uint8Array(cap);
+    this.cap = Math.min(this.max, INITIAL_CAPACITY);
+    this.ring = new Float64Array(this.cap * STRIDE);
   }
 
   /** Ring capacity now (readings): grows with the asset's rate, never past `max_readings`. */
   get capacity(): number {
-    return this.times.length;
+    return this.cap;
   }
 
   record(sensorIndex: number, r: Reading): void {
-    let cap = this.times.length;
+    let cap = this.cap;
     if (cap === 0) return;
-    if (this.size === cap && cap < this.max && (this.times[this.head] as number) >= r.eventTime - this.horizon) {
-      this.grow();
-      cap = this.times.length;
-    }
-    const i = (this.head + this.size) % cap;
-    this.times[i] = r.eventTime;
-    this.values[i] = r.value;
-    this.sensors[i] = sensorIndex;
-    this.qualities[i] = QUALITY_CODE[r.quality];
+    const ring =
+      this.size === cap && cap < this.max && (this.ring[this.head * STRIDE] as number) >= r.eventTime - this.horizon
+        ? this.grow()
+        : this.ring;
+    cap = this.cap;
+    const i = ((this.head + this.size) % cap) * STRIDE;
+    ring[i] = r.eventTime;
+    ring[i + 1] = r.value;
+    ring[i + 2] = sensorIndex * 4 + QUALITY_CODE[r.quality];
     if (this.size < cap) this.size++;
     else this.head = (this.head + 1) % cap;
     const o = this.open;
@@ -80,7 +82,7 @@ export class AssetCapture {
   }
 
   trigger(a: Anomaly): void {
-    if (this.times.length === 0) return;
+    if (this.cap === 0) return;
     const trig = { detector: a.detector, event_time: a.eventTime, severity: a.severity };
     if (this.open) {
       this.open.triggers.push(trig);
@@ -95,18 +97,15 @@ export class AssetCapture {
       value: [],
       quality: [],
     };
-    const cap = this.times.length;
+    const cap = this.cap;
+    const ring = this.ring;
     for (let k = 0; k < this.size; k++) {
-      const i = (this.head + k) % cap;
-      const t = this.times[i] as number;
-      if (t >= o.from && t <= o.until)
-        this.push(
-          o,
-          t,
-          this.values[i] as number,
-          this.sensors[i] as number,
-          QUALITIES_BY_CODE[this.qualities[i] as number] as Quality,
-        );
+      const i = ((this.head + k) % cap) * STRIDE;
+      const t = ring[i] as number;
+      if (t >= o.from && t <= o.until) {
+        const code = ring[i + 2] as number;
+        this.push(o, t, ring[i + 1] as number, code >> 2, QUALITIES_BY_CODE[code & 3] as Quality);
+      }
     }
     this.open = o;
   }
@@ -135,28 +134,17 @@ export class AssetCapture {
     });
   }
 
-  /** Doubles the ring (capped at `max_readings`), oldest reading first. */
-  private grow(): void {
-    const cap = this.times.length;
+  /** Doubles the ring (capped at `max_readings`), oldest reading first; returns the new ring. */
+  private grow(): Float64Array {
+    const cap = this.cap;
     const next = Math.min(this.max, cap * 2);
-    const times = new Float64Array(next);
-    const values = new Float64Array(next);
-    const sensors = new Int32Array(next);
-    const qualities = new Uint8Array(next);
-    const tail = cap - this.head;
-    times.set(this.times.subarray(this.head), 0);
-    times.set(this.times.subarray(0, this.head), tail);
-    values.set(this.values.subarray(this.head), 0);
-    values.set(this.values.subarray(0, this.head), tail);
-    sensors.set(this.sensors.subarray(this.head), 0);
-    sensors.set(this.sensors.subarray(0, this.head), tail);
-    qualities.set(this.qualities.subarray(this.head), 0);
-    qualities.set(this.qualities.subarray(0, this.head), tail);
-    this.times = times;
-    this.values = values;
-    this.sensors = sensors;
-    this.qualities = qualities;
+    const ring = new Float64Array(next * STRIDE);
+    ring.set(this.ring.subarray(this.head * STRIDE, cap * STRIDE), 0);
+    ring.set(this.ring.subarray(0, this.head * STRIDE), (cap - this.head) * STRIDE);
+    this.ring = ring;
+    this.cap = next;
     this.head = 0;
+    return ring;
   }
 
   private push(o: OpenCapture, t: number, v: number, s: number, q: Quality): void {

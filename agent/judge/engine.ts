@@ -13,7 +13,8 @@
  * the next readings, so a gateway with thousands of sensors spreads that work over a few
  * milliseconds instead of stalling every reading behind it. A window's features come from the
  * buffered readings inside its bounds, so closing it a few readings later gives the same result;
- * with CLOSE_BUDGET or fewer sensors per source nothing is deferred.
+ * with CLOSE_BUDGET or fewer sensors per source nothing is deferred. The live agent goes further
+ * (`closeBudget`, `onPending`, `sweep`): a few closes per reading, the rest between event-loop turns.
  */
 
 import type { WindowConfig } from './window-schema.js';
@@ -45,6 +46,14 @@ export interface SensorWindows {
 
 export class WindowEngine {
   readonly sources = new Map<string, SourceClock>();
+  /** Most sensors whose due windows one reading closes (CLOSE_BUDGET unless the owner lowers it). */
+  closeBudget = CLOSE_BUDGET;
+  /**
+   * Called when a reading leaves a sweep unfinished. The live agent lowers `closeBudget` and continues
+   * the sweep with `sweep()` between event-loop turns, so that a burst of readings arriving together
+   * (one TCP chunk of MQTT messages) does not also carry every sensor's window close.
+   */
+  onPending: (() => void) | undefined;
 
   constructor(private readonly lateness: number) {}
 
@@ -124,6 +133,20 @@ export class WindowEngine {
     return !newest && t < src.maxTime;
   }
 
+  /**
+   * Continues unfinished sweeps without a reading, closing the due windows of at most `budget` sensors
+   * per source. Returns true when no sweep is left unfinished.
+   */
+  sweep(budget: number): boolean {
+    let done = true;
+    for (const src of this.sources.values()) {
+      if (src.deadline !== Number.NEGATIVE_INFINITY) continue;
+      this.advance(src, budget);
+      if (src.deadline === Number.NEGATIVE_INFINITY) done = false;
+    }
+    return done;
+  }
+
   /** Closes all open windows (shutdown, end of a replay). */
   flush(): void {
     for (const src of this.sources.values()) {
@@ -138,15 +161,16 @@ export class WindowEngine {
    * sweep is under way the source's deadline stays -Infinity, so the next reading continues it; a
    * finished pass sets the deadline to the earliest window end left.
    */
-  private advance(src: SourceClock): void {
+  private advance(src: SourceClock, closes = this.closeBudget): void {
     const all = src.series;
     const n = all.length;
-    let budget = CLOSE_BUDGET;
+    let budget = closes;
     while (src.swept < n) {
       const s = all[src.cursor] as SensorSeries;
       if (s.deadline() <= src.watermark) {
         if (budget === 0) {
           src.deadline = Number.NEGATIVE_INFINITY;
+          this.onPending?.();
           return;
         }
         budget--;

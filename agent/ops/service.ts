@@ -117,7 +117,7 @@ export class Service {
     const events = new AssetEventLog(config);
     agent.model?.onInference((seconds) => this.telemetry.inferenceLatency.observe(seconds));
     agent.control.listeners.push((id) => twin.settingsChanged(id));
-    agent.readingTaps.push((batch) => twin.onReadings(batch));
+    agent.sensorTaps.push({ batch: (b) => twin.onReadings(b), one: (slot, r) => twin.onReading(slot, r) });
     agent.eventTaps.push(
       (ev) => twin.onEvent(ev),
       (ev) => events.onEvent(ev),

@@ -102,7 +102,16 @@ export interface AssetSeries {
 }
 
 interface SensorEntry {
+  /** Identity, window and limits; the latest value lives in the number fields below until `build`. */
   readonly twin: SensorTwin;
+  /**
+   * The latest reading, in fields that hold numbers only: storing each reading's value into the twin
+   * object's `number | null` fields allocated two boxed numbers per reading that outlived the next
+   * scavenge (old-generation growth and longer GC pauses at thousands of readings a second).
+   */
+  value: number;
+  eventTime: number;
+  quality: Quality | null;
   /** Ring of the last SERIES_POINTS points, grown on demand (a sensor that never reports costs 128 bytes). */
   times: Float64Array;
   values: Float64Array;
@@ -162,6 +171,8 @@ export class TwinTracker {
   private readonly assets = new Map<string, AssetEntry>();
   /** asset → sensor → entry: two lookups per reading, no key string built. */
   private readonly bySensor = new Map<string, Map<string, SensorEntry>>();
+  /** The same entries by slot (agent/reading.ts `sensorSlots`). */
+  private readonly slots: SensorEntry[] = [];
   private readonly now: () => number;
   private readonly resolution: number;
   private readonly dirty = new Set<string>();
@@ -204,6 +215,9 @@ export class TwinTracker {
             window: null,
             limits: [],
           },
+          value: 0,
+          eventTime: Number.NEGATIVE_INFINITY,
+          quality: null,
           times: new Float64Array(SERIES_INITIAL),
           values: new Float64Array(SERIES_INITIAL),
           head: 0,
@@ -211,6 +225,7 @@ export class TwinTracker {
           nextPointAt: 0,
         };
         entry.sensors.push(se);
+        this.slots.push(se);
         let byId = this.bySensor.get(a.id);
         if (!byId) this.bySensor.set(a.id, (byId = new Map()));
         byId.set(s.id, se);
@@ -262,30 +277,39 @@ export class TwinTracker {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as Reading;
       const se = this.bySensor.get(r.asset)?.get(r.sensor);
-      if (!se) continue;
-      const t = se.twin;
-      if (t.event_time !== null && r.eventTime < t.event_time) continue;
-      t.value = r.value;
-      t.quality = r.quality;
-      t.event_time = r.eventTime;
-      if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
-        // Until the ring is full, head stays 0 and points are appended: growing is a copy.
-        if (se.size === se.times.length && se.size < SERIES_POINTS) {
-          const cap = Math.min(SERIES_POINTS, se.size * 2);
-          const times = new Float64Array(cap);
-          const values = new Float64Array(cap);
-          times.set(se.times);
-          values.set(se.values);
-          se.times = times;
-          se.values = values;
-        }
-        const idx = (se.head + se.size) % SERIES_POINTS;
-        se.times[idx] = r.eventTime;
-        se.values[idx] = r.value;
-        if (se.size < SERIES_POINTS) se.size++;
-        else se.head = (se.head + 1) % SERIES_POINTS;
-        se.nextPointAt = r.eventTime + this.resolution;
+      if (se) this.record(se, r);
+    }
+  }
+
+  /** One reading of the sensor at `slot` (agent/reading.ts `sensorSlots`): `onReadings([r])` without the lookups. */
+  onReading(slot: number, r: Reading): void {
+    const se = this.slots[slot];
+    if (se === undefined || se.twin.id !== r.sensor) this.onReadings([r]);
+    else this.record(se, r);
+  }
+
+  private record(se: SensorEntry, r: Reading): void {
+    if (r.eventTime < se.eventTime) return;
+    se.value = r.value;
+    se.quality = r.quality;
+    se.eventTime = r.eventTime;
+    if (r.quality === 'good' && r.eventTime >= se.nextPointAt) {
+      // Until the ring is full, head stays 0 and points are appended: growing is a copy.
+      if (se.size === se.times.length && se.size < SERIES_POINTS) {
+        const cap = Math.min(SERIES_POINTS, se.size * 2);
+        const times = new Float64Array(cap);
+        const values = new Float64Array(cap);
+        times.set(se.times);
+        values.set(se.values);
+        se.times = times;
+        se.values = values;
       }
+      const idx = (se.head + se.size) % SERIES_POINTS;
+      se.times[idx] = r.eventTime;
+      se.values[idx] = r.value;
+      if (se.size < SERIES_POINTS) se.size++;
+      else se.head = (se.head + 1) % SERIES_POINTS;
+      se.nextPointAt = r.eventTime + this.resolution;
     }
   }
 
@@ -362,7 +386,7 @@ export class TwinTracker {
   private build(a: AssetEntry): AssetTwin {
     const state = this.stateOf(a);
     let quality = 0;
-    for (const s of a.sensors) quality += s.twin.quality === 'good' ? 1 : s.twin.quality === 'stale' ? 0.5 : 0;
+    for (const s of a.sensors) quality += s.quality === 'good' ? 1 : s.quality === 'stale' ? 0.5 : 0;
     let health = a.sensors.length ? (100 * quality) / a.sensors.length : 100;
     for (const an of a.anomalies.values()) health -= SEVERITY_COST[an.severity] ?? 20;
     if (state === 'tripped') health = Math.min(health, 20);
@@ -376,7 +400,16 @@ export class TwinTracker {
       model_version: this.opts.modelVersion?.(a.id) ?? null,
       settings: this.settingsOf(a),
       active_anomalies: [...a.anomalies.values()],
-      sensors: a.sensors.map((s) => ({ ...s.twin, window: s.twin.window ? { ...s.twin.window } : null })),
+      sensors: a.sensors.map((s) => {
+        const seen = s.eventTime !== Number.NEGATIVE_INFINITY;
+        return {
+          ...s.twin,
+          value: seen ? s.value : null,
+          quality: s.quality,
+          event_time: seen ? s.eventTime : null,
+          window: s.twin.window ? { ...s.twin.window } : null,
+        };
+      }),
       learning: this.opts.learning?.(a.id) ?? [],
       updated_at: this.now(),
     };

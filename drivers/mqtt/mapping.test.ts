@@ -103,6 +103,53 @@ describe('payload mapping', () => {
   });
 });
 
+describe('one value per message (the per-topic fast path of the source)', () => {
+  it('gives what map gives, for good and malformed messages', () => {
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2, time_path: 'ts' }, 'p/a1/t', '{"value":51.5,"ts":1700000000123}'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2, time_path: 'ts' }, 'p/a1/t', '{"value":1,"ts":12}'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 }, 'p/a1/t', '{"value":true}'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 }, 'p/a1/t', '{"value":"7"}'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 }, 'p/a1/t', '{"value":1'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 }, 'p/a1/t', '"hello"'],
+      [{ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 }, 'p/a1/t', 'null'],
+      [{ topic: 'x', asset: 'a', sensor: 's', value_path: 'd.v[1]' }, 'x', '{"d":{"v":[0,3.5]}}'],
+      [{ topic: 's/+', format: 'number', asset: 'a', sensor_segment: 1 }, 's/level', ' 12.5e1 \n'],
+      [{ topic: 's/+', format: 'number', asset: 'a', sensor_segment: 1 }, 's/level', '12abc'],
+      // Inherited properties are never a value or a time.
+      [{ topic: 'x', asset: 'a', sensor: 's', value_path: 'toString' }, 'x', '{"value":1}'],
+      [{ topic: 'x', asset: 'a', sensor: 's', value_path: '__proto__' }, 'x', '{"value":1}'],
+      [{ topic: 'x', asset: 'a', sensor: 's', time_path: 'constructor' }, 'x', '{"value":1}'],
+      [
+        { topic: 'x', asset: 'a', sensor: 's', time_path: 'ts', time_format: 'iso' },
+        'x',
+        '{"value":1,"ts":"2024-05-01T00:00:00Z"}',
+      ],
+      [{ topic: 'x', asset: 'a', sensor: 's' }, 'x', '{"__proto__":{"value":1}}'],
+    ];
+    for (const [o, topic, payload] of cases) {
+      const s = sub(o);
+      const ids = s.topicIds(topic.split('/'));
+      expect(typeof ids, JSON.stringify(o)).toBe('object');
+      const one = { value: Number.NaN, eventTime: Number.NaN };
+      const res = s.single(Buffer.from(payload), 1_700_000_000_000, one);
+      const full = run(o, topic, payload);
+      if (res === undefined) {
+        expect(full.errors).toEqual([]);
+        expect(full.values).toEqual([{ ...(ids as object), value: one.value, eventTime: one.eventTime }]);
+      } else expect(full.errors, payload).toEqual([res]);
+    }
+  });
+
+  it('leaves arrays to map, and has no topic ids when the payload names the sensor or the level is not an id', () => {
+    const s = sub({ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 });
+    expect(s.single(Buffer.from('[{"value":1},{"value":2}]'), 0, { value: 0, eventTime: 0 })).toBeNull();
+    expect(s.topicIds('p/a b/t'.split('/'))).toBe('bad_id');
+    expect(sub({ topic: 'p/+', asset_segment: 1, sensor_path: 'id' }).topicIds(['p', 'a'])).toBeUndefined();
+    expect(sub({ topic: 'p/+', asset_segment: 1, fields: { t: 'temp' } }).topicIds(['p', 'a'])).toBeUndefined();
+  });
+});
+
 describe('paths and times', () => {
   it('parses dotted and bracketed paths', () => {
     expect(parsePath('a.b[2].c')).toEqual(['a', 'b', 2, 'c']);

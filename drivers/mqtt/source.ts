@@ -22,6 +22,7 @@ import {
   MALFORMED_REASONS,
   type MalformedReason,
   type MapResult,
+  type SingleValue,
 } from './mapping.js';
 import type { MqttConfig } from './schema.js';
 
@@ -57,6 +58,13 @@ export function clientOptions(config: MqttConfig & { id: string }, env: NodeJS.P
   return opts;
 }
 
+/** A topic's mapping: its subscription (none: unmatched) and, when the topic alone names a known sensor, that sensor. */
+interface Route {
+  readonly levels: readonly string[];
+  readonly sub: CompiledSubscription | undefined;
+  readonly sensor: BoundSensor | undefined;
+}
+
 export class MqttSource implements SourceDriver {
   /**
    * The broker link: messages received (`requests`), PINGREQ → PINGRESP round trips (latency),
@@ -75,6 +83,12 @@ export class MqttSource implements SourceDriver {
   private readonly warnings = new RateLimitedLog(60_000);
   private readonly batch: Reading[] = [];
   private readonly result: MapResult = { values: [], errors: [] };
+  private readonly one: SingleValue = { value: 0, eventTime: 0 };
+  /** topic → how its messages are mapped, so the topic is split, matched and its ids checked once. */
+  private readonly routes = new Map<string, Route>();
+  private maxRoutes = 1024;
+  /** `max_payload_bytes`, read per message: a number field here rather than a load from the parsed config. */
+  private maxPayload = 0;
   private keepaliveTimedOut = false;
   private pingSentAt: number | undefined;
 
@@ -95,6 +109,10 @@ export class MqttSource implements SourceDriver {
   /** Compiles the subscriptions and the sensor lookup; checks TLS files and the password variable. No I/O to the broker. */
   init(): void {
     this.subs = this.config.subscriptions.map(compileSubscription);
+    this.routes.clear();
+    this.maxPayload = this.config.max_payload_bytes;
+    // Bounded: a publisher cycling through topics no sensor has must not grow it without end.
+    this.maxRoutes = Math.max(1024, 2 * this.ctx.sensors.length);
     this.sensors = new Map();
     for (const s of this.ctx.sensors) {
       let byId = this.sensors.get(s.asset);
@@ -144,14 +162,19 @@ export class MqttSource implements SourceDriver {
     client.on('error', (err) => {
       if (/keepalive timeout/i.test(err.message)) this.keepaliveTimedOut = true;
     });
+    // The PINGRESP is looked for only while a PINGREQ is out: a 'packetreceive' listener would run for
+    // every message (an EventEmitter call per reading at thousands of readings a second).
+    const onPacket = (p: { cmd: string }) => {
+      if (p.cmd !== 'pingresp') return;
+      client.removeListener('packetreceive', onPacket);
+      if (this.pingSentAt !== undefined) this.broker.observe(performance.now() - this.pingSentAt);
+      this.pingSentAt = undefined;
+    };
     client.on('packetsend', (p) => {
-      if (p.cmd === 'pingreq') this.pingSentAt = performance.now();
-    });
-    client.on('packetreceive', (p) => {
-      if (p.cmd === 'pingresp' && this.pingSentAt !== undefined) {
-        this.broker.observe(performance.now() - this.pingSentAt);
-        this.pingSentAt = undefined;
-      }
+      if (p.cmd !== 'pingreq') return;
+      this.pingSentAt = performance.now();
+      client.removeListener('packetreceive', onPacket);
+      client.on('packetreceive', onPacket);
     });
     // Attached in the tick the client is made, before any CONNACK: a persistent session's queued messages follow it at once.
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
@@ -179,22 +202,38 @@ export class MqttSource implements SourceDriver {
   private handle(topic: string, payload: Buffer): void {
     this.broker.requests++;
     const now = this.ctx.now();
-    if (payload.length > this.config.max_payload_bytes) {
+    if (payload.length > this.maxPayload) {
       this.malformed('oversize', topic, `${payload.length} bytes`);
       return;
     }
-    const levels = topic.split('/');
-    const sub = this.subs.find((s) => s.matches(levels));
+    const route = this.routes.get(topic) ?? this.route(topic);
+    const sub = route.sub;
     if (!sub) {
       this.stats.unmatched++;
       return;
     }
+    const batch = this.batch;
+    if (route.sensor) {
+      // One value per message, ids from the topic: no split, no match, no id checks, no intermediate objects.
+      const one = this.one;
+      const res = sub.single(payload, now, one);
+      if (res === undefined) {
+        const r = makeReading(route.sensor, one.value, one.eventTime, now);
+        this.broker.ok(now);
+        if (this.ctx.emitOne) this.ctx.emitOne(route.sensor, r);
+        else this.ctx.emit([r]);
+        return;
+      }
+      if (res !== null) {
+        this.malformed(res, topic);
+        return;
+      }
+    }
     const res = this.result;
     res.values.length = 0;
     res.errors.length = 0;
-    sub.map(levels, payload, now, res);
+    sub.map(route.levels, payload, now, res);
     for (const reason of res.errors) this.malformed(reason, topic);
-    const batch = this.batch;
     batch.length = 0;
     for (const v of res.values) {
       const sensor = this.sensors.get(v.asset)?.get(v.sensor);
@@ -207,7 +246,20 @@ export class MqttSource implements SourceDriver {
     if (batch.length > 0) {
       this.broker.ok(now);
       this.ctx.emit(batch);
+      batch.length = 0;
     }
+  }
+
+  /** Splits and matches a topic seen for the first time, and resolves its sensor when the topic names it. */
+  private route(topic: string): Route {
+    const levels = topic.split('/');
+    const sub = this.subs.find((s) => s.matches(levels));
+    const ids = sub?.topicIds(levels);
+    const sensor = typeof ids === 'object' ? this.sensors.get(ids.asset)?.get(ids.sensor) : undefined;
+    const route: Route = { levels, sub, sensor };
+    if (this.routes.size >= this.maxRoutes) this.routes.clear();
+    this.routes.set(topic, route);
+    return route;
   }
 
   private malformed(reason: MalformedReason, topic: string, detail?: string): void {
