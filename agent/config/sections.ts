@@ -300,13 +300,13 @@ export const syncSchema = z
             'Stable transactional id (default edge-agent-<gateway id>). Must be unique per gateway and never change: it is how the agent learns after a restart what Kafka already has',
         }),
         compression: z.enum(['none', 'gzip', 'snappy', 'lz4']).default('gzip'),
-        nice: z.int().min(0).max(19).default(10).meta({
+        nice: z.int().min(0).max(19).default(19).meta({
           description:
-            "Nice value of the sync process (0: the agent's own priority, 19: lowest). Under CPU contention detection and stops go first; a loaded gateway drains slower",
+            "Nice value of the sync process (0: the agent's own priority, 19: lowest). Under CPU contention detection and stops go first; a loaded gateway drains slower, an idle one as fast (docs/sync.md)",
         }),
         headers: z.boolean().default(true).meta({
           description:
-            'Identity headers on every record (gateway_id, store_id, seq, boot_id, kind, schema_version, replay; docs/events.md). The value carries the same fields; false drains several times faster (docs/sync.md)',
+            'Identity headers on every record (gateway_id, store_id, seq, boot_id, kind, schema_version, replay; docs/events.md). The value carries the same fields; false drains about a third faster (docs/sync.md)',
         }),
         batch_max_events: z.int().min(1).max(100_000).default(20_000).meta({
           description:
