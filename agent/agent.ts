@@ -183,9 +183,9 @@ export class Agent {
       await driver.init();
       this.actuators.set(a.id, driver);
     }
+    const slots = sensorSlots(this.config.assets);
     for (const src of this.config.sources) {
       const mod = await loadSource(src.type);
-      const slots = sensorSlots(this.config.assets);
       const sensors: BoundSensor[] = this.config.assets.flatMap((asset) =>
         asset.sensors
           .filter((s) => s.source === src.id)
