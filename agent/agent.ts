@@ -442,12 +442,18 @@ export class Agent {
       this.control.stop();
       this.setpoints?.close();
       // The syncer stops taking new pages now and finishes the transaction in flight while the store
-      // commits; Kafka closes last. Events committed after its last page wait for the next start.
+      // commits. The store closes only after the syncer has stopped, so the local cursor of that last
+      // transaction is written too (the syncer's stop is bounded: 15 s, then the process is killed and
+      // the cursor is recovered from Kafka at the next start). Events committed after its last page
+      // wait for the next start.
       const syncStopped = this.sync
         ?.stop()
         .catch((err: Error) => this.logger.warn({ err: err.message }, 'Kafka sync stop failed'));
-      await this.store.close();
+      // One 30 s budget for the store's flush, whether it completes before or after the syncer stops.
+      const flushBy = Date.now() + 30_000;
+      await this.store.flush(30_000).catch(() => {}); // close() below flushes again and reports the error
       await syncStopped;
+      await this.store.close(Math.max(1000, flushBy - Date.now()));
       this.logger.info({ readings: this.pipeline.counters.readings, events: this.store.stats.persisted }, 'agent stopped');
     })();
     return this.stopping;

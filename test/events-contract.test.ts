@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import Database from 'better-sqlite3';
 import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import { replay } from '../agent/sync/replay.js';
 import { EVENT_KINDS } from '../agent/types.js';
 import {
   type ConsumedRecord,
+  committedSyncCursor,
   consumeWithKcat,
   type KafkaBroker,
   kafkaAvailable,
@@ -164,6 +166,12 @@ describe.skipIf(!haveKcat)('event contract: every kind from the agent validates 
       },
     );
     await service.stop();
+    // A clean stop waits for the transaction in flight and writes its cursor to the store too.
+    const db = new Database(join(dir.path, 'agent.db'), { readonly: true });
+    const localCursor = Number((db.prepare("SELECT value FROM meta WHERE key = 'sync_cursor'").get() as { value: string }).value);
+    db.close();
+    expect(localCursor).toBeGreaterThan(0);
+    expect(localCursor).toBe(await committedSyncCursor(brokers, parsed.config));
 
     // Re-published events carry replay=true in the value, and the same identity.
     const rep = await replay(parsed.config, { fromSeq: 1, toSeq: 20 }, { progress: false });

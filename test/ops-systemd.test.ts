@@ -71,7 +71,11 @@ describe('systemd notify protocol', () => {
     const ready = sock.having('READY=1')[0];
     // Sent by the agent itself (native transport), so NotifyAccess=main accepts it.
     expect(ready?.pid).toBe(agent.child.pid);
-    expect(agent.logs.find((l) => l.msg === 'service ready')?.notify).toBe('native');
+    // READY=1 is sent just before the log line, which can still be on its way through the agent's stdout.
+    const readyLog = await waitFor(() => agent.logs.find((l) => l.msg === 'service ready'), {
+      what: "the 'service ready' log line",
+    });
+    expect(readyLog.notify).toBe('native');
     await waitFor(() => sock.having('WATCHDOG=1').length >= 3, { what: 'three WATCHDOG=1', timeoutMs: 30_000 });
 
     // A config with a mistake: rejected with the reason, the agent keeps running and pinging.
@@ -129,7 +133,10 @@ describe('systemd notify protocol', () => {
     const { cfg, sock } = await setup(() => name);
     const agent = startAgent(cfg, { NOTIFY_SOCKET: sock.address });
     await waitFor(() => sock.having('READY=1').length > 0, { what: 'READY=1 on the abstract socket', timeoutMs: 30_000 });
-    expect(agent.logs.find((l) => l.msg === 'service ready')?.notify).toBe('helper');
+    const ready = await waitFor(() => agent.logs.find((l) => l.msg === 'service ready'), {
+      what: "the 'service ready' log line",
+    });
+    expect(ready.notify).toBe('helper');
     agent.child.kill('SIGTERM');
     expect(await agent.exit).toBe(0);
     await waitFor(() => sock.having('STOPPING=1').length > 0, { what: 'STOPPING=1 on the abstract socket' });

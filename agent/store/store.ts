@@ -328,8 +328,8 @@ export class EventStore {
     });
   }
 
-  /** Flushes and closes. Idempotent. */
-  async close(): Promise<void> {
+  /** Flushes (for at most `flushTimeoutMs`) and closes. Idempotent. */
+  async close(flushTimeoutMs = 30_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -337,7 +337,7 @@ export class EventStore {
     const worker = this.worker;
     if (!worker) return;
     try {
-      await this.flush();
+      await this.flush(flushTimeoutMs);
     } finally {
       await new Promise<void>((resolve) => {
         const id = this.nextId++;

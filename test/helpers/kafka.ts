@@ -29,6 +29,8 @@ import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, type KafkaConfig, logLevel } from 'kafkajs';
+import type { AgentConfig } from '../../agent/config/schema.js';
+import { cursorGroup, cursorTopic } from '../../agent/sync/kafka.js';
 import { freePort } from './free-port.js';
 import { startProxy, type TcpProxy } from './tcp-proxy.js';
 
@@ -456,10 +458,33 @@ interface KcatJsonRecord {
  * records from `partition` at `offset`. Exact "everything up to now" semantics, independent of
  * kafkajs. Output is parsed line by line, so a topic of millions of records never becomes one string.
  */
+/**
+ * Reads `topic` with kcat (read_committed) up to each partition's end.
+ *
+ * `atLeast`: a transaction's commit returns before the coordinator has written its markers to every
+ * partition, so a read right after a commit can end at a partition's last stable offset, before that
+ * transaction's records. With `atLeast` the read is repeated (up to 20 times, 250 ms apart) until it
+ * returns at least that many records; the last read is returned whole, so a caller asserting an exact
+ * count still sees any extra record.
+ */
 export async function consumeWithKcat(
   brokers: string,
   topic: string,
-  opts: { timeoutMs?: number; partition?: number; offset?: string | number; count?: number } = {},
+  opts: { timeoutMs?: number; partition?: number; offset?: string | number; count?: number; atLeast?: number } = {},
+): Promise<ConsumedRecord[]> {
+  const { atLeast, ...once } = opts;
+  let got = await consumeWithKcatOnce(brokers, topic, once);
+  for (let i = 1; atLeast !== undefined && got.length < atLeast && i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    got = await consumeWithKcatOnce(brokers, topic, once);
+  }
+  return got;
+}
+
+async function consumeWithKcatOnce(
+  brokers: string,
+  topic: string,
+  opts: { timeoutMs?: number; partition?: number; offset?: string | number; count?: number },
 ): Promise<ConsumedRecord[]> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const args = ['-C', '-b', brokers, '-t', topic, '-o', String(opts.offset ?? 'beginning'), '-e', '-J', '-q'];
@@ -499,4 +524,20 @@ export async function consumeWithKcat(
   if (code !== 0) throw new Error(`kcat exited with ${code}: ${err.trim()}`);
   take(rest);
   return records;
+}
+
+/** The sync cursor Kafka committed for `config`'s gateway (the last store sequence in Kafka), or undefined. */
+export async function committedSyncCursor(brokers: string, config: AgentConfig): Promise<number | undefined> {
+  const kafka = config.sync.kafka;
+  if (!kafka) throw new Error('no sync.kafka in the config');
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  try {
+    const res = await admin.fetchOffsets({ groupId: cursorGroup(config.gateway.id), topics: [cursorTopic(kafka)] });
+    const meta = res[0]?.partitions[0]?.metadata;
+    if (!meta) return undefined;
+    return (JSON.parse(meta.replace(/\0+$/, '')) as { seq: number }).seq;
+  } finally {
+    await admin.disconnect();
+  }
 }
