@@ -200,7 +200,12 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(sync.status?.refused).toBe(big.size);
     expect(sync.status?.failures).toBe(0);
     expect(sync.status?.batchLimit).toBeLessThan(LIMIT);
-    const res = await kcatCheck(brokers, topicsOf(prefix), N + big.size);
+    const res = await kcatCheck(
+      brokers,
+      topicsOf(prefix),
+      N + big.size,
+      [...big].map((i) => i + 1),
+    );
     expect(res.missing).toEqual([...big].map((i) => i + 1));
     expect(res.duplicates).toBe(0);
     expect(res.orderViolations).toBe(0);
