@@ -354,6 +354,50 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(res.orderViolations).toBe(0);
   }, 600_000);
 
+  it("yield_to_detection: a drain pauses while the agent's event loop is held up, and still delivers exactly once; off, it never pauses", async () => {
+    const { brokers } = b();
+    const N = 60_000;
+    const run = async (yieldOn: boolean) => {
+      const dir = tempDir();
+      cleanups.push(dir.remove);
+      const path = join(dir.path, 'agent.db');
+      const prefix = newPrefix();
+      const store = openStore(path);
+      await store.open();
+      const sync = startSync(
+        store,
+        path,
+        syncConfig(brokers, prefix, { yield_to_detection: yieldOn, batch_max_events: 4000, linger: '5ms' }),
+      );
+      cleanups.push(async () => {
+        await sync.stop();
+        await store.close();
+      });
+      // Nothing to send yet: the pacer learns the loop's normal delay.
+      await waitFor(() => sync.status?.state === 'idle', { what: 'the sync idle', timeoutMs: 60_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      await appendMany(store, N, Date.now() - N);
+      // The detection thread held up 40 ms out of every 50 while the backlog drains.
+      while (!((sync.status?.cursor ?? 0) >= N && store.stats.keeper?.unsentEvents === 0)) {
+        const until = performance.now() + 40;
+        while (performance.now() < until) {
+          // busy: a plant's worth of readings
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const res = await kcatCheck(brokers, topicsOf(prefix), N);
+      expect(res.missing).toEqual([]);
+      expect(res.duplicates).toBe(0);
+      expect(res.orderViolations).toBe(0);
+      return sync.status?.yieldedMs ?? -1;
+    };
+    const paused = await run(true);
+    const unpaused = await run(false);
+    console.info(`yield_to_detection: drain paused ${paused} ms with it, ${unpaused} ms without`);
+    expect(paused).toBeGreaterThan(0);
+    expect(unpaused).toBe(0);
+  }, 300_000);
+
   it(`kill -9 of the writer and of the syncer at random moments, ${KILLS} times each (field notes 1, 5, 6, 8)`, async () => {
     const { proxy, brokers } = b();
     const dir = tempDir();

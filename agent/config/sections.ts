@@ -304,6 +304,10 @@ export const syncSchema = z
           description:
             "Nice value of the sync process (0: the agent's own priority, 19: lowest). Under CPU contention detection and stops go first; a loaded gateway drains slower, an idle one as fast (docs/sync.md)",
         }),
+        yield_to_detection: z.boolean().default(true).meta({
+          description:
+            "While a backlog drains, pause between the parts of a page whenever the agent's event loop (readings → stops) is delayed more than when nothing drains (docs/sync.md). false: drain at full speed",
+        }),
         headers: z.boolean().default(true).meta({
           description:
             'Identity headers on every record (gateway_id, store_id, seq, boot_id, kind, schema_version, replay; docs/events.md). The value carries the same fields; false drains about a third faster (docs/sync.md)',

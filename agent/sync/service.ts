@@ -6,6 +6,7 @@
  * progress, and stops it last at shutdown (after the store has committed everything).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Backoff } from '../backoff.js';
@@ -14,6 +15,7 @@ import type { EventStore } from '../store/store.js';
 import type { WriterToSync } from '../store/worker.js';
 import { workerUrl } from '../worker-url.js';
 import type { KafkaSyncConfig } from './kafka.js';
+import { DrainPacer } from './pacer.js';
 import { Progress } from './progress.js';
 import type { SyncStatus } from './syncer.js';
 import type { SyncWorkerReply, SyncWorkerRequest } from './worker.js';
@@ -47,6 +49,9 @@ export class SyncService {
   private restartTimer: NodeJS.Timeout | undefined;
   /** When the last crash happened (0: none since the last clear); its alarm is cleared by the next committed page. */
   private crashedAt = 0;
+  /** `sync.kafka.yield_to_detection`: the sampler of this thread's event-loop delay (agent/sync/pacer.ts). */
+  private pacerTimer: NodeJS.Timeout | undefined;
+  private pacerStop: (() => void) | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -104,6 +109,7 @@ export class SyncService {
     send({ op: 'start', data: { path: this.path, gatewayId: this.gatewayId, config: this.config } });
     this.worker = worker;
     this.writer = writer;
+    if (this.config.yield_to_detection) this.startPacer();
     this.logger.info({ brokers: this.config.brokers, prefix: this.config.topic_prefix }, 'Kafka sync started');
   }
 
@@ -116,6 +122,8 @@ export class SyncService {
     this.worker = undefined;
     this.writer?.close();
     this.writer = undefined;
+    this.pacerStop?.();
+    this.pacerStop = undefined;
     worker.removeAllListeners('message');
     if (ranMs >= HEALTHY_AFTER_MS) this.restartBackoff.succeed();
     const delay = this.restartBackoff.fail();
@@ -146,6 +154,34 @@ export class SyncService {
       this.start();
     }, delay);
     this.restartTimer.unref();
+  }
+
+  /**
+   * Samples this thread's event-loop delay (the thread that turns readings into stops) every 200 ms and
+   * tells the sync process how long to pause between the parts of a page (agent/sync/pacer.ts).
+   */
+  private startPacer(): void {
+    if (this.pacerTimer) return;
+    const pacer = new DrainPacer();
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    let sent = 0;
+    this.pacerTimer = setInterval(() => {
+      const p99 = loop.percentile(99) / 1e6;
+      const count = loop.count;
+      loop.reset();
+      if (count === 0) return;
+      const pause = Math.round(pacer.sample(p99, this.status?.state === 'sending'));
+      if (pause !== sent && this.worker?.connected) {
+        this.worker.send({ op: 'pace', pauseMs: pause } satisfies SyncWorkerRequest);
+        sent = pause;
+      }
+    }, 200).unref();
+    this.pacerStop = () => {
+      clearInterval(this.pacerTimer);
+      this.pacerTimer = undefined;
+      loop.disable();
+    };
   }
 
   private onMessage(m: SyncWorkerReply): void {
@@ -219,6 +255,8 @@ export class SyncService {
   /** Finishes the transaction in flight, then closes Kafka. Idempotent. */
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopped = true;
+    this.pacerStop?.();
+    this.pacerStop = undefined;
     if (this.startTimer) clearInterval(this.startTimer);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.progress?.done();

@@ -56,6 +56,8 @@ export interface SyncStatus {
   refused: number;
   /** Largest record batch the topics accept, less a margin (bytes; 0 until connected). */
   batchLimit: number;
+  /** Time the drain paused because detection was delayed (ms, `sync.kafka.yield_to_detection`). */
+  yieldedMs: number;
 }
 
 /** An event the syncer will not send: its record alone exceeds the topics' max.message.bytes. */
@@ -113,6 +115,7 @@ export class Syncer {
     recovered: 0,
     refused: 0,
     batchLimit: 0,
+    yieldedMs: 0,
   };
   private readonly kafka: Kafka;
   private producer: TxnProducer | undefined;
@@ -126,6 +129,7 @@ export class Syncer {
   private readonly now: () => number;
   private topicsReady = false;
   private wake: (() => void) | undefined;
+  private pauseMs = 0;
 
   constructor(private readonly deps: SyncerDeps) {
     this.now = deps.now ?? Date.now;
@@ -169,6 +173,20 @@ export class Syncer {
     this.producer = undefined;
     this.admin = undefined;
     await Promise.allSettled([p?.close(), a?.disconnect()]);
+  }
+
+  /**
+   * Pause between the parts of a page from now on (ms; 0: none): the agent's pacer asks for it while
+   * detection is delayed by the drain (`sync.kafka.yield_to_detection`, agent/sync/pacer.ts).
+   */
+  pace(pauseMs: number): void {
+    this.pauseMs = Math.max(0, Math.min(5000, pauseMs));
+  }
+
+  private async yieldFor(ms: number): Promise<void> {
+    const t0 = this.now();
+    await this.sleep(ms);
+    this.status.yieldedMs += this.now() - t0;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -406,6 +424,7 @@ export class Syncer {
           continue;
         }
         lingered = false;
+        if (this.pauseMs > 0 && this.running) await this.yieldFor(this.pauseMs);
         this.status.state = 'sending';
         this.status.lagMs = Math.max(0, this.now() - part.firstIngest);
         const limit = this.status.batchLimit;
@@ -429,8 +448,9 @@ export class Syncer {
             if (rows < part.n) readLimit = Math.max(1, Math.min(partEvents, rows * 2));
             else if (readLimit < partEvents) readLimit = Math.min(partEvents, readLimit * 2);
             if (k >= PAGE_PARTS || !this.running) break;
-            // Delivery reports and IPC get their turn between parts.
-            await new Promise((r) => setImmediate(r));
+            // Delivery reports and IPC get their turn between parts; while the agent's pacer asks, a pause.
+            if (this.pauseMs > 0) await this.yieldFor(this.pauseMs);
+            else await new Promise((r) => setImmediate(r));
             part = readPart(last);
             if (part.n === 0) break;
           }

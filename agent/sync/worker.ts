@@ -23,7 +23,9 @@ export type SyncWorkerRequest =
   | { readonly op: 'start'; readonly data: SyncWorkerData }
   | { readonly op: 'stop' }
   | { readonly op: 'writer'; readonly m: WriterToSync }
-  | { readonly op: 'writer-closed' };
+  | { readonly op: 'writer-closed' }
+  /** Pause between the parts of a page (ms; 0: none), from the agent's pacer (agent/sync/pacer.ts). */
+  | { readonly op: 'pace'; readonly pauseMs: number };
 export type SyncWorkerReply =
   | { readonly op: 'status'; readonly status: SyncStatus }
   | { readonly op: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly obj: Record<string, unknown>; readonly msg: string }
@@ -105,6 +107,7 @@ try {
   process.on('message', (m: SyncWorkerRequest) => {
     if (m.op === 'writer') fromWriter(m.m);
     else if (m.op === 'writer-closed') writerClosed();
+    else if (m.op === 'pace') syncer.pace(m.pauseMs);
     else if (m.op === 'stop')
       void syncer.stop().finally(() => {
         db.close();

@@ -50,10 +50,11 @@ const READINGS_PER_S = 50_000;
 const DRAIN_NICE = Number(process.env.KAFKA_BENCH_NICE ?? 0);
 /**
  * `sync.kafka.nice` values of the drain under plant load (2.), each against the same idle baseline;
- * a trailing `b` also runs the local broker at nice 19 from then on (on a gateway the broker is remote:
+ * a `y` runs it with `yield_to_detection` (the default; without `y` the drain does not pause); a
+ * trailing `b` also runs the local broker at nice 19 from then on (on a gateway the broker is remote:
  * its CPU is an artefact of this bench).
  */
-const LOAD_NICE = (process.env.KAFKA_BENCH_LOAD_NICE ?? '10,19,19b').split(',');
+const LOAD_NICE = (process.env.KAFKA_BENCH_LOAD_NICE ?? '19,19y,19,19y').split(',');
 /** Which parts run: `drain` (1.) and/or `load` (2.). */
 const PARTS = (process.env.KAFKA_BENCH_PARTS ?? 'drain,load').split(',');
 const LIMITS = { maxBytes: 4e9, minFreeBytes: 100e6, retentionAgeMs: 86_400_000, retentionBytes: 2e9 };
@@ -262,7 +263,15 @@ export const kafka: BenchSection = {
         const prefix = `bench-${tag}.`;
         // The same CPU priority as kcat (KAFKA_BENCH_NICE, default 0 = the broker's); the drain under
         // plant load (2.) runs at the configured nice.
-        const cfg = syncConfig(broker.brokers, prefix, { linger: '100ms', nice: DRAIN_NICE, ...over, headers });
+        // No pacing (yield_to_detection), as kcat: nothing runs beside the drain here; the drain under
+        // plant load (2.) shows the pacing.
+        const cfg = syncConfig(broker.brokers, prefix, {
+          linger: '100ms',
+          nice: DRAIN_NICE,
+          yield_to_detection: false,
+          ...over,
+          headers,
+        });
         const codec = cfg.compression;
         const path = join(dir.path, `backlog-${tag}.db`);
         const t0 = Date.now() - EVENTS;
@@ -399,10 +408,16 @@ async function underLoad(brokers: string, brokerDir: string, dir: string, over: 
         if (reniceBroker(brokerDir, 19) === 0) throw new Error('could not find the broker to renice');
         brokerNice = 19;
       }
-      const tag = `sync process at nice ${nice}, broker at nice ${brokerNice}`;
+      const yieldOn = variant.includes('y');
+      const tag = `sync process at nice ${nice}, yield_to_detection ${yieldOn}, broker at nice ${brokerNice}`;
       await buildBacklog(store, LOAD_EVENTS, Date.now() - LOAD_EVENTS - built, built);
       built += LOAD_EVENTS;
-      const cfg2 = syncConfig(brokers, `bench-load-${variant}.`, { linger: '100ms', nice, ...over });
+      const cfg2 = syncConfig(brokers, `bench-load-${variant}-${built}.`, {
+        linger: '100ms',
+        nice,
+        yield_to_detection: yieldOn,
+        ...over,
+      });
       let service: SyncService | undefined;
       let drainStart = 0;
       let drainEnd = 0;
@@ -415,7 +430,7 @@ async function underLoad(brokers: string, brokerDir: string, dir: string, over: 
       await service?.stop();
       const sortBusy = Float64Array.from(busy.lat).sort();
       const drainLoadSecs = (drainEnd - drainStart) / 1000;
-      const loadNote = `${tag}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
+      const loadNote = `${tag}: ${busy.lat.length} trips while draining ${LOAD_EVENTS} events in ${drainLoadSecs.toFixed(1)} s (${Math.round(LOAD_EVENTS / drainLoadSecs)} events/s, paused ${((service?.status?.yieldedMs ?? 0) / 1000).toFixed(1)} s for detection) at ${Math.round(busy.readings / drainLoadSecs)} readings/s, load avg ${loadavg()}; ${idleNote}`;
       rows.push(
         {
           section: S,
