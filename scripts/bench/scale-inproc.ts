@@ -44,6 +44,7 @@ const ctx = {
   },
   emitOne(s: BoundSensor, r: Reading) {
     readings++;
+    if (process.env.INPROC_SOURCE_ONLY) return;
     pipeline.ingestOne(s.slot as number, r);
   },
   count() {},

@@ -48,6 +48,8 @@ export interface LoadResult {
   readonly refused: number;
   readonly lag_max_ms: number;
   readonly latencies_ms: number[];
+  /** Latencies above 20 ms: [sent at (µs, monotonic clock as in CPU profiles), latency ms]. */
+  readonly slow?: Array<[number, number]>;
 }
 
 export interface ProcStat {
