@@ -2,7 +2,9 @@
  * The scale bench's per-reading path in one process, without sockets (not part of `npm run bench`): the
  * MQTT source's message handler → pipeline → interlocks for N one-sensor assets (the scale bench's config),
  * readings round robin at 10 Hz event time, a trip now and then. Prints CPU µs per message; compare
- * builds or changes A/B in the same run. `tsx scripts/bench/scale-inproc.ts [sensors] [messages]`.
+ * builds or changes A/B in the same run. `tsx scripts/bench/scale-inproc.ts [sensors] [messages]`;
+ * INPROC_EXTRA: YAML appended to the config (e.g. `capture: { max_readings: 0 }`); INPROC_SOURCE_ONLY=1: the
+ * source's handler only (readings are not passed to the pipeline).
  */
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';

@@ -166,6 +166,19 @@ function tail(dir: string, slow: ReadonlyArray<[number, number]>): void {
           .join(', ')}`,
       );
   }
+  // Episodes: slow trips sent within 1 s of each other, by send time after the profile started.
+  const eps: Array<{ at: number; n: number; max: number }> = [];
+  for (const [sent, ms] of [...slow].sort((a, b) => a[0] - b[0])) {
+    const at = (sent - p.startTime) / 1e6;
+    const last = eps.at(-1);
+    if (last && at - last.at < 1) {
+      last.n++;
+      last.max = Math.max(last.max, ms);
+    } else eps.push({ at, n: 1, max: ms });
+  }
+  process.stdout.write(
+    `episodes (s after the profile started: trips, worst ms): ${eps.map((e) => `${e.at.toFixed(2)}: ${e.n}, ${e.max.toFixed(0)}`).join('; ')}\n`,
+  );
   process.stdout.write(
     `while the ${slow.length} trips over 20 ms waited (${(all / 1000).toFixed(0)} ms of profile in all), the main thread was: ${[
       ...tot,
