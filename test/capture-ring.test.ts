@@ -105,6 +105,73 @@ describe('capture ring grown on demand', () => {
     expect(payload.readings.t[0]).toBe(299 * 50 - 3_000 - 2_000);
   });
 
+  it('a full ring at max_readings gives what copying at the trigger gave, out-of-order readings included (property)', () => {
+    // The readings of an open capture stay in the ring and are read out when it closes; a ring that
+    // cannot grow copies them out before it overwrites one. Reference: the earlier way, which copied
+    // the ring at the trigger and then every reading in range as it arrived.
+    const reference = (max: number, cfg: CaptureConfig, steps: readonly Step[]): number[][][] => {
+      const ring: number[][] = [];
+      const out: number[][][] = [];
+      let open: { from: number; until: number; got: number[][] } | undefined;
+      for (const s of steps) {
+        if (s.kind === 'reading') {
+          ring.push([s.t, s.v, s.sensor]);
+          if (ring.length > max) ring.shift();
+          if (open) {
+            if (s.t > open.until) {
+              out.push(open.got);
+              open = undefined;
+            } else if (s.t >= open.from) open.got.push([s.t, s.v, s.sensor]);
+          }
+        } else if (!open) {
+          const from = s.t - cfg.before;
+          const until = s.t + cfg.after;
+          open = { from, until, got: ring.filter((r) => (r[0] as number) >= from && (r[0] as number) <= until) };
+        }
+      }
+      if (open) out.push(open.got);
+      return out;
+    };
+    const step = fc.oneof(
+      {
+        weight: 12,
+        arbitrary: fc.record({
+          kind: fc.constant('reading' as const),
+          dt: fc.integer({ min: -300, max: 400 }),
+          v: fc.integer({ min: -1000, max: 1000 }),
+          sensor: fc.integer({ min: 0, max: 1 }),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('trigger' as const), back: fc.integer({ min: 0, max: 1_500 }) }) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(step, { minLength: 1, maxLength: 400 }),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 0, max: 3_000 }),
+        fc.integer({ min: 0, max: 2_000 }),
+        (raw, max, before, after) => {
+          const cfg: CaptureConfig = { before, after, max_readings: max };
+          let t = 10_000;
+          const steps: Step[] = raw.map((s) => {
+            if (s.kind === 'reading') {
+              t += s.dt;
+              return { kind: 'reading', t, v: s.v, sensor: s.sensor };
+            }
+            return { kind: 'trigger', t: t - s.back };
+          });
+          const { events } = run(cfg, steps, 1_500);
+          const got = events.map((e) => {
+            const r = (e.payload as { readings: { t: number[]; value: number[]; sensor: string[] } }).readings;
+            return r.t.map((x, i) => [x, r.value[i] as number, SENSORS.indexOf(r.sensor[i] as string)]);
+          });
+          expect(got).toEqual(reference(max, cfg, steps));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('emits the same captures as a ring pre-allocated at the maximum (property)', () => {
     const step = fc.oneof(
       {

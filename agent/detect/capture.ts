@@ -8,6 +8,12 @@
  * lateness and the longest detector window), up to `max_readings`. So it ends up sized from the
  * asset's actual rate, and an asset that never reports costs a few hundred bytes, not a ring sized for
  * the maximum. A full ring whose oldest reading is outside the horizon overwrites it.
+ *
+ * An open capture copies nothing while it waits for its `after` readings: they stay in the ring, which
+ * grows rather than overwrite one of them, and are read out once when the capture closes (issue 20:
+ * collecting them into arrays as they arrived kept thousands of numbers alive for `after` seconds per
+ * trip, promoted to the old generation and freed by mark-compact pauses). Only a ring already at
+ * `max_readings` copies the capture's readings out before overwriting one, and collects the rest as before.
  */
 import type { CaptureConfig } from '../config/sections.js';
 import type { AgentEvent, Anomaly, Quality, Reading } from '../types.js';
@@ -16,6 +22,15 @@ interface OpenCapture {
   readonly triggers: Array<{ detector: string; event_time: number; severity: string }>;
   readonly from: number;
   readonly until: number;
+  /** Sequence number of the oldest reading in the ring when the capture opened: the readings it holds
+   * from there on are read back from the ring when it closes. */
+  readonly firstSeq: number;
+  /** The readings so far, copied out of the ring: only when the ring had to overwrite one the capture
+   * needs (it was at `max_readings`); from then on the capture collects its readings here. */
+  copied: Collected | undefined;
+}
+
+interface Collected {
   readonly sensor: string[];
   readonly t: number[];
   readonly value: number[];
@@ -39,6 +54,8 @@ export class AssetCapture {
   private readonly horizon: number;
   private head = 0;
   private size = 0;
+  /** Readings recorded so far: the ring holds sequence numbers seq - size … seq - 1. */
+  private seq = 0;
   private open: OpenCapture | undefined;
 
   constructor(
@@ -63,10 +80,15 @@ export class AssetCapture {
   record(sensorIndex: number, r: Reading): void {
     let cap = this.cap;
     if (cap === 0) return;
-    const ring =
-      this.size === cap && cap < this.max && (this.ring[this.head * STRIDE] as number) >= r.eventTime - this.horizon
-        ? this.grow()
-        : this.ring;
+    const o = this.open;
+    // A reading past the open capture's end closes it first (the reading is not part of it).
+    if (o !== undefined && r.eventTime > o.until) this.close();
+    let ring = this.ring;
+    if (this.size === cap) {
+      const oldest = ring[this.head * STRIDE] as number;
+      if (cap < this.max && (oldest >= r.eventTime - this.horizon || this.needsOldest())) ring = this.grow();
+      else if (this.needsOldest()) this.copyOut();
+    }
     cap = this.cap;
     const i = ((this.head + this.size) % cap) * STRIDE;
     ring[i] = r.eventTime;
@@ -74,11 +96,40 @@ export class AssetCapture {
     ring[i + 2] = sensorIndex * 4 + QUALITY_CODE[r.quality];
     if (this.size < cap) this.size++;
     else this.head = (this.head + 1) % cap;
+    this.seq++;
+    const c = this.open?.copied;
+    if (c !== undefined && r.eventTime >= (this.open as OpenCapture).from)
+      this.push(c, r.eventTime, r.value, sensorIndex, r.quality);
+  }
+
+  /** Whether the oldest reading in the ring belongs to the open capture still read from the ring. */
+  private needsOldest(): boolean {
     const o = this.open;
-    if (o) {
-      if (r.eventTime > o.until) this.close();
-      else if (r.eventTime >= o.from) this.push(o, r.eventTime, r.value, sensorIndex, r.quality);
+    if (o === undefined || o.copied !== undefined || this.seq - this.size < o.firstSeq) return false;
+    const t = this.ring[this.head * STRIDE] as number;
+    return t >= o.from && t <= o.until;
+  }
+
+  /** The open capture's readings still in the ring, oldest first (arrival order). */
+  private collect(o: OpenCapture): Collected {
+    const out: Collected = { sensor: [], t: [], value: [], quality: [] };
+    const cap = this.cap;
+    const ring = this.ring;
+    for (let k = Math.max(0, o.firstSeq - (this.seq - this.size)); k < this.size; k++) {
+      const i = ((this.head + k) % cap) * STRIDE;
+      const t = ring[i] as number;
+      if (t >= o.from && t <= o.until) {
+        const code = ring[i + 2] as number;
+        this.push(out, t, ring[i + 1] as number, code >> 2, QUALITIES_BY_CODE[code & 3] as Quality);
+      }
     }
+    return out;
+  }
+
+  /** The ring is at its maximum and must overwrite a reading the open capture needs: copy them out now. */
+  private copyOut(): void {
+    const o = this.open as OpenCapture;
+    o.copied = this.collect(o);
   }
 
   trigger(a: Anomaly): void {
@@ -88,26 +139,15 @@ export class AssetCapture {
       this.open.triggers.push(trig);
       return;
     }
-    const o: OpenCapture = {
+    // Nothing is copied now: the readings stay in the ring (which grows rather than overwrite one of
+    // them) and are read out when the capture closes.
+    this.open = {
       triggers: [trig],
       from: a.eventTime - this.cfg.before,
       until: a.eventTime + this.cfg.after,
-      sensor: [],
-      t: [],
-      value: [],
-      quality: [],
+      firstSeq: this.seq - this.size,
+      copied: undefined,
     };
-    const cap = this.cap;
-    const ring = this.ring;
-    for (let k = 0; k < this.size; k++) {
-      const i = ((this.head + k) % cap) * STRIDE;
-      const t = ring[i] as number;
-      if (t >= o.from && t <= o.until) {
-        const code = ring[i + 2] as number;
-        this.push(o, t, ring[i + 1] as number, code >> 2, QUALITIES_BY_CODE[code & 3] as Quality);
-      }
-    }
-    this.open = o;
   }
 
   /** Emits an open capture now (shutdown): it says how far it got. */
@@ -115,6 +155,7 @@ export class AssetCapture {
     const o = this.open;
     if (!o) return;
     this.open = undefined;
+    const c = o.copied ?? this.collect(o);
     const first = o.triggers[0] as OpenCapture['triggers'][number];
     this.emit({
       kind: 'capture',
@@ -128,8 +169,8 @@ export class AssetCapture {
         after_ms: this.cfg.after,
         from: o.from,
         until: o.until,
-        count: o.t.length,
-        readings: { sensor: o.sensor, t: o.t, value: o.value, quality: o.quality },
+        count: c.t.length,
+        readings: { sensor: c.sensor, t: c.t, value: c.value, quality: c.quality },
       },
     });
   }
@@ -147,7 +188,7 @@ export class AssetCapture {
     return ring;
   }
 
-  private push(o: OpenCapture, t: number, v: number, s: number, q: Quality): void {
+  private push(o: Collected, t: number, v: number, s: number, q: Quality): void {
     o.sensor.push(this.sensorIds[s] as string);
     o.t.push(t);
     o.value.push(v);

@@ -141,6 +141,62 @@ describe('one value per message (the per-topic fast path of the source)', () => 
     }
   });
 
+  it('reads flat objects of numbers from the bytes exactly as JSON.parse reads them', () => {
+    const o = { topic: 'p/+/+', asset_segment: 1, sensor_segment: 2, time_path: 'ts' };
+    const payloads = [
+      '{"value":50.123,"ts":1767225600000}',
+      ' {\t"ts" : 1767225600000 ,\n"value": -0 }\r\n',
+      '{"value":-0.5,"ts":1767225600000}',
+      '{"value":0,"ts":1767225600000,"other":12.5}',
+      '{"value":1,"value":2,"ts":1767225600000}',
+      '{"value":123456789012345,"ts":1767225600000}',
+      '{"value":1234567890123456789,"ts":1767225600000}',
+      '{"value":0.1234567890123456789,"ts":1767225600000}',
+      '{"value":1e3,"ts":1767225600000}',
+      '{"value":1E-3,"ts":1767225600000}',
+      '{"value":01,"ts":1767225600000}',
+      '{"value":1.,"ts":1767225600000}',
+      '{"value":.5,"ts":1767225600000}',
+      '{"value":+1,"ts":1767225600000}',
+      '{"value":-,"ts":1767225600000}',
+      '{"value":1,"ts":1767225600000,}',
+      '{"value":1 "ts":1767225600000}',
+      '{"value":1,"ts":1767225600000}x',
+      '{"value":1,"ts":1767225600000',
+      '{"val\\u0075e":7,"ts":1767225600000}',
+      '{"value":7,"t\u00e9":1,"ts":1767225600000}',
+      '{"value":true,"ts":1767225600000}',
+      '{"value":null,"ts":1767225600000}',
+      '{"value":7,"ts":"1767225600000"}',
+      '{"value":7,"note":"x","ts":1767225600000}',
+      '{"value":7,"d":{"a":1},"ts":1767225600000}',
+      '{"value":7}',
+      '{"ts":1767225600000}',
+      '{"value":7,"ts":12}',
+      '{}',
+      '\ufeff{"value":7,"ts":1767225600000}',
+    ];
+    // and many random decimals of the generators' shape
+    for (let i = 0; i < 2000; i++) {
+      const v = (Math.random() - 0.5) * 10 ** Math.floor(Math.random() * 12);
+      payloads.push(`{"value":${v.toFixed(Math.floor(Math.random() * 8))},"ts":${1767225600000 + i}}`);
+      payloads.push(`{"value":${v},"ts":${1767225600000 + i}}`);
+    }
+    const s = sub(o);
+    const ids = s.topicIds(['p', 'a1', 't']);
+    for (const payload of payloads) {
+      const one = { value: Number.NaN, eventTime: Number.NaN };
+      const res = s.single(Buffer.from(payload), 1_700_000_000_000, one);
+      const full = run(o, 'p/a1/t', payload);
+      if (res === undefined) {
+        expect(full.errors, payload).toEqual([]);
+        expect(full.values, payload).toEqual([{ ...(ids as object), value: one.value, eventTime: one.eventTime }]);
+        const v = JSON.parse(payload).value;
+        if (typeof v === 'number') expect(Object.is(one.value, v), payload).toBe(true);
+      } else expect(full.errors, payload).toEqual([res]);
+    }
+  });
+
   it('leaves arrays to map, and has no topic ids when the payload names the sensor or the level is not an id', () => {
     const s = sub({ topic: 'p/+/+', asset_segment: 1, sensor_segment: 2 });
     expect(s.single(Buffer.from('[{"value":1},{"value":2}]'), 0, { value: 0, eventTime: 0 })).toBeNull();

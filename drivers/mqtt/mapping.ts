@@ -88,6 +88,113 @@ export function compileFilter(filter: string): (levels: readonly string[]) => bo
   };
 }
 
+/** Exact powers of ten (10^0 … 10^22 are exact doubles). */
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/** What {@link scanFlat} found: the numbers under the two wanted keys (NaN when absent). */
+interface Scanned {
+  a: number;
+  b: number;
+}
+
+const keyBytes = (k: string | undefined): Uint8Array | undefined =>
+  k !== undefined && /^[\x20-\x7e]*$/.test(k) && !/["\\]/.test(k) ? Buffer.from(k, 'latin1') : undefined;
+
+const isWs = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/**
+ * Reads a flat JSON object of numbers (`{"value":51.2,"ts":1767225600000}`) straight from the bytes,
+ * without decoding the payload to a string or building an object: the numbers under keys `ka` and `kb`
+ * (the last one when a key repeats, as JSON.parse) go to `out`. Returns false, and the caller parses the
+ * message as before, for anything else: a value that is not a number, a key with an escape or a
+ * non-ASCII byte, a number that the exact fast path below cannot convert, or malformed JSON. So every
+ * message it accepts gives what `JSON.parse` gives.
+ *
+ * A number is converted exactly when its digits form an integer below 2^53 and it has at most 22
+ * decimals and no exponent: both operands of the one division are then exact doubles and the division
+ * rounds once, as the correctly rounded conversion does.
+ */
+function scanFlat(p: Uint8Array, ka: Uint8Array, kb: Uint8Array | undefined, out: Scanned): boolean {
+  const n = p.length;
+  let i = 0;
+  out.a = Number.NaN;
+  out.b = Number.NaN;
+  while (i < n && isWs(p[i] as number)) i++;
+  if (p[i] !== 0x7b) return false; // {
+  i++;
+  while (i < n && isWs(p[i] as number)) i++;
+  if (p[i] === 0x7d) return false; // {}: let JSON.parse decide
+  for (;;) {
+    if (p[i] !== 0x22) return false; // "
+    const k0 = ++i;
+    while (i < n) {
+      const c = p[i] as number;
+      if (c === 0x22) break;
+      if (c === 0x5c || c < 0x20 || c > 0x7e) return false;
+      i++;
+    }
+    if (i >= n) return false;
+    const k1 = i++;
+    while (i < n && isWs(p[i] as number)) i++;
+    if (p[i] !== 0x3a) return false; // :
+    i++;
+    while (i < n && isWs(p[i] as number)) i++;
+    // number: -?(0|[1-9][0-9]*)(\.[0-9]+)?
+    let neg = false;
+    if (p[i] === 0x2d) {
+      neg = true;
+      i++;
+    }
+    let m = 0;
+    let digits = 0;
+    let c = p[i] as number;
+    if (c === 0x30) {
+      i++;
+      c = p[i] as number;
+      if (c >= 0x30 && c <= 0x39) return false; // leading zero
+    } else if (c >= 0x31 && c <= 0x39) {
+      while (c >= 0x30 && c <= 0x39) {
+        m = m * 10 + (c - 0x30);
+        digits++;
+        c = p[++i] as number;
+      }
+    } else return false;
+    let frac = 0;
+    if (c === 0x2e) {
+      c = p[++i] as number;
+      if (!(c >= 0x30 && c <= 0x39)) return false;
+      while (c >= 0x30 && c <= 0x39) {
+        m = m * 10 + (c - 0x30);
+        frac++;
+        digits++;
+        c = p[++i] as number;
+      }
+    }
+    if (c === 0x65 || c === 0x45) return false; // exponent: JSON.parse
+    if (digits > 15 || frac > 22) return false; // may not be exact: JSON.parse
+    let v = frac === 0 ? m : m / (POW10[frac] as number);
+    if (neg) v = -v;
+    const len = k1 - k0;
+    if (len === ka.length && same(p, k0, ka)) out.a = v;
+    if (kb !== undefined && len === kb.length && same(p, k0, kb)) out.b = v;
+    while (i < n && isWs(p[i] as number)) i++;
+    if (p[i] === 0x2c) {
+      i++;
+      while (i < n && isWs(p[i] as number)) i++;
+      continue;
+    }
+    if (p[i] !== 0x7d) return false;
+    i++;
+    while (i < n && isWs(p[i] as number)) i++;
+    return i === n;
+  }
+}
+
+function same(p: Uint8Array, at: number, k: Uint8Array): boolean {
+  for (let j = 0; j < k.length; j++) if (p[at + j] !== k[j]) return false;
+  return true;
+}
+
 /** One value read by `CompiledSubscription.single`. */
 export interface SingleValue {
   value: number;
@@ -180,6 +287,11 @@ export function compileSubscription(config: SubscriptionConfig): CompiledSubscri
     (config.sensor !== undefined || config.sensor_segment !== undefined);
 
   const NUMBER_RE = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+  // The byte-level fast path of `single` (scanFlat): one-key value and time paths, the JSON format.
+  const valueBytes = config.format === 'number' || itemsPath ? undefined : keyBytes(valueKey);
+  const timeBytes = timeKey !== undefined ? keyBytes(timeKey) : undefined;
+  const scanFast = valueBytes !== undefined && (!timePath || timeBytes !== undefined);
+  const scanned: Scanned = { a: Number.NaN, b: Number.NaN };
 
   return {
     config,
@@ -197,6 +309,18 @@ export function compileSubscription(config: SubscriptionConfig): CompiledSubscri
         if (!Number.isFinite(value)) return 'not_number';
         out.value = value;
         out.eventTime = arrival;
+        return undefined;
+      }
+      if (scanFast && scanFlat(payload, valueBytes, timeBytes, scanned) && !Number.isNaN(scanned.a)) {
+        let t = arrival;
+        if (timePath) {
+          if (Number.isNaN(scanned.b)) return 'bad_time';
+          const parsed = parseTime(scanned.b, config.time_format);
+          if (parsed === undefined) return 'bad_time';
+          t = parsed;
+        }
+        out.value = scanned.a;
+        out.eventTime = t;
         return undefined;
       }
       let doc: unknown;

@@ -20,7 +20,7 @@
  * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../test/helpers/free-port.js';
 import { type Mosquitto, startMosquitto } from '../../test/helpers/mosquitto.js';
@@ -48,6 +48,8 @@ export interface LoadResult {
   readonly refused: number;
   readonly lag_max_ms: number;
   readonly latencies_ms: number[];
+  /** Latencies above 20 ms: [sent at (µs, monotonic clock as in CPU profiles), latency ms]. */
+  readonly slow?: Array<[number, number]>;
 }
 
 export interface ProcStat {
@@ -127,13 +129,18 @@ export async function startAgent(
   const apiPort = await freePort();
   const prefix = `agent${apiPort}`;
   const cfg = join(dir, `scale-${apiPort}.yaml`);
-  writeFileSync(cfg, scaleConfig({ sensors, mqttPort: broker.port, apiPort, dbPath: join(dir, `scale-${apiPort}.db`), prefix }));
+  // SCALE_AGENT_EXTRA: YAML appended to the agent's config (experiments: e.g. `capture: { max_readings: 0 }`).
+  writeFileSync(
+    cfg,
+    `${scaleConfig({ sensors, mqttPort: broker.port, apiPort, dbPath: join(dir, `scale-${apiPort}.db`), prefix })}${process.env.SCALE_AGENT_EXTRA ?? ''}\n`,
+  );
   const proc = spawn(
     process.execPath,
     [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg],
     {
       cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      // SCALE_AGENT_STDOUT: a file for the agent's stdout (e.g. `--trace-gc` output in NODE_FLAGS).
+      stdio: ['ignore', process.env.SCALE_AGENT_STDOUT ? openSync(process.env.SCALE_AGENT_STDOUT, 'a') : 'ignore', 'pipe'],
     },
   );
   let stderr = '';

@@ -7,7 +7,8 @@
 // Input: one JSON object in argv[2]:
 //   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s }
 // Output on stdout, one JSON line when done:
-//   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms }
+//   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms,
+//     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above 20 ms }
 import mqtt from 'mqtt';
 
 const o = JSON.parse(process.argv[2]);
@@ -42,6 +43,8 @@ const stoppedAt = new Float64Array(n);
 /** 1: this sensor's current trip was sent after the warm-up, so it is counted. */
 const counted = new Uint8Array(n);
 const latencies = [];
+const slow = [];
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 let trips = 0;
 let stops = 0;
 let lost = 0;
@@ -73,6 +76,8 @@ client.on('message', (topic, payload) => {
   if (counted[i]) {
     latencies.push(now - sentAt[i]);
     stops++;
+    // The slow ones with their send time on the monotonic clock (µs, as CPU profiles stamp samples).
+    if (now - sentAt[i] > 20 && slow.length < 5000) slow.push([Math.round((sentAt[i] - now) * 1000 + monoUs()), now - sentAt[i]]);
   }
   state[i] = 3;
   stoppedAt[i] = now;
@@ -142,5 +147,5 @@ for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i]) lost++;
 const seconds = (performance.now() - t0 - warmupMs) / 1000;
 await client.endAsync();
 process.stdout.write(
-  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + warmupMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies })}\n`,
+  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + warmupMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies, slow })}\n`,
 );
