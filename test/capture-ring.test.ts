@@ -40,6 +40,32 @@ function anomaly(t: number): Anomaly {
 
 type Step = { kind: 'reading'; t: number; v: number; sensor: number } | { kind: 'trigger'; t: number };
 
+/** Random steps: readings `dt` ms apart (one trigger per `weight` readings, up to 1.5 s back). */
+function stepsArb(weight: number, dt: fc.Arbitrary<number>, v: fc.Arbitrary<number>) {
+  return fc.oneof(
+    {
+      weight,
+      arbitrary: fc.record({ kind: fc.constant('reading' as const), dt, v, sensor: fc.integer({ min: 0, max: 1 }) }),
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('trigger' as const), back: fc.integer({ min: 0, max: 1_500 }) }) },
+  );
+}
+
+/** The drawn steps on the clock from `t0`. */
+function toSteps(
+  raw: ReadonlyArray<{ kind: 'reading'; dt: number; v: number; sensor: number } | { kind: 'trigger'; back: number }>,
+  t0: number,
+): Step[] {
+  let t = t0;
+  return raw.map((s) => {
+    if (s.kind === 'reading') {
+      t += s.dt;
+      return { kind: 'reading', t, v: s.v, sensor: s.sensor };
+    }
+    return { kind: 'trigger', t: t - s.back };
+  });
+}
+
 /** Replays the steps into a capture and returns the emitted capture payloads. */
 function run(cfg: CaptureConfig, steps: readonly Step[], slack: number): { events: AgentEvent[]; capacity: number } {
   const events: AgentEvent[] = [];
@@ -132,18 +158,7 @@ describe('capture ring grown on demand', () => {
       if (open) out.push(open.got);
       return out;
     };
-    const step = fc.oneof(
-      {
-        weight: 12,
-        arbitrary: fc.record({
-          kind: fc.constant('reading' as const),
-          dt: fc.integer({ min: -300, max: 400 }),
-          v: fc.integer({ min: -1000, max: 1000 }),
-          sensor: fc.integer({ min: 0, max: 1 }),
-        }),
-      },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('trigger' as const), back: fc.integer({ min: 0, max: 1_500 }) }) },
-    );
+    const step = stepsArb(12, fc.integer({ min: -300, max: 400 }), fc.integer({ min: -1000, max: 1000 }));
     fc.assert(
       fc.property(
         fc.array(step, { minLength: 1, maxLength: 400 }),
@@ -152,14 +167,7 @@ describe('capture ring grown on demand', () => {
         fc.integer({ min: 0, max: 2_000 }),
         (raw, max, before, after) => {
           const cfg: CaptureConfig = { before, after, max_readings: max };
-          let t = 10_000;
-          const steps: Step[] = raw.map((s) => {
-            if (s.kind === 'reading') {
-              t += s.dt;
-              return { kind: 'reading', t, v: s.v, sensor: s.sensor };
-            }
-            return { kind: 'trigger', t: t - s.back };
-          });
+          const steps = toSteps(raw, 10_000);
           const { events } = run(cfg, steps, 1_500);
           const got = events.map((e) => {
             const r = (e.payload as { readings: { t: number[]; value: number[]; sensor: string[] } }).readings;
@@ -173,18 +181,7 @@ describe('capture ring grown on demand', () => {
   });
 
   it('emits the same captures as a ring pre-allocated at the maximum (property)', () => {
-    const step = fc.oneof(
-      {
-        weight: 20,
-        arbitrary: fc.record({
-          kind: fc.constant('reading' as const),
-          dt: fc.integer({ min: 0, max: 400 }),
-          v: fc.double({ noNaN: true }),
-          sensor: fc.integer({ min: 0, max: 1 }),
-        }),
-      },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant('trigger' as const), back: fc.integer({ min: 0, max: 1_500 }) }) },
-    );
+    const step = stepsArb(20, fc.integer({ min: 0, max: 400 }), fc.double({ noNaN: true }));
     fc.assert(
       fc.property(
         fc.array(step, { minLength: 1, maxLength: 600 }),
@@ -192,14 +189,7 @@ describe('capture ring grown on demand', () => {
         fc.integer({ min: 0, max: 2_000 }),
         (raw, before, after) => {
           const cfg: CaptureConfig = { before, after, max_readings: 1_000_000 };
-          let t = 0;
-          const steps: Step[] = raw.map((s) => {
-            if (s.kind === 'reading') {
-              t += s.dt;
-              return { kind: 'reading', t, v: s.v, sensor: s.sensor };
-            }
-            return { kind: 'trigger', t: t - s.back };
-          });
+          const steps = toSteps(raw, 0);
           const { events } = run(cfg, steps, 1_500);
           const got = events.map((e) => (e.payload as { readings: { t: number[] } }).readings.t);
           expect(got).toEqual(expected(cfg, steps));
