@@ -130,7 +130,8 @@ describe('edge-agent run as a process', () => {
     child?.kill('SIGKILL');
   });
 
-  it('on SIGTERM stops the drivers, flushes the store and exits 0 with no accepted reading lost', async () => {
+  /** Runs the agent until its trip, sends `signals` 10 ms apart, and checks a clean, lossless shutdown. */
+  const stopsCleanly = async (signals: NodeJS.Signals[]) => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const dbPath = join(dir.path, 'agent.db');
@@ -142,16 +143,29 @@ describe('edge-agent run as a process', () => {
     child.stdout?.on('data', (d) => (out += d));
     child.stderr?.on('data', (d) => (err += d));
     await waitFor(() => out.includes('asset tripped'), { what: 'the trip in the log', timeoutMs: 20_000 });
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child?.once('exit', resolve));
+    const exited = new Promise<number | null>((resolve) => child?.once('exit', resolve));
+    for (const [i, signal] of signals.entries()) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 10));
+      child.kill(signal);
+    }
+    const code = await exited;
     expect(err).toBe('');
     expect(code).toBe(0);
-    const stopped = out
+    const lines = out
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as { msg: string; readings?: number })
-      .find((l) => l.msg === 'agent stopped');
+      .map((l) => JSON.parse(l) as { msg: string; readings?: number });
+    expect(lines.some((l) => l.msg.startsWith('second signal'))).toBe(false);
+    const stopped = lines.find((l) => l.msg === 'agent stopped');
     expect(stopped?.readings).toBeGreaterThan(1000);
     expect(sumAggregateCounts(dbPath)).toBe(stopped?.readings);
+  };
+
+  it('on SIGTERM stops the drivers, flushes the store and exits 0 with no accepted reading lost', async () => {
+    await stopsCleanly(['SIGTERM']);
+  });
+
+  it('a Ctrl-C that arrives twice within milliseconds (the terminal and `npm start` both deliver it) still shuts down cleanly', async () => {
+    await stopsCleanly(['SIGINT', 'SIGINT']);
   });
 });

@@ -446,13 +446,18 @@ export async function runService(file: string): Promise<void> {
     logger.info({ file }, 'SIGHUP: reloading the config');
     void service.reload();
   });
-  let signals = 0;
+  // A terminal's Ctrl-C reaches every process of the foreground group, and a wrapper (npm, tsx) relays
+  // it too, so one keypress can arrive twice within milliseconds: only a signal more than a second
+  // after the first means "stop waiting".
+  let firstSignalAt = 0;
   const shutdown = (signal: string) => {
-    if (signals++ > 0) {
+    if (firstSignalAt > 0) {
+      if (Date.now() - firstSignalAt < 1000) return;
       logger.warn({ signal }, 'second signal: exiting without waiting');
       logger.flush();
       process.exit(1);
     }
+    firstSignalAt = Date.now();
     logger.info({ signal }, 'shutting down');
     service.stop().then(
       () => {
