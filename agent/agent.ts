@@ -9,7 +9,7 @@ import type { AgentConfig } from './config/schema.js';
 import { ControlPlane } from './control/control.js';
 import type { MqttControl } from './control/mqtt.js';
 import { SetpointStore } from './control/setpoints.js';
-import type { ActuatorDriver, BoundSensor, SourceCounter, SourceDriver } from './driver.js';
+import { type ActuatorDriver, type BoundSensor, bindSensor, type SourceCounter, type SourceDriver } from './driver.js';
 import type { DeviceErrorKind, DeviceHealth } from './health.js';
 import { Interlocks, type RestoredLatch } from './interlock.js';
 import { LatchJournal } from './latch-journal.js';
@@ -189,7 +189,7 @@ export class Agent {
       const sensors: BoundSensor[] = this.config.assets.flatMap((asset) =>
         asset.sensors
           .filter((s) => s.source === src.id)
-          .map((s) => ({ ...s, asset: asset.id, slot: slots.get(asset.id)?.get(s.id) as number })),
+          .map((s) => bindSensor(s, asset.id, slots.get(asset.id)?.get(s.id) as number)),
       );
       const one: Reading[] = [];
       const counters: Record<SourceCounter, number> = { readings: 0, errors: 0, malformed: 0, reconnects: 0, dropped: 0 };

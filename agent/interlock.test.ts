@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
-import type { ActuatorCommand, ActuatorDriver, ActuatorResult, BoundSensor } from './driver.js';
+import { type ActuatorCommand, type ActuatorDriver, type ActuatorResult, type BoundSensor, bindSensor } from './driver.js';
 import { Interlocks } from './interlock.js';
 import { Pipeline } from './pipeline.js';
 import { makeReading } from './reading.js';
@@ -71,7 +71,7 @@ function harness(config: AgentConfig, result: () => Promise<ActuatorResult> = ()
   const pipeline = new Pipeline(config, interlocks, emit);
   interlocks.start();
   const sensors = new Map<string, BoundSensor>(
-    config.assets[0]?.sensors.map((s) => [s.id, { ...s, asset: 'pump' }] as const) ?? [],
+    config.assets[0]?.sensors.map((s) => [s.id, bindSensor(s, 'pump')] as const) ?? [],
   );
   return {
     calls,

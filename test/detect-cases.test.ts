@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
 import { ControlPlane } from '../agent/control/control.js';
-import type { ActuatorDriver } from '../agent/driver.js';
+import { type ActuatorDriver, bindSensor } from '../agent/driver.js';
 import { Interlocks } from '../agent/interlock.js';
 import { Pipeline } from '../agent/pipeline.js';
 import { makeReading } from '../agent/reading.js';
@@ -82,7 +82,7 @@ async function runCase(dir: string) {
     const quality = (get('quality') ?? 'good') as Quality;
     if (!QUALITIES.includes(quality)) throw new Error(`bad quality in ${line}`);
     const s = metric.get(`${asset}/${sensor}`);
-    const bound = s ? { ...s, asset } : undefined;
+    const bound = s ? bindSensor(s, asset) : undefined;
     const r: Reading = bound
       ? makeReading(bound, Number(get('value')), t, clock, quality)
       : {

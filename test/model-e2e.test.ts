@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
-import type { ActuatorDriver, BoundSensor } from '../agent/driver.js';
+import { type ActuatorDriver, type BoundSensor, bindSensor } from '../agent/driver.js';
 import { Interlocks } from '../agent/interlock.js';
 import { createModelControl } from '../agent/model/control.js';
 import { ModelService, modelOptionsFromConfig } from '../agent/model/service.js';
@@ -90,7 +90,7 @@ async function plant() {
   cleanups.push(() => service.stop());
   const pipeline = new Pipeline(config, interlocks, emit, Date.now, { model: { service, logger: silent } });
   await service.start();
-  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   return { dir: dir.path, dbPath, config, store, pipeline, service, calls, sensors };
 }
 

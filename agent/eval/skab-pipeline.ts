@@ -8,7 +8,7 @@
  */
 import { pino } from 'pino';
 import { type AgentConfig, configSchema } from '../config/schema.js';
-import type { BoundSensor } from '../driver.js';
+import { type BoundSensor, bindSensor } from '../driver.js';
 import { Interlocks } from '../interlock.js';
 import { Pipeline } from '../pipeline.js';
 import { makeReading } from '../reading.js';
@@ -134,7 +134,7 @@ export function replaySkabFile(run: SkabRun, config: AgentConfig): SkabReplay {
     return id;
   });
   const predictions = new Map(ids.map((id) => [id, new Uint8Array(Math.max(0, run.length - SKAB_FIT_ROWS))]));
-  const sensors: BoundSensor[] = config.assets[0]?.sensors.map((s) => ({ ...s, asset: 'pump' })) ?? [];
+  const sensors: BoundSensor[] = config.assets[0]?.sensors.map((s) => bindSensor(s, 'pump')) ?? [];
   const batch: Reading[] = new Array(SKAB_CHANNELS.length);
   for (let r = 0; r < run.length; r++) {
     const t = run.times[r] as number;

@@ -21,7 +21,7 @@ import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { BoundSensor } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
@@ -87,7 +87,7 @@ export async function inProcess(rate: number, seconds: number): Promise<BenchRow
     const emit = store.append.bind(store);
     const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent, Date.now, config.detectors);
     const pipeline = new Pipeline(config, interlocks, emit);
-    const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+    const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
     const hot = sensors[0] as BoundSensor; // pump-0/temperature
     const background = sensors.slice(1);
 
@@ -199,7 +199,7 @@ interlocks: [{ asset: pump-0, reassert_every: 0, fail_safe: { policy: none }, ac
     await agent.start();
     const a = agent;
     const bound = new Map<string, BoundSensor>();
-    for (const asset of config.assets) for (const s of asset.sensors) bound.set(`${asset.id}/${s.id}`, { ...s, asset: asset.id });
+    for (const asset of config.assets) for (const s of asset.sensors) bound.set(`${asset.id}/${s.id}`, bindSensor(s, asset.id));
     const input = await connect(url, 'bench-agent-input');
     clients.push(input);
     await input.subscribeAsync('agent/readings', { qos: 1 });

@@ -12,7 +12,7 @@ import { AdaptiveDetector } from '../../agent/detectors/adaptive/detector.js';
 import type { AdaptiveConfig } from '../../agent/detectors/adaptive/types.js';
 import type { ScalarDetector } from '../../agent/detectors/common.js';
 import { createDetector, type ScalarConfig } from '../../agent/detectors/registry.js';
-import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import { type ActuatorDriver, type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { type SensorWindows, WindowEngine } from '../../agent/judge/engine.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -53,7 +53,7 @@ async function build(actuator: ActuatorDriver) {
   const cfg = res.config;
   const interlocks = new Interlocks(cfg.interlocks, new Map([['stop', actuator]]), () => {}, silent, Date.now, cfg.detectors);
   const pipeline = new Pipeline(cfg, interlocks, () => {});
-  const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   return { pipeline, interlocks, sensors, config: cfg };
 }
 

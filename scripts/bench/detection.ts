@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
-import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import { type ActuatorDriver, type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
@@ -60,7 +60,7 @@ async function build(actuator: ActuatorDriver) {
   };
   const interlocks = new Interlocks(cfg.interlocks, new Map([['stop', actuator]]), emit, silent);
   const pipeline = new Pipeline(cfg, interlocks, emit);
-  const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   return { pipeline, interlocks, sensors, events: () => events };
 }
 

@@ -11,7 +11,7 @@ import { MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { BoundSensor, SourceContext } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor, type SourceContext } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import type { AgentEvent, Reading } from '../../agent/types.js';
@@ -39,7 +39,7 @@ async function pipelineFor(yaml: string): Promise<{ config: AgentConfig; pipelin
 
 function context(config: AgentConfig, sourceId: string, pipeline: Pipeline): SourceContext & { readings: number } {
   const sensors: BoundSensor[] = config.assets.flatMap((a) =>
-    a.sensors.filter((s) => s.source === sourceId).map((s) => ({ ...s, asset: a.id })),
+    a.sensors.filter((s) => s.source === sourceId).map((s) => bindSensor(s, a.id)),
   );
   const ctx = {
     id: sourceId,

@@ -15,7 +15,7 @@ import { closeSync, fdatasyncSync, mkdirSync, openSync, rmSync, writeSync } from
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
-import type { BoundSensor } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { LatchJournal } from '../../agent/latch-journal.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -52,7 +52,7 @@ export const failsafe: BenchSection = {
     // data/ is on the disk the store would use; /tmp may be tmpfs, where fdatasync costs nothing.
     const dir = join('data', `bench-failsafe-${process.pid}`);
     mkdirSync(dir, { recursive: true });
-    const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+    const sensors: BoundSensor[] = cfg.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
     const hot = sensors[0] as BoundSensor;
     const background = sensors.slice(1);
     const stopOff: number[] = [];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { ActuatorDriver, BoundSensor } from '../../agent/driver.js';
+import { type ActuatorDriver, type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { EventStore } from '../../agent/store/store.js';
@@ -49,7 +49,7 @@ async function build(assets: number, dbPath: string, actuator: ActuatorDriver) {
   await store.open();
   const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), (e) => store.append(e), silent);
   const pipeline = new Pipeline(config, interlocks, (e) => store.append(e));
-  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   return { config, store, interlocks, pipeline, sensors };
 }
 

@@ -26,7 +26,7 @@ import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseConfig } from '../../agent/config/load.js';
-import type { BoundSensor } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { makeReading } from '../../agent/reading.js';
@@ -185,7 +185,7 @@ async function plantLoad(
   const emit = (ev: Parameters<EventStore['append']>[0]) => store.append(ev);
   const interlocks = new Interlocks(config.interlocks, new Map([['stop', actuator]]), emit, silent);
   const pipeline = new Pipeline(config, interlocks, emit);
-  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   const start = Date.now();
   const gen = new SignalGenerator(sensors, { seed: 5, rate: READINGS_PER_S / sensors.length, faults: [] }, start);
   const hot = sensors.find((s) => s.asset === 'pump-0' && s.id === 'temperature') as BoundSensor;

@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
-import type { BoundSensor } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { readCardFile } from '../../agent/model/card.js';
 import { createRunner, type RunnerKind } from '../../agent/model/runner.js';
@@ -163,7 +163,7 @@ async function stopLatency(kind: RunnerKind): Promise<BenchRow[]> {
   });
   const pipeline = new Pipeline(config, interlocks, emit, Date.now, { model: { service, logger: silent } });
   await service.start();
-  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => ({ ...s, asset: a.id })));
+  const sensors: BoundSensor[] = config.assets.flatMap((a) => a.sensors.map((s) => bindSensor(s, a.id)));
   const gen = new SignalGenerator(sensors, { seed: 3, rate: 10, faults: [] }, Date.UTC(2026, 0, 1));
   const hot = sensors.find((s) => s.asset === 'pump-0' && s.id === 'temperature') as BoundSensor;
   const active = service.current as NonNullable<typeof service.current>;

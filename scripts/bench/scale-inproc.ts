@@ -8,7 +8,7 @@
  */
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
-import type { BoundSensor } from '../../agent/driver.js';
+import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { Pipeline } from '../../agent/pipeline.js';
 import { sensorSlots } from '../../agent/reading.js';
@@ -33,7 +33,7 @@ const pipeline = new Pipeline(config, new Interlocks(config.interlocks, new Map(
 });
 const slots = sensorSlots(config.assets);
 const sensors: BoundSensor[] = config.assets.flatMap((a) =>
-  a.sensors.map((s) => ({ ...s, asset: a.id, slot: slots.get(a.id)?.get(s.id) as number })),
+  a.sensors.map((s) => bindSensor(s, a.id, slots.get(a.id)?.get(s.id) as number)),
 );
 let readings = 0;
 const ctx = {

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../agent/config/load.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
-import type { ActuatorCommand, ActuatorDriver, ActuatorResult, BoundSensor } from '../../agent/driver.js';
+import {
+  type ActuatorCommand,
+  type ActuatorDriver,
+  type ActuatorResult,
+  type BoundSensor,
+  bindSensor,
+} from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
 import { LatchJournal } from '../../agent/latch-journal.js';
 import { Pipeline } from '../../agent/pipeline.js';
@@ -84,7 +90,7 @@ export class Plant {
     readonly config: AgentConfig,
     readonly dir: string,
   ) {
-    for (const a of config.assets) for (const s of a.sensors) this.sensors.set(`${a.id}/${s.id}`, { ...s, asset: a.id });
+    for (const a of config.assets) for (const s of a.sensors) this.sensors.set(`${a.id}/${s.id}`, bindSensor(s, a.id));
   }
 
   /** Starts (or, after `crash()`, restarts) the interlocks as the agent does: journal, restore, start. */
