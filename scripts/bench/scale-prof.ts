@@ -2,7 +2,8 @@
  * One load step of the scale bench for profiling (not part of `npm run bench`): the compiled agent (dist/, or
  * SCALE_BIN) at RATE readings/s for SECONDS with NODE_FLAGS passed to it (e.g. `--cpu-prof --cpu-prof-dir=DIR`,
  * `--trace-gc`), and each process's CPU (agent, broker, load generator) over the measured seconds, so that a
- * saturated machine shows as such. `tsx scripts/bench/scale-prof.ts [rate] [seconds]`; SKIP_BUILD=1 reuses dist/.
+ * saturated machine shows as such, and when each trip over 20 ms was sent. `tsx scripts/bench/scale-prof.ts [rate] [seconds]`;
+ * SKIP_BUILD=1 reuses dist/.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -26,7 +27,14 @@ try {
     who === 'relay'
       ? await startRelay(broker)
       : await startAgent(dir.path, broker, sensors, process.env.SCALE_BIN ? resolve(process.env.SCALE_BIN) : undefined);
-  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: 3 };
+  // SCALE_TRIPS (trips/s) and SCALE_WARMUP (s) change the load's defaults, for diagnosis only: the bench keeps its own.
+  const o = {
+    rate,
+    seconds,
+    sensors,
+    trips_per_s: Number(process.env.SCALE_TRIPS ?? Math.min(50, Math.max(1, sensors / 4))),
+    warmup_s: Number(process.env.SCALE_WARMUP ?? 3),
+  };
   const gen = generate(broker, sys, o);
   await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
   const pids = { system: sys.proc.pid as number, broker: brokerPid, generator: gen.proc.pid as number };
@@ -80,6 +88,12 @@ try {
     .sort((a, b) => b[1] - a[1]);
   process.stdout.write(`system threads, % of one core: ${busy.map(([k, v]) => `${k} ${v.toFixed(0)}%`).join(', ')}\n`);
   process.stdout.write(`latencies > 20 ms: ${res.latencies_ms.filter((x) => x > 20).length} of ${res.latencies_ms.length}\n`);
+  // When they came: seconds after the first slow trip's send, and its latency (episodes show as clusters).
+  const slow = res.slow ?? [];
+  const first = slow[0]?.[0] ?? 0;
+  process.stdout.write(
+    `slow trips (s:ms): ${slow.map(([t, ms]) => `${((t - first) / 1e6).toFixed(2)}:${ms.toFixed(0)}`).join(' ')}\n`,
+  );
   await sys.stop();
   if (process.env.SCALE_PROF_DIR) tail(process.env.SCALE_PROF_DIR, res.slow ?? []);
 } finally {
