@@ -2,7 +2,7 @@
  * One load step of the scale bench for profiling (not part of `npm run bench`): the compiled agent (dist/, or
  * SCALE_BIN) at RATE readings/s for SECONDS with NODE_FLAGS passed to it (e.g. `--cpu-prof --cpu-prof-dir=DIR`,
  * `--trace-gc`), and each process's CPU (agent, broker, load generator) over the measured seconds, so that a
- * saturated machine shows as such, and when each trip over 20 ms was sent. `tsx scripts/bench/scale-prof.ts [rate] [seconds]`;
+ * saturated machine shows as such, and when each trip over 20 ms (SCALE_SLOW_MS) was sent. `tsx scripts/bench/scale-prof.ts [rate] [seconds]`;
  * SKIP_BUILD=1 reuses dist/.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -34,6 +34,7 @@ try {
     sensors,
     trips_per_s: Number(process.env.SCALE_TRIPS ?? Math.min(50, Math.max(1, sensors / 4))),
     warmup_s: Number(process.env.SCALE_WARMUP ?? 3),
+    slow_ms: Number(process.env.SCALE_SLOW_MS ?? 20),
   };
   const gen = generate(broker, sys, o);
   await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
@@ -51,6 +52,9 @@ try {
   const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, procStat(p).cpu]));
   const t0 = performance.now();
   const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  // The machine's own CPU ticks (all CPUs): a VM's steal shows the host taking cores away.
+  const cpuTicks = () => readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const ticks0 = cpuTicks();
   // sample until the generator exits
   let after: Record<string, number> = before;
   let t1 = t0;
@@ -79,15 +83,21 @@ try {
     Object.keys(pids).map((k) => [k, `${((((after[k] as number) - (before[k] as number)) / el) * 100).toFixed(0)}%`]),
   );
   const s = Float64Array.from(res.latencies_ms).sort();
+  const dt = cpuTicks().map((v, i) => v - (ticks0[i] ?? 0));
+  const all = dt.reduce((a, b) => a + b, 0) || 1;
+  // /proc/stat order: user nice system idle iowait irq softirq steal
+  const share = (i: number) => `${(((dt[i] ?? 0) / all) * 100).toFixed(1)}%`;
   process.stdout.write(
-    `${who} ${rate}/s ${seconds}s: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} max ${s.at(-1)?.toFixed(1)} ms, ${res.stops}/${res.trips} stops, lost ${res.lost}, sent ${res.sent_per_s}/s, lag max ${res.lag_max_ms} ms; CPU of one core over ${el.toFixed(1)} s: ${JSON.stringify(cpu)}; loadavg ${load0} → ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
+    `${who} ${rate}/s ${seconds}s: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} max ${s.at(-1)?.toFixed(1)} ms, ${res.stops}/${res.trips} stops, lost ${res.lost}, sent ${res.sent_per_s}/s, lag max ${res.lag_max_ms} ms; CPU of one core over ${el.toFixed(1)} s: ${JSON.stringify(cpu)}; loadavg ${load0} → ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; machine idle ${share(3)}, steal ${share(7)}\n`,
   );
   const busy = Object.entries(th1)
     .map(([k, v]) => [k, ((v - (th0[k] ?? 0)) / el) * 100] as const)
     .filter(([, v]) => v >= 1)
     .sort((a, b) => b[1] - a[1]);
   process.stdout.write(`system threads, % of one core: ${busy.map(([k, v]) => `${k} ${v.toFixed(0)}%`).join(', ')}\n`);
-  process.stdout.write(`latencies > 20 ms: ${res.latencies_ms.filter((x) => x > 20).length} of ${res.latencies_ms.length}\n`);
+  process.stdout.write(
+    `latencies > ${o.slow_ms} ms: ${res.latencies_ms.filter((x) => x > o.slow_ms).length} of ${res.latencies_ms.length}\n`,
+  );
   // When they came: seconds after the first slow trip's send, and its latency (episodes show as clusters).
   const slow = res.slow ?? [];
   const first = slow[0]?.[0] ?? 0;

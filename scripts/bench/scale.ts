@@ -134,9 +134,12 @@ export async function startAgent(
     cfg,
     `${scaleConfig({ sensors, mqttPort: broker.port, apiPort, dbPath: join(dir, `scale-${apiPort}.db`), prefix })}${process.env.SCALE_AGENT_EXTRA ?? ''}\n`,
   );
+  const args = [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg];
+  // SCALE_AGENT_NICE: the agent's nice value from its start, every thread (what `Nice=` in the systemd unit does).
+  const nice = process.env.SCALE_AGENT_NICE;
   const proc = spawn(
-    process.execPath,
-    [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg],
+    nice ? 'nice' : process.execPath,
+    nice ? ['-n', nice, process.execPath, ...args] : args,
     {
       cwd: ROOT,
       // SCALE_AGENT_STDOUT: a file for the agent's stdout (e.g. `--trace-gc` output in NODE_FLAGS).
@@ -188,7 +191,7 @@ export async function startRelay(broker: Mosquitto): Promise<System> {
 export function generate(
   broker: Mosquitto,
   sys: Pick<System, 'prefix'>,
-  o: { rate: number; seconds: number; sensors: number; trips_per_s: number; warmup_s: number },
+  o: { rate: number; seconds: number; sensors: number; trips_per_s: number; warmup_s: number; slow_ms?: number },
 ): { proc: ChildProcess; result: Promise<LoadResult> } {
   const args = {
     url: `mqtt://127.0.0.1:${broker.port}`,
@@ -237,6 +240,33 @@ export function latencyFigures(r: LoadResult): { p50: number; p99: number; p999:
   return { p50: percentile(s, 50), p99: percentile(s, 99), p999: percentile(s, 99.9) };
 }
 
+interface RoundsResult {
+  /** Medians over the rounds. */
+  readonly latency: { p50: number; p99: number; p999: number };
+  readonly stops: number;
+  readonly trips: number;
+  readonly lost: number;
+  readonly cpuUsPerReading: number;
+  readonly rssMb: number;
+  /** Each round's latency figures, in run order. */
+  readonly rounds: ReadonlyArray<{ p50: number; p99: number; p999: number }>;
+}
+
+/** One system's rounds at one load: the median of each figure, the stops and losses summed. */
+function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; rssMb: number }>): RoundsResult {
+  const med = (xs: number[]) => percentile(Float64Array.from(xs).sort(), 50);
+  const lat = runs.map(latencyFigures);
+  return {
+    latency: { p50: med(lat.map((l) => l.p50)), p99: med(lat.map((l) => l.p99)), p999: med(lat.map((l) => l.p999)) },
+    stops: runs.reduce((a, r) => a + r.stops, 0),
+    trips: runs.reduce((a, r) => a + r.trips, 0),
+    lost: runs.reduce((a, r) => a + r.lost, 0),
+    cpuUsPerReading: med(runs.map((r) => r.cpuUsPerReading)),
+    rssMb: med(runs.map((r) => r.rssMb)),
+    rounds: lat,
+  };
+}
+
 /** A load the system sustains: p99 ≤ 100 ms, no stop lost, and the generator kept up (so the rate was real). */
 function sustained(r: LoadResult, rate: number): boolean {
   return r.lost === 0 && r.stops > 0 && latencyFigures(r).p99 <= 100 && r.sent_per_s >= rate * 0.95;
@@ -248,6 +278,7 @@ export const scale: BenchSection = {
   async run() {
     const rates = list(process.env.SCALE_RATES, [1000, 5000, 20_000, 50_000]);
     const seconds = Number(process.env.SCALE_SECONDS ?? 20);
+    const rounds = Math.max(1, Number(process.env.SCALE_ROUNDS ?? 3));
     const ramp = list(process.env.SCALE_RAMP, [20_000, 35_000, 50_000, 65_000, 80_000, 95_000]);
     const idleSensors = Number(process.env.SCALE_IDLE_SENSORS ?? 2000);
     const baseline = process.env.SCALE_BASELINE_BIN ? resolve(process.env.SCALE_BASELINE_BIN) : undefined;
@@ -279,25 +310,36 @@ export const scale: BenchSection = {
 
       for (const rate of rates) {
         const sensors = Math.max(1, Math.round(rate / HZ));
-        const results: Record<string, Awaited<ReturnType<typeof drive>>> = {};
+        type Run = Awaited<ReturnType<typeof drive>>;
+        const runs: Record<string, Run[]> = {};
         const starts = [startRelay, ...bins.map((bin) => (b: Mosquitto) => startAgent(dir.path, b, sensors, bin))];
-        for (const start of starts) {
-          const sys = await start(broker);
-          try {
-            results[sys.name] = await drive(broker, sys, rate, seconds, sensors);
-          } finally {
-            await sys.stop();
+        // Rounds alternate the order (relay first, then last, ...) so that the machine's drift over the
+        // minutes of a step weighs on every system alike; each figure is the median over the rounds.
+        for (let n = 0; n < rounds; n++) {
+          for (const start of n % 2 === 0 ? starts : [...starts].reverse()) {
+            const sys = await start(broker);
+            let r: Run;
+            try {
+              r = await drive(broker, sys, rate, seconds, sensors);
+            } finally {
+              await sys.stop();
+            }
+            (runs[sys.name] ??= []).push(r);
+            const l = latencyFigures(r);
+            process.stderr.write(
+              `  ${rate}/s ${sys.name}${rounds > 1 ? ` (round ${n + 1}/${rounds})` : ''}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB\n`,
+            );
           }
-          const r = results[sys.name] as Awaited<ReturnType<typeof drive>>;
-          const l = latencyFigures(r);
-          process.stderr.write(
-            `  ${rate}/s ${sys.name}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB\n`,
-          );
         }
-        const relay = results['bare mqtt.js relay'] as Awaited<ReturnType<typeof drive>>;
-        const agent = results['agent as shipped'] as Awaited<ReturnType<typeof drive>>;
-        const rl = latencyFigures(relay);
-        const al = latencyFigures(agent);
+        const results = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, overRounds(v)]));
+        const relay = results['bare mqtt.js relay'] as RoundsResult;
+        const agent = results['agent as shipped'] as RoundsResult;
+        const rl = relay.latency;
+        const al = agent.latency;
+        const perRound = (k: 'p50' | 'p99' | 'p999') =>
+          rounds > 1
+            ? `; per round, agent / relay: ${agent.rounds.map((a, i) => `${round(a[k])} / ${round(relay.rounds[i]?.[k] ?? Number.NaN)}`).join(', ')}`
+            : '';
         const vs = (name: string, v: number, base: number) => ({
           baseline: { name, value: round(base), ratio: round(v / base) },
         });
@@ -312,12 +354,12 @@ export const scale: BenchSection = {
             name: `${label}: reading → stop ${p}, agent as shipped`,
             value: round(a),
             unit: 'ms',
-            note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}`,
+            note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${perRound(p === 'p99.9' ? 'p999' : p)}`,
             ...vs('bare relay', a, b),
           });
         const base = baseline ? results[`baseline agent (${baseline})`] : undefined;
         if (base) {
-          const bl = latencyFigures(base);
+          const bl = base.latency;
           rows.push({
             section: S,
             name: `${label}: reading → stop p99, agent as shipped vs the baseline build`,

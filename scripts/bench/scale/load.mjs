@@ -8,11 +8,12 @@
 //   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s }
 // Output on stdout, one JSON line when done:
 //   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms,
-//     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above 20 ms }
+//     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above slow_ms (default 20) }
 import mqtt from 'mqtt';
 
 const o = JSON.parse(process.argv[2]);
 const lost_after_ms = 5_000;
+const slow_ms = o.slow_ms ?? 20;
 /** Bytes waiting in the socket's write buffer above which the generator stops publishing until it drains:
  * readings the broker cannot take are not counted as sent (they show up as lag), and the generator's own
  * memory stays bounded under overload. */
@@ -77,7 +78,8 @@ client.on('message', (topic, payload) => {
     latencies.push(now - sentAt[i]);
     stops++;
     // The slow ones with their send time on the monotonic clock (µs, as CPU profiles stamp samples).
-    if (now - sentAt[i] > 20 && slow.length < 5000) slow.push([Math.round((sentAt[i] - now) * 1000 + monoUs()), now - sentAt[i]]);
+    if (now - sentAt[i] > slow_ms && slow.length < 5000)
+      slow.push([Math.round((sentAt[i] - now) * 1000 + monoUs()), now - sentAt[i]]);
   }
   state[i] = 3;
   stoppedAt[i] = now;
