@@ -47,6 +47,24 @@ describe('systemd unit', () => {
   });
 });
 
+describe('the node runtime the unit sets', () => {
+  it('NODE_OPTIONS leaves one V8 helper thread (issue 20): three threads fewer than Node by default', () => {
+    const unit = readFileSync(UNIT, 'utf8');
+    const options = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1];
+    expect(options).toBe('--v8-pool-size=1');
+    // Node starts its V8 helper threads at launch: count this process's threads once it runs.
+    const threads = (nodeOptions: string) =>
+      Number(
+        execFileSync(
+          process.execPath,
+          ['-e', "setTimeout(() => console.log(require('fs').readdirSync('/proc/self/task').length), 100)"],
+          { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
+        ).trim(),
+      );
+    expect(threads('') - threads(options as string)).toBe(3);
+  });
+});
+
 describe('install and uninstall scripts', () => {
   it('parse with bash -n', () => {
     for (const s of ['scripts/install.sh', 'scripts/uninstall.sh']) execFileSync('bash', ['-n', s]);

@@ -100,6 +100,12 @@ export function scaleConfig(opts: {
   return `${lines.join('\n')}\n`;
 }
 
+/** The `Environment=NODE_OPTIONS=…` of systemd/edge-agent.service: how the agent runs as shipped. */
+export function unitNodeOptions(): string {
+  const unit = readFileSync(join(ROOT, 'systemd', 'edge-agent.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+}
+
 /** A system under test: a running process subscribed to `<prefix>/+/temperature`. */
 export interface System {
   readonly name: string;
@@ -125,6 +131,8 @@ export async function startAgent(
   broker: Mosquitto,
   sensors: number,
   bin = DEFAULT_BIN,
+  /** Run it with the systemd unit's NODE_OPTIONS, as shipped (false: plain node, for an A/B). */
+  withUnitOptions = process.env.SCALE_UNIT_NODE_OPTIONS !== 'off',
 ): Promise<System & { apiPort: number }> {
   const apiPort = await freePort();
   const prefix = `agent${apiPort}`;
@@ -137,15 +145,15 @@ export async function startAgent(
   const args = [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg];
   // SCALE_AGENT_NICE: the agent's nice value from its start, every thread (what `Nice=` in the systemd unit does).
   const nice = process.env.SCALE_AGENT_NICE;
-  const proc = spawn(
-    nice ? 'nice' : process.execPath,
-    nice ? ['-n', nice, process.execPath, ...args] : args,
-    {
-      cwd: ROOT,
-      // SCALE_AGENT_STDOUT: a file for the agent's stdout (e.g. `--trace-gc` output in NODE_FLAGS).
-      stdio: ['ignore', process.env.SCALE_AGENT_STDOUT ? openSync(process.env.SCALE_AGENT_STDOUT, 'a') : 'ignore', 'pipe'],
-    },
-  );
+  // As shipped: with the NODE_OPTIONS the systemd unit sets (SCALE_UNIT_NODE_OPTIONS=off leaves them out).
+  const unitOptions = withUnitOptions ? unitNodeOptions() : '';
+  const nodeOptions = [unitOptions, process.env.NODE_OPTIONS ?? ''].filter(Boolean).join(' ');
+  const proc = spawn(nice ? 'nice' : process.execPath, nice ? ['-n', nice, process.execPath, ...args] : args, {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+    // SCALE_AGENT_STDOUT: a file for the agent's stdout (e.g. `--trace-gc` output in NODE_FLAGS).
+    stdio: ['ignore', process.env.SCALE_AGENT_STDOUT ? openSync(process.env.SCALE_AGENT_STDOUT, 'a') : 'ignore', 'pipe'],
+  });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -161,7 +169,10 @@ export async function startAgent(
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    name: bin === DEFAULT_BIN ? 'agent as shipped' : `baseline agent (${bin})`,
+    name:
+      bin === DEFAULT_BIN && withUnitOptions
+        ? 'agent as shipped'
+        : `baseline agent (${bin}${withUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`,
     prefix,
     proc,
     apiPort,
@@ -282,7 +293,13 @@ export const scale: BenchSection = {
     const ramp = list(process.env.SCALE_RAMP, [20_000, 35_000, 50_000, 65_000, 80_000, 95_000]);
     const idleSensors = Number(process.env.SCALE_IDLE_SENSORS ?? 2000);
     const baseline = process.env.SCALE_BASELINE_BIN ? resolve(process.env.SCALE_BASELINE_BIN) : undefined;
-    const bins = baseline ? [DEFAULT_BIN, baseline] : [DEFAULT_BIN];
+    // SCALE_BASELINE_UNIT_OPTIONS=off: the baseline runs without the unit's NODE_OPTIONS (with SCALE_BASELINE_BIN
+    // = dist/bin/edge-agent.js, an A/B of the options alone).
+    const baselineUnitOptions = process.env.SCALE_BASELINE_UNIT_OPTIONS !== 'off';
+    const agents = [{ bin: DEFAULT_BIN, unit: true }, ...(baseline ? [{ bin: baseline, unit: baselineUnitOptions }] : [])];
+    const baselineName = baseline
+      ? `baseline agent (${baseline}${baselineUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`
+      : undefined;
     const S = 'scale';
     const rows: BenchRow[] = [];
     build();
@@ -290,15 +307,15 @@ export const scale: BenchSection = {
     const broker = await startMosquitto({ persistence: false });
     try {
       // Idle footprint with the plant configured and nothing arriving yet (before the fail-safe's silence).
-      for (const bin of bins) {
-        const agent = await startAgent(dir.path, broker, idleSensors, bin);
+      for (const { bin, unit } of agents) {
+        const agent = await startAgent(dir.path, broker, idleSensors, bin, unit);
         await new Promise((r) => setTimeout(r, 10_000));
         const rss = procStat(agent.proc.pid as number).rssMb;
         await agent.stop();
         const budget = 100 + (20 * idleSensors) / 1024;
         rows.push({
           section: S,
-          name: `idle RSS, ${bin === DEFAULT_BIN ? 'compiled agent' : agent.name} with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
+          name: `idle RSS, ${agent.name === 'agent as shipped' ? 'compiled agent' : agent.name} with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
           value: round(rss, 1),
           unit: 'MB',
           baseline: { name: 'budget', value: round(budget, 1), ratio: round(rss / budget) },
@@ -312,7 +329,14 @@ export const scale: BenchSection = {
         const sensors = Math.max(1, Math.round(rate / HZ));
         type Run = Awaited<ReturnType<typeof drive>>;
         const runs: Record<string, Run[]> = {};
-        const starts = [startRelay, ...bins.map((bin) => (b: Mosquitto) => startAgent(dir.path, b, sensors, bin))];
+        const starts = [
+          startRelay,
+          ...agents.map(
+            ({ bin, unit }) =>
+              (b: Mosquitto) =>
+                startAgent(dir.path, b, sensors, bin, unit),
+          ),
+        ];
         // Rounds alternate the order (relay first, then last, ...) so that the machine's drift over the
         // minutes of a step weighs on every system alike; each figure is the median over the rounds.
         for (let n = 0; n < rounds; n++) {
@@ -357,7 +381,7 @@ export const scale: BenchSection = {
             note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${perRound(p === 'p99.9' ? 'p999' : p)}`,
             ...vs('bare relay', a, b),
           });
-        const base = baseline ? results[`baseline agent (${baseline})`] : undefined;
+        const base = baselineName ? results[baselineName] : undefined;
         if (base) {
           const bl = base.latency;
           rows.push({
