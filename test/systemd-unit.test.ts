@@ -5,6 +5,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { unitNodeOptions } from '../scripts/bench/scale.js';
 
 const UNIT = 'systemd/edge-agent.service';
 const hasAnalyze = !spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).error;
@@ -49,8 +50,7 @@ describe('systemd unit', () => {
 
 describe('the node runtime the unit sets', () => {
   it('NODE_OPTIONS leaves one V8 helper thread (issue 20): three threads fewer than Node by default', () => {
-    const unit = readFileSync(UNIT, 'utf8');
-    const options = /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1];
+    const options = unitNodeOptions();
     expect(options).toBe('--v8-pool-size=1');
     // Node starts its V8 helper threads at launch: count this process's threads once it runs.
     const threads = (nodeOptions: string) =>
@@ -61,7 +61,7 @@ describe('the node runtime the unit sets', () => {
           { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
         ).trim(),
       );
-    expect(threads('') - threads(options as string)).toBe(3);
+    expect(threads('') - threads(options)).toBe(3);
   });
 });
 

@@ -106,6 +106,12 @@ export function unitNodeOptions(): string {
   return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
 }
 
+/** How the bench names an agent it starts: the shipped one, or a baseline (another build, or plain `node`). */
+export function agentName(bin: string, withUnitOptions: boolean): string {
+  if (bin === DEFAULT_BIN && withUnitOptions) return 'agent as shipped';
+  return `baseline agent (${bin}${withUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`;
+}
+
 /** A system under test: a running process subscribed to `<prefix>/+/temperature`. */
 export interface System {
   readonly name: string;
@@ -169,10 +175,7 @@ export async function startAgent(
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    name:
-      bin === DEFAULT_BIN && withUnitOptions
-        ? 'agent as shipped'
-        : `baseline agent (${bin}${withUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`,
+    name: agentName(bin, withUnitOptions),
     prefix,
     proc,
     apiPort,
@@ -297,9 +300,7 @@ export const scale: BenchSection = {
     // = dist/bin/edge-agent.js, an A/B of the options alone).
     const baselineUnitOptions = process.env.SCALE_BASELINE_UNIT_OPTIONS !== 'off';
     const agents = [{ bin: DEFAULT_BIN, unit: true }, ...(baseline ? [{ bin: baseline, unit: baselineUnitOptions }] : [])];
-    const baselineName = baseline
-      ? `baseline agent (${baseline}${baselineUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`
-      : undefined;
+    const baselineName = baseline ? agentName(baseline, baselineUnitOptions) : undefined;
     const S = 'scale';
     const rows: BenchRow[] = [];
     build();
