@@ -95,6 +95,10 @@ try {
     .filter(([, v]) => v >= 1)
     .sort((a, b) => b[1] - a[1]);
   process.stdout.write(`system threads, % of one core: ${busy.map(([k, v]) => `${k} ${v.toFixed(0)}%`).join(', ')}\n`);
+  const firstTrips = Float64Array.from(res.first_latencies_ms ?? []).sort();
+  process.stdout.write(
+    `first trips after start (the warm-up's): ${firstTrips.length}, p50 ${firstTrips[Math.floor(firstTrips.length / 2)]?.toFixed(2)} max ${firstTrips.at(-1)?.toFixed(1)} ms\n`,
+  );
   process.stdout.write(
     `latencies > ${o.slow_ms} ms: ${res.latencies_ms.filter((x) => x > o.slow_ms).length} of ${res.latencies_ms.length}\n`,
   );

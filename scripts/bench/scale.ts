@@ -48,6 +48,8 @@ export interface LoadResult {
   readonly refused: number;
   readonly lag_max_ms: number;
   readonly latencies_ms: number[];
+  /** Latencies of the trips sent during the warm-up (the first trips after the system started: the cold path). */
+  readonly first_latencies_ms: number[];
   /** Latencies above 20 ms: [sent at (µs, monotonic clock as in CPU profiles), latency ms]. */
   readonly slow?: Array<[number, number]>;
 }
@@ -103,13 +105,19 @@ export function scaleConfig(opts: {
 /** The `Environment=NODE_OPTIONS=…` of systemd/edge-agent.service: how the agent runs as shipped. */
 export function unitNodeOptions(): string {
   const unit = readFileSync(join(ROOT, 'systemd', 'edge-agent.service'), 'utf8');
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+  // `Environment=NODE_OPTIONS=a` or, with spaces, `Environment="NODE_OPTIONS=a b"`.
+  return /^Environment=("?)NODE_OPTIONS=(.*)\1$/m.exec(unit)?.[2]?.trim() ?? '';
 }
 
-/** How the bench names an agent it starts: the shipped one, or a baseline (another build, or plain `node`). */
-export function agentName(bin: string, withUnitOptions: boolean): string {
-  if (bin === DEFAULT_BIN && withUnitOptions) return 'agent as shipped';
-  return `baseline agent (${bin}${withUnitOptions ? '' : ", without the unit's NODE_OPTIONS"})`;
+/** The NODE_OPTIONS an agent runs with by default: the unit's, as shipped (SCALE_UNIT_NODE_OPTIONS=off: none). */
+export function defaultNodeOptions(): string {
+  return process.env.SCALE_UNIT_NODE_OPTIONS === 'off' ? '' : unitNodeOptions();
+}
+
+/** How the bench names an agent it starts: the shipped one, or a baseline (another build, or other NODE_OPTIONS). */
+export function agentName(bin: string, nodeOptions: string): string {
+  if (bin === DEFAULT_BIN && nodeOptions === unitNodeOptions()) return 'agent as shipped';
+  return `baseline agent (${bin}, NODE_OPTIONS '${nodeOptions}')`;
 }
 
 /** A system under test: a running process subscribed to `<prefix>/+/temperature`. */
@@ -137,8 +145,8 @@ export async function startAgent(
   broker: Mosquitto,
   sensors: number,
   bin = DEFAULT_BIN,
-  /** Run it with the systemd unit's NODE_OPTIONS, as shipped (false: plain node, for an A/B). */
-  withUnitOptions = process.env.SCALE_UNIT_NODE_OPTIONS !== 'off',
+  /** NODE_OPTIONS to run it with: the systemd unit's, as shipped, unless an A/B asks for others. */
+  options = defaultNodeOptions(),
 ): Promise<System & { apiPort: number }> {
   const apiPort = await freePort();
   const prefix = `agent${apiPort}`;
@@ -151,9 +159,7 @@ export async function startAgent(
   const args = [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), bin, 'run', '--config', cfg];
   // SCALE_AGENT_NICE: the agent's nice value from its start, every thread (what `Nice=` in the systemd unit does).
   const nice = process.env.SCALE_AGENT_NICE;
-  // As shipped: with the NODE_OPTIONS the systemd unit sets (SCALE_UNIT_NODE_OPTIONS=off leaves them out).
-  const unitOptions = withUnitOptions ? unitNodeOptions() : '';
-  const nodeOptions = [unitOptions, process.env.NODE_OPTIONS ?? ''].filter(Boolean).join(' ');
+  const nodeOptions = [options, process.env.NODE_OPTIONS ?? ''].filter(Boolean).join(' ');
   const proc = spawn(nice ? 'nice' : process.execPath, nice ? ['-n', nice, process.execPath, ...args] : args, {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: nodeOptions },
@@ -175,7 +181,7 @@ export async function startAgent(
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    name: agentName(bin, withUnitOptions),
+    name: agentName(bin, options),
     prefix,
     proc,
     apiPort,
@@ -229,6 +235,9 @@ export function generate(
   return { proc, result };
 }
 
+/** Seconds of load (with trips) before the measured seconds of {@link drive}. */
+const DRIVE_WARMUP_S = 3;
+
 /** Runs the generator against a system for `seconds` at `rate` readings/s; returns its result and the system's CPU/RSS. */
 export async function drive(
   broker: Mosquitto,
@@ -237,7 +246,7 @@ export async function drive(
   seconds: number,
   sensors = Math.max(1, Math.round(rate / HZ)),
 ): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number }> {
-  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: 3 };
+  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: DRIVE_WARMUP_S };
   const pid = sys.proc.pid as number;
   const gen = generate(broker, sys, o);
   // CPU is counted from the end of the generator's warm-up to the end of its run.
@@ -262,6 +271,8 @@ interface RoundsResult {
   readonly lost: number;
   readonly cpuUsPerReading: number;
   readonly rssMb: number;
+  /** The warm-up's trips (the cold path): the median over rounds of their p99, and how many there were in all. */
+  readonly first: { p99: number; n: number };
   /** Each round's latency figures, in run order. */
   readonly rounds: ReadonlyArray<{ p50: number; p99: number; p999: number }>;
 }
@@ -277,6 +288,10 @@ function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; 
     lost: runs.reduce((a, r) => a + r.lost, 0),
     cpuUsPerReading: med(runs.map((r) => r.cpuUsPerReading)),
     rssMb: med(runs.map((r) => r.rssMb)),
+    first: {
+      p99: med(runs.map((r) => percentile(Float64Array.from(r.first_latencies_ms).sort(), 99))),
+      n: runs.reduce((a, r) => a + r.first_latencies_ms.length, 0),
+    },
     rounds: lat,
   };
 }
@@ -296,11 +311,16 @@ export const scale: BenchSection = {
     const ramp = list(process.env.SCALE_RAMP, [20_000, 35_000, 50_000, 65_000, 80_000, 95_000]);
     const idleSensors = Number(process.env.SCALE_IDLE_SENSORS ?? 2000);
     const baseline = process.env.SCALE_BASELINE_BIN ? resolve(process.env.SCALE_BASELINE_BIN) : undefined;
-    // SCALE_BASELINE_UNIT_OPTIONS=off: the baseline runs without the unit's NODE_OPTIONS (with SCALE_BASELINE_BIN
-    // = dist/bin/edge-agent.js, an A/B of the options alone).
-    const baselineUnitOptions = process.env.SCALE_BASELINE_UNIT_OPTIONS !== 'off';
-    const agents = [{ bin: DEFAULT_BIN, unit: true }, ...(baseline ? [{ bin: baseline, unit: baselineUnitOptions }] : [])];
-    const baselineName = baseline ? agentName(baseline, baselineUnitOptions) : undefined;
+    // The baseline's NODE_OPTIONS: SCALE_BASELINE_NODE_OPTIONS if given ('' for none), else the unit's. With
+    // SCALE_BASELINE_BIN=dist/bin/edge-agent.js, an A/B of the options alone.
+    // (SCALE_BASELINE_UNIT_OPTIONS=off, as in earlier runs: none.)
+    const baselineOptions =
+      process.env.SCALE_BASELINE_NODE_OPTIONS ?? (process.env.SCALE_BASELINE_UNIT_OPTIONS === 'off' ? '' : defaultNodeOptions());
+    const agents = [
+      { bin: DEFAULT_BIN, options: defaultNodeOptions() },
+      ...(baseline ? [{ bin: baseline, options: baselineOptions }] : []),
+    ];
+    const baselineName = baseline ? agentName(baseline, baselineOptions) : undefined;
     const S = 'scale';
     const rows: BenchRow[] = [];
     build();
@@ -308,8 +328,8 @@ export const scale: BenchSection = {
     const broker = await startMosquitto({ persistence: false });
     try {
       // Idle footprint with the plant configured and nothing arriving yet (before the fail-safe's silence).
-      for (const { bin, unit } of agents) {
-        const agent = await startAgent(dir.path, broker, idleSensors, bin, unit);
+      for (const { bin, options } of agents) {
+        const agent = await startAgent(dir.path, broker, idleSensors, bin, options);
         await new Promise((r) => setTimeout(r, 10_000));
         const rss = procStat(agent.proc.pid as number).rssMb;
         await agent.stop();
@@ -333,9 +353,9 @@ export const scale: BenchSection = {
         const starts = [
           startRelay,
           ...agents.map(
-            ({ bin, unit }) =>
+            ({ bin, options }) =>
               (b: Mosquitto) =>
-                startAgent(dir.path, b, sensors, bin, unit),
+                startAgent(dir.path, b, sensors, bin, options),
           ),
         ];
         // Rounds alternate the order (relay first, then last, ...) so that the machine's drift over the
@@ -382,6 +402,14 @@ export const scale: BenchSection = {
             note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${perRound(p === 'p99.9' ? 'p999' : p)}`,
             ...vs('bare relay', a, b),
           });
+        rows.push({
+          section: S,
+          name: `${label}: reading → stop p99 of the first trips after start (the warm-up's, not counted above), agent as shipped`,
+          value: round(agent.first.p99),
+          unit: 'ms',
+          note: `${agent.first.n} trips sent in the ${DRIVE_WARMUP_S} s warm-ups, relay ${relay.first.n}${rounds > 1 ? `; median of ${rounds} rounds` : ''}`,
+          ...vs('bare relay', agent.first.p99, relay.first.p99),
+        });
         const base = baselineName ? results[baselineName] : undefined;
         if (base) {
           const bl = base.latency;
