@@ -5,7 +5,9 @@
  * the young generation stays at its initial size; once the agent runs ({@link startupDone}) V8's own
  * growth is restored, because under load a 1 MB young generation means dozens of scavenges a second
  * (measured: 7 times the GC time of the grown one at 5k readings/s). So it grows only when readings do.
- * A `--max-semi-space-size` or `--semi-space-growth-factor` on the node command line is respected.
+ * A `--max-semi-space-size` (the systemd unit sets 32 MB in NODE_OPTIONS) only raises the ceiling it may
+ * grow to, so it composes with this; a `--min-semi-space-size` or `--semi-space-growth-factor` on the node
+ * command line or in NODE_OPTIONS is respected (left alone).
  *
  * Evaluated first by the compiled bin/edge-agent.js and the CLI, before the other modules load. Node
  * resets V8's flags when a worker thread comes online, so {@link keepAfterWorkerStarts} applies it again.
@@ -13,8 +15,8 @@
 import v8 from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 
-const chosenOnCommandLine = process.execArgv.some((a) =>
-  /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(a),
+const chosenOnCommandLine = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) =>
+  /^--min[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(a),
 );
 let startingUp = !chosenOnCommandLine;
 
