@@ -49,18 +49,21 @@ describe('systemd unit', () => {
 });
 
 describe('the node runtime the unit sets', () => {
+  /** The number a script prints when a real node process runs it with these NODE_OPTIONS. */
+  const printed = (nodeOptions: string, script: string) =>
+    Number(
+      execFileSync(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: nodeOptions },
+      }).trim(),
+    );
+
   it('NODE_OPTIONS leaves one V8 helper thread (issue 20): three threads fewer than Node by default', () => {
     const options = unitNodeOptions();
     expect(options.split(' ')).toContain('--v8-pool-size=1');
     // Node starts its V8 helper threads at launch: count this process's threads once it runs.
     const threads = (nodeOptions: string) =>
-      Number(
-        execFileSync(
-          process.execPath,
-          ['-e', "setTimeout(() => console.log(require('fs').readdirSync('/proc/self/task').length), 100)"],
-          { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
-        ).trim(),
-      );
+      printed(nodeOptions, "setTimeout(() => console.log(require('fs').readdirSync('/proc/self/task').length), 100)");
     expect(threads('') - threads(options)).toBe(3);
   });
 
@@ -69,18 +72,12 @@ describe('the node runtime the unit sets', () => {
     expect(options.split(' ')).toContain('--max-semi-space-size=32');
     // Short-lived garbage with some survivors, as readings make: V8 grows the young generation to its ceiling.
     const grown = (nodeOptions: string) =>
-      Number(
-        execFileSync(
-          process.execPath,
-          [
-            '-e',
-            `let keep = [];
-             for (let i = 0; i < 3e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 200000) keep = []; }
-             const s = require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
-             console.log(s.space_size / 1048576);`,
-          ],
-          { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
-        ).trim(),
+      printed(
+        nodeOptions,
+        `let keep = [];
+         for (let i = 0; i < 3e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 200000) keep = []; }
+         const s = require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+         console.log(s.space_size / 1048576);`,
       );
     expect(grown('')).toBeLessThan(64); // 2 × 16 MB on a 64-bit machine with memory to spare
     expect(grown(options)).toBe(64);
