@@ -114,9 +114,12 @@ export function defaultNodeOptions(): string {
   return process.env.SCALE_UNIT_NODE_OPTIONS === 'off' ? '' : unitNodeOptions();
 }
 
-/** How the bench names an agent it starts: the shipped one, or a baseline (another build, or other NODE_OPTIONS). */
+/**
+ * How the bench names an agent it starts: the shipped one (this build with the default options, which
+ * SCALE_UNIT_NODE_OPTIONS=off empties), or a baseline (another build, or other NODE_OPTIONS).
+ */
 export function agentName(bin: string, nodeOptions: string): string {
-  if (bin === DEFAULT_BIN && nodeOptions === unitNodeOptions()) return 'agent as shipped';
+  if (bin === DEFAULT_BIN && nodeOptions === defaultNodeOptions()) return 'agent as shipped';
   return `baseline agent (${bin}, NODE_OPTIONS '${nodeOptions}')`;
 }
 
