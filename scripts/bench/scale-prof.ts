@@ -11,6 +11,7 @@ import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { build } from '../build.js';
 import { generate, latencyFigures, procStat, startAgent, startRelay } from './scale.js';
+import { percentile } from './types.js';
 
 const rate = Number(process.argv[2] ?? 20_000);
 const seconds = Number(process.argv[3] ?? 20);
@@ -97,7 +98,7 @@ try {
   process.stdout.write(`system threads, % of one core: ${busy.map(([k, v]) => `${k} ${v.toFixed(0)}%`).join(', ')}\n`);
   const firstTrips = Float64Array.from(res.first_latencies_ms ?? []).sort();
   process.stdout.write(
-    `first trips after start (the warm-up's): ${firstTrips.length}, p50 ${firstTrips[Math.floor(firstTrips.length / 2)]?.toFixed(2)} max ${firstTrips.at(-1)?.toFixed(1)} ms\n`,
+    `first trips after start (the warm-up's): ${firstTrips.length}, p50 ${percentile(firstTrips, 50).toFixed(2)} max ${firstTrips.at(-1)?.toFixed(1)} ms\n`,
   );
   process.stdout.write(
     `latencies > ${o.slow_ms} ms: ${res.latencies_ms.filter((x) => x > o.slow_ms).length} of ${res.latencies_ms.length}\n`,
