@@ -58,11 +58,12 @@ export type PipelineConfig = Pick<AgentConfig, 'detectors' | 'assets' | 'aggrega
 export interface PipelineOptions {
   readonly model?: { readonly service: ModelService; readonly logger: Logger };
   /**
-   * The live agent: due windows of at most `perReading` sensors close with a reading, the rest
-   * `perTurn` sensors at a time in later event-loop turns (setImmediate), so that I/O and the next
-   * readings run between. Without it (replays, tests) closing depends on the readings only.
+   * The live agent: due windows of at most `perReading` sensors close with a reading, the rest in later
+   * event-loop turns (setImmediate), `perTurn` sensors at a time for at most `turnMs` of each turn, so
+   * that I/O and the next readings run between. Without it (replays, tests) closing depends on the
+   * readings only.
    */
-  readonly spreadCloses?: { readonly perReading: number; readonly perTurn: number };
+  readonly spreadCloses?: { readonly perReading: number; readonly perTurn: number; readonly turnMs: number };
 }
 
 interface SensorState {
@@ -200,7 +201,10 @@ export class Pipeline {
       let scheduled = false;
       const turn = () => {
         scheduled = false;
-        if (!this.engine.sweep(spread.perTurn) && !scheduled) {
+        const until = performance.now() + spread.turnMs;
+        let done = this.engine.sweep(spread.perTurn);
+        while (!done && performance.now() < until) done = this.engine.sweep(spread.perTurn);
+        if (!done && !scheduled) {
           scheduled = true;
           setImmediate(turn);
         }

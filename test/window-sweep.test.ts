@@ -4,6 +4,7 @@
  * following readings. The windows' contents are the same as if all had closed at once.
  */
 import { describe, expect, it } from 'vitest';
+import { SPREAD_CLOSES } from '../agent/agent.js';
 import { CLOSE_BUDGET, WindowEngine } from '../agent/judge/engine.js';
 import { F } from '../agent/judge/features.js';
 import type { ClosedWindow } from '../agent/judge/windows.js';
@@ -13,8 +14,10 @@ interface Closed {
   start: number;
   count: number;
   mean: number;
-  /** Index of the reading during whose add() the window closed. */
+  /** Index of the reading during whose add() (or in the turn after which) the window closed. */
   at: number;
+  /** Closed by a turn's sweep, not by a reading. */
+  inTurn: boolean;
 }
 
 /** n sensors of one source at 10 Hz, one 10 s tumbling window each, for `seconds`; value = sensor + t/1000. */
@@ -33,10 +36,18 @@ function run(
   }
   const closed: Closed[] = [];
   let at = 0;
+  let inTurn = false;
   const sensors = Array.from({ length: n }, (_, i) => {
     const sw = engine.sensor('broker');
     engine.window(sw, { type: 'tumbling', size: 10_000 } as never, (w: ClosedWindow) =>
-      closed.push({ sensor: i, start: w.start, count: w.features[F.count] as number, mean: w.features[F.mean] as number, at }),
+      closed.push({
+        sensor: i,
+        start: w.start,
+        count: w.features[F.count] as number,
+        mean: w.features[F.mean] as number,
+        at,
+        inTurn,
+      }),
     );
     return sw;
   });
@@ -48,7 +59,11 @@ function run(
       engine.add(sensors[i] as (typeof sensors)[number], t, i + t / 1000, true);
       at++;
       // The live agent's event-loop turn: the unfinished sweep continues without a reading.
-      if (spread && at % spread.turnEvery === 0) engine.sweep(spread.perTurn);
+      if (spread && at % spread.turnEvery === 0) {
+        inTurn = true;
+        engine.sweep(spread.perTurn);
+        inTurn = false;
+      }
     }
   return { closed, readings: at, pending };
 }
@@ -85,15 +100,21 @@ describe('window closing spread over readings', () => {
     expect(closed.filter((c) => c.start === 0).map((c) => c.sensor)).toEqual(Array.from({ length: CLOSE_BUDGET }, (_, i) => i));
   });
 
-  it('as in the live agent, a few closes per reading and the rest between turns give the same windows', () => {
+  it('as in the live agent (SPREAD_CLOSES), no close with a reading, all between turns, the same windows', () => {
     const n = 1000;
-    const { closed, pending } = run(n, 35, { perReading: 2, perTurn: 32, turnEvery: 20 });
+    const { closed, pending } = run(n, 35, {
+      perReading: SPREAD_CLOSES.perReading,
+      perTurn: SPREAD_CLOSES.perTurn,
+      turnEvery: 5,
+    });
+    expect(SPREAD_CLOSES.perReading).toBe(0);
     expect(pending).toBeGreaterThan(0);
     expect(closed).toHaveLength(3 * n);
-    const perReading = new Map<number, number>();
-    for (const c of closed) perReading.set(c.at, (perReading.get(c.at) ?? 0) + 1);
-    // A reading carries at most 2 closes, plus the turn's 32 when a turn follows it.
-    expect(Math.max(...perReading.values())).toBeLessThanOrEqual(2 + 32);
+    // Every close ran in a turn, none inside a reading's add(); a turn closes at most perTurn sensors' windows.
+    expect(closed.every((c) => c.inTurn)).toBe(true);
+    const perTurn = new Map<number, number>();
+    for (const c of closed) perTurn.set(c.at, (perTurn.get(c.at) ?? 0) + 1);
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(SPREAD_CLOSES.perTurn);
     for (const c of closed) {
       expect(c.count).toBe(100);
       const offset = Math.floor((c.sensor * 100) / n);

@@ -7,6 +7,7 @@
  * source's handler only (readings are not passed to the pipeline).
  */
 import { pino } from 'pino';
+import { SPREAD_CLOSES } from '../../agent/agent.js';
 import { parseConfig } from '../../agent/config/load.js';
 import { type BoundSensor, bindSensor } from '../../agent/driver.js';
 import { Interlocks } from '../../agent/interlock.js';
@@ -29,7 +30,7 @@ const emit = (_: AgentEvent) => {
   events++;
 };
 const pipeline = new Pipeline(config, new Interlocks(config.interlocks, new Map(), emit, silent), emit, Date.now, {
-  spreadCloses: { perReading: 2, perTurn: 8 },
+  spreadCloses: SPREAD_CLOSES,
 });
 const slots = sensorSlots(config.assets);
 const sensors: BoundSensor[] = config.assets.flatMap((a) =>
