@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
 import { safetyWarnings } from '../agent/config/semantic.js';
-import { LatchJournal } from '../agent/latch-journal.js';
+import { LatchJournal, RELEASE_SYNC_MS } from '../agent/latch-journal.js';
 import { PLANT_YAML, Plant, plantConfig } from './helpers/plant.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -205,6 +205,53 @@ describe('hazard: a crash right after a trip forgets it', () => {
     const fresh = new LatchJournal(join(dir.path, 'state', 'new', 'agent.db.latches'));
     expect(fresh.open().latched.size).toBe(0);
     fresh.close();
+  });
+
+  it('a trip is flushed at once; a release is written at once and flushed within RELEASE_SYNC_MS or with the next trip', async () => {
+    const path = join(dir.path, 'flush.latches');
+    const j = new LatchJournal(path);
+    j.open();
+    const rec = (asset: string) => ({
+      asset,
+      detector: 'd',
+      sensor: 's',
+      severity: 'critical',
+      value: 1,
+      reading_event_time: 1,
+      decided_at: 2,
+      commands: [],
+    });
+    // The device flushes run on the real thread pool: wait (up to 1 s of real time) for their callbacks.
+    const synced = async (n: number) => {
+      const until = performance.now() + 1_000;
+      while (j.stats.syncs < n && performance.now() < until) await new Promise((r) => setImmediate(r));
+      return j.stats.syncs;
+    };
+    j.tripped(rec('a'));
+    expect(await synced(1)).toBe(1);
+    j.released('a', 'alice', 3);
+    // Written (a process crash keeps it), not flushed yet.
+    expect(readFileSync(path, 'utf8')).toContain('"op":"release"');
+    expect(await synced(2)).toBe(1);
+    vi.advanceTimersByTime(RELEASE_SYNC_MS);
+    expect(await synced(2)).toBe(2);
+    // A trip's flush covers a release written before it: one flush for both, no deferred one left.
+    j.released('a', 'bob', 4);
+    j.tripped(rec('b'));
+    expect(await synced(3)).toBe(3);
+    vi.advanceTimersByTime(RELEASE_SYNC_MS);
+    expect(await synced(4)).toBe(3);
+    // durable() flushes a waiting release at once.
+    j.released('b', 'carol', 5);
+    await j.durable();
+    expect(j.stats.syncs).toBe(4);
+    expect(j.stats.errors).toBe(0);
+    j.close();
+    const reopened = new LatchJournal(path);
+    const { latched, released } = reopened.open();
+    expect(latched.size).toBe(0);
+    expect([...released.keys()].sort()).toEqual(['a', 'b']);
+    reopened.close();
   });
 });
 
