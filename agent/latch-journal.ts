@@ -138,7 +138,7 @@ export class LatchJournal {
     closeSync(fd);
   }
 
-  /** Tripped: written and flushed now. Returns whether the record was written. */
+  /** Writes the record; a trip is flushed now, a release by `released()`'s timer. Returns whether it was written. */
   private append(line: Line): boolean {
     const fd = this.fd;
     if (fd === undefined) return false;

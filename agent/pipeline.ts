@@ -202,8 +202,9 @@ export class Pipeline {
       const turn = () => {
         scheduled = false;
         const until = performance.now() + spread.turnMs;
-        let done = this.engine.sweep(spread.perTurn);
-        while (!done && performance.now() < until) done = this.engine.sweep(spread.perTurn);
+        let done: boolean;
+        do done = this.engine.sweep(spread.perTurn);
+        while (!done && performance.now() < until);
         if (!done && !scheduled) {
           scheduled = true;
           setImmediate(turn);

@@ -14,7 +14,7 @@
  * milliseconds instead of stalling every reading behind it. A window's features come from the
  * buffered readings inside its bounds, so closing it a few readings later gives the same result;
  * with CLOSE_BUDGET or fewer sensors per source nothing is deferred. The live agent goes further
- * (`closeBudget`, `onPending`, `sweep`): a few closes per reading, the rest between event-loop turns.
+ * (`closeBudget` 0, `onPending`, `sweep`): no close with a reading, all between event-loop turns.
  */
 
 import type { WindowConfig } from './window-schema.js';
