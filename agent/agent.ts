@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { loadActuator, loadSource } from '../drivers/index.js';
+import { Aftermath } from './aftermath.js';
 import type { AgentConfig } from './config/schema.js';
 import { ControlPlane } from './control/control.js';
 import type { MqttControl } from './control/mqtt.js';
@@ -79,6 +80,7 @@ export class Agent {
   private readonly actuators = new Map<string, ActuatorDriver>();
   private readonly now: () => number;
   private readonly emit: (ev: AgentEvent) => void;
+  private readonly aftermath: Aftermath;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -104,10 +106,16 @@ export class Agent {
       memoryBuffer: s.memory_buffer,
       gatewayId: config.gateway.id,
     });
-    const emit = (ev: AgentEvent): void => {
+    const deliver = (ev: AgentEvent): void => {
       this.store.append(ev);
       for (const tap of this.eventTaps) tap(ev);
     };
+    // Events wait, in order, while the records of a command just sent are held (agent/aftermath.ts).
+    const aftermath = new Aftermath((err) =>
+      this.logger.error({ err: (err as Error).message }, 'recording what followed a command failed'),
+    );
+    this.aftermath = aftermath;
+    const emit = (ev: AgentEvent): void => aftermath.run(() => deliver(ev));
     this.emit = emit;
     this.store.alarmSink = emit;
     const journalPath = s.latch_journal ?? (s.path === ':memory:' ? undefined : `${s.path}.latches`);
@@ -125,7 +133,7 @@ export class Agent {
       logger.child({ component: 'interlock' }),
       this.now,
       config.detectors,
-      this.journal ? { journal: this.journal } : {},
+      this.journal ? { journal: this.journal, aftermath } : { aftermath },
     );
     const m = config.model;
     if (m) {
@@ -439,6 +447,7 @@ export class Agent {
       this.learned.stop();
       await this.model?.stop().catch((err: Error) => this.logger.warn({ err: err.message }, 'model stop failed'));
       this.interlocks.stop();
+      this.aftermath.flush();
       this.journal?.close();
       for (const [id, a] of this.actuators) {
         await a.stop().catch((err: Error) => this.logger.warn({ actuator: id, err: err.message }, 'actuator stop failed'));

@@ -4,10 +4,12 @@
  */
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Aftermath, HOLD_MS } from './aftermath.js';
 import { parseConfig } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
 import { type ActuatorCommand, type ActuatorDriver, type ActuatorResult, type BoundSensor, bindSensor } from './driver.js';
 import { Interlocks } from './interlock.js';
+import type { LatchJournal } from './latch-journal.js';
 import { Pipeline } from './pipeline.js';
 import { makeReading } from './reading.js';
 import type { AgentEvent, Quality } from './types.js';
@@ -116,6 +118,48 @@ describe('interlock', () => {
       ['horn', 'trip', true],
     ]);
     expect(results[0]).toHaveProperty('acked_at');
+  });
+
+  it('with an aftermath: the stop goes at once, its records follow HOLD_MS later in order (journal, trip, anomaly), and an ack keeps them before its own', async () => {
+    const config = await configWith('reassert_every: 0');
+    const seq: string[] = [];
+    const calls: Harness['calls'] = [];
+    const actuators = new Map([['stop', recorder('stop', calls, () => Promise.resolve({ ok: true }))]]);
+    const journal = {
+      tripped: (r: { asset: string }) => seq.push(`journal:tripped:${r.asset}`),
+      released: (asset: string) => seq.push(`journal:released:${asset}`),
+    } as unknown as LatchJournal;
+    const aftermath = new Aftermath((err) => {
+      throw err;
+    });
+    const emit = (e: AgentEvent) => aftermath.run(() => seq.push(`${e.kind}:${(e.payload as { type?: string }).type ?? ''}`));
+    const interlocks = new Interlocks(config.interlocks, actuators, emit, silent, Date.now, config.detectors, {
+      journal,
+      aftermath,
+    });
+    const pipeline = new Pipeline(config, interlocks, emit);
+    interlocks.start();
+    const temp = bindSensor(config.assets[0]?.sensors[0] as AgentConfig['assets'][number]['sensors'][number], 'pump');
+    pipeline.ingest([makeReading(temp, 120, Date.now(), Date.now(), 'good')]);
+    expect(calls.map((c) => c.command)).toEqual(['stop']);
+    expect(interlocks.state('pump')).toBe('tripped');
+    expect(seq).toEqual([]);
+    // The release within the hold: its command goes at once, its records after the trip's.
+    pipeline.ingest([makeReading(temp, 50, Date.now(), Date.now(), 'good')]);
+    expect(interlocks.ack('pump', 'alice', 'cli')).toEqual({ ok: true, state: 'running' });
+    expect(calls.map((c) => c.command)).toEqual(['stop', 'reset']);
+    expect(seq).toEqual([]);
+    await vi.advanceTimersByTimeAsync(HOLD_MS);
+    expect(seq).toEqual([
+      'journal:tripped:pump',
+      'action:trip',
+      'anomaly:',
+      'anomaly:',
+      'journal:released:pump',
+      'audit:ack',
+      'action:command_result',
+      'action:command_result',
+    ]);
   });
 
   it('latches: clearing and re-raising does not trip again until acknowledged; then it does', async () => {

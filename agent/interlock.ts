@@ -17,6 +17,8 @@
  *
  * Durability: right after the stop commands of a trip were issued, the decision goes to the latch
  * journal (agent/latch-journal.ts), then the trip event to the store. `restore()` re-latches from it.
+ * With an `aftermath` (the agent's), the records that follow a command (journal lines, events, their
+ * log lines) wait a millisecond after it, in order, so that the command is delivered first.
  *
  * Audit trail (all `kind: 'action'` unless noted), every record carrying the asset as key:
  * - `trip`: reading_event_time, decided_at, commands[{actuator, command, sent_at}]
@@ -30,6 +32,7 @@
  * - `fail_safe` (`kind: 'alarm'`): a watched sensor went silent or bad, or came back
  */
 
+import type { Aftermath } from './aftermath.js';
 import type { DetectorConfig, InterlockConfig } from './config/schema.js';
 import type { ActuatorDriver, ActuatorResult } from './driver.js';
 import type { LatchJournal, LatchRecord } from './latch-journal.js';
@@ -137,6 +140,8 @@ const conditionKey = (detector: string, sensor: string) => `${detector}\u0000${s
 export interface InterlockOptions {
   /** Where trip decisions are made durable (none: tests and tools that do not restart). */
   readonly journal?: LatchJournal;
+  /** Holds the records that follow a command (agent/aftermath.ts); none: they are made at once. */
+  readonly aftermath?: Aftermath;
 }
 
 /** A latch read back at start: from the journal (with its decision) or from the store (asset only). */
@@ -148,16 +153,19 @@ export class Interlocks {
   private failSafeTimer: NodeJS.Timeout | undefined;
   private readonly rateLog: RateLimitedLog;
   private started = false;
+  private readonly emit: (ev: AgentEvent) => void;
 
   constructor(
     interlocks: readonly InterlockConfig[],
     private readonly actuators: ReadonlyMap<string, ActuatorDriver>,
-    private readonly emit: (ev: AgentEvent) => void,
+    emit: (ev: AgentEvent) => void,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
     detectors: readonly DetectorConfig[] = [],
     private readonly opts: InterlockOptions = {},
   ) {
+    const after = opts.aftermath;
+    this.emit = after ? (ev) => after.run(() => emit(ev)) : emit;
     this.rateLog = new RateLimitedLog(60_000, now);
     const t0 = now();
     for (const il of interlocks) {
@@ -378,16 +386,18 @@ export class Interlocks {
     // Act first, record second: every command is on the wire before the first event is built, and the
     // decision is in the journal before the store hears of it.
     const sent = this.send(latch, 'trip');
-    this.opts.journal?.tripped({
-      asset,
-      detector: cause.detector,
-      sensor: cause.sensor,
-      severity: cause.severity,
-      value: Number.isFinite(cause.value) ? cause.value : null,
-      reading_event_time: cause.eventTime,
-      decided_at: decidedAt,
-      commands: sent,
-    });
+    this.record(() =>
+      this.opts.journal?.tripped({
+        asset,
+        detector: cause.detector,
+        sensor: cause.sensor,
+        severity: cause.severity,
+        value: Number.isFinite(cause.value) ? cause.value : null,
+        reading_event_time: cause.eventTime,
+        decided_at: decidedAt,
+        commands: sent,
+      }),
+    );
     this.emit({
       kind: 'action',
       key: asset,
@@ -399,8 +409,15 @@ export class Interlocks {
       },
     });
     this.armReassert(latch);
-    this.logger.warn({ asset, detector: cause.detector, value: cause.value }, 'asset tripped');
+    this.record(() => this.logger.warn({ asset, detector: cause.detector, value: cause.value }, 'asset tripped'));
     return true;
+  }
+
+  /** A record that follows a command: now, or once the aftermath lets it (in order with the events). */
+  private record(make: () => void): void {
+    const after = this.opts.aftermath;
+    if (after) after.run(make);
+    else make();
   }
 
   private suppression(latch: AssetLatch, t: number): 'cooldown' | 'rate_limit' | undefined {
@@ -438,6 +455,8 @@ export class Interlocks {
         (err: Error) => this.recordResult(asset, phase, action.actuator, command, sentAt, false, undefined, err.message),
       );
     }
+    // The commands are on the wire: what they leave to record waits until they are delivered.
+    if (sent.length > 0) this.opts.aftermath?.hold();
     return sent;
   }
 
@@ -583,7 +602,7 @@ export class Interlocks {
     latch.cause = undefined;
     latch.deferredAck = undefined;
     latch.cooldownUntil = at + latch.config.cooldown;
-    if (!latch.config.dry_run) this.opts.journal?.released(asset, by, at);
+    if (!latch.config.dry_run) this.record(() => this.opts.journal?.released(asset, by, at));
     this.emit({
       kind: 'audit',
       key: asset,
@@ -599,7 +618,7 @@ export class Interlocks {
         ...(released.length > 0 ? { released } : {}),
       },
     });
-    this.logger.info({ asset, by, via, deferred }, 'trip acknowledged');
+    this.record(() => this.logger.info({ asset, by, via, deferred }, 'trip acknowledged'));
   }
 
   tripped(): string[] {
