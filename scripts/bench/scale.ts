@@ -83,7 +83,7 @@ export function scaleConfig(opts: {
     `api: { listen: 127.0.0.1:${opts.apiPort} }`,
     'log: { level: warn }',
     'sources:',
-    `  - { id: broker, type: mqtt, url: "${url}", client_id: scale-agent-${opts.apiPort}, subscriptions: [{ topic: "${opts.prefix}/+/+", asset_segment: 1, sensor_segment: 2, value_path: value, time_path: ts, time_format: epoch_ms }] }`,
+    `  - { id: broker, type: mqtt, url: "${url}", client_id: scale-agent-${opts.apiPort}, subscriptions: [{ topic: "${opts.prefix}/+/temperature", asset_segment: 1, sensor_segment: 2, value_path: value, time_path: ts, time_format: epoch_ms }] }`,
     'actuators:',
     `  - { id: stop, type: mqtt-publish, url: "${url}", client_id: scale-agent-cmd-${opts.apiPort}, command_topic: "${opts.prefix}/{asset}/command", ack_topic: "${opts.prefix}-ack" }`,
     'assets:',
