@@ -2,7 +2,8 @@
  * One test (or group) per hazard in docs/safety.md, named after it, driving the real Interlocks, Pipeline
  * and latch journal (fake timers; real files). Hazards proven elsewhere name their test in docs/safety.md.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
@@ -205,6 +206,14 @@ describe('hazard: a crash right after a trip forgets it', () => {
     const fresh = new LatchJournal(join(dir.path, 'state', 'new', 'agent.db.latches'));
     expect(fresh.open().latched.size).toBe(0);
     fresh.close();
+  });
+
+  it('a journal path that is not a regular file (a pipe, a device) is refused, and left as it was', () => {
+    const path = join(dir.path, 'pipe.latches');
+    execFileSync('mkfifo', [path]);
+    const j = new LatchJournal(path);
+    expect(() => j.open()).toThrow(/is not a regular file/);
+    expect(statSync(path).isFIFO()).toBe(true);
   });
 
   it('a trip is flushed at once; a release is written at once and flushed within RELEASE_SYNC_MS or with the next trip', async () => {

@@ -40,7 +40,7 @@ export const storeSchema = z
     }),
     latch_journal: z.string().optional().meta({
       description:
-        'Latch journal: each trip is written here right after its stop commands left (write(2) in the same tick, then fdatasync(2) off the main thread) and read back at start, so the latch and the stop survive a crash. Default: <path>.latches (none for :memory:)',
+        'Latch journal, a regular file (a device or pipe is refused): each trip is written here 1 ms after its stop commands left (write(2), then fdatasync(2) off the main thread) and read back at start, so the latch and the stop survive a crash. Default: <path>.latches (none for :memory:)',
     }),
     startup_check: z.enum(['quick', 'none']).default('quick').meta({
       description:
