@@ -3,9 +3,12 @@
  * SCALE_BIN) at RATE readings/s for SECONDS with NODE_FLAGS passed to it (e.g. `--cpu-prof --cpu-prof-dir=DIR`,
  * `--trace-gc`), and each process's CPU (agent, broker, load generator) over the measured seconds, so that a
  * saturated machine shows as such, and when each trip over 20 ms (SCALE_SLOW_MS) was sent. `tsx scripts/bench/scale-prof.ts [rate] [seconds]`;
- * SKIP_BUILD=1 reuses dist/.
+ * SKIP_BUILD=1 reuses dist/. SCALE_TRACE=1 also splits each trip's latency between the processes
+ * (scripts/bench/scale/trace.mjs preloaded into the system and the generator): generator → system, in the
+ * system (socket read → stop written), system → generator, and how long the system's event loop stayed busy
+ * after each stop.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
@@ -23,6 +26,15 @@ const brokerPid = Number(
   readdirSync('/proc').find((p) => /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(broker.dir)),
 );
 const sensors = Math.round(rate / 10);
+const traceDir = process.env.SCALE_TRACE ? join(dir.path, 'trace') : undefined;
+if (traceDir) {
+  mkdirSync(traceDir);
+  // Inherited by the system and the generator (their spawns pass process.env on).
+  process.env.SCALE_TRACE_DIR = traceDir;
+  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--import ${join(import.meta.dirname, 'scale', 'trace.mjs')}`]
+    .filter(Boolean)
+    .join(' ');
+}
 try {
   const sys =
     who === 'relay'
@@ -110,10 +122,58 @@ try {
     `slow trips (s:ms): ${slow.map(([t, ms]) => `${((t - first) / 1e6).toFixed(2)}:${ms.toFixed(0)}`).join(' ')}\n`,
   );
   await sys.stop();
+  if (traceDir) process.stdout.write(traceReport(traceDir));
   if (process.env.SCALE_PROF_DIR) tail(process.env.SCALE_PROF_DIR, res.slow ?? []);
 } finally {
   await broker.stop();
   dir.remove();
+}
+
+/** Each trip's latency split between the processes, from the marks scale/trace.mjs wrote (µs). */
+function traceReport(traceDir: string): string {
+  type Trace = { marks: Array<[string, string, number]>; busyAfterStop: number[]; gc: Array<[number, number]> };
+  const read = (f: string) => JSON.parse(readFileSync(join(traceDir, f), 'utf8')) as Trace;
+  const files = readdirSync(traceDir);
+  const genFile = files.find((f) => f.startsWith('load.mjs-'));
+  const sysFile = files.find((f) => f.startsWith('edge-agent.js-') || f.startsWith('relay.mjs-'));
+  if (!genFile || !sysFile) return `trace: no marks (files: ${files.join(', ') || 'none'})\n`;
+  const gen = read(genFile);
+  const sys = read(sysFile);
+  const byAsset = (t: Trace, kind: string) => {
+    const m = new Map<string, number[]>();
+    for (const [a, k, at] of t.marks) if (k === kind) m.set(a, [...(m.get(a) ?? []), at]);
+    return m;
+  };
+  const sent = byAsset(gen, 'out-reading');
+  const read_ = byAsset(sys, 'in-reading');
+  const wrote = byAsset(sys, 'out-stop');
+  const got = byAsset(gen, 'in-stop');
+  const seg: number[][] = [[], [], [], []];
+  const rows: number[][] = [];
+  for (const [asset, times] of sent)
+    for (const t0 of times) {
+      const t1 = read_.get(asset)?.find((t) => t >= t0);
+      const t2 = t1 === undefined ? undefined : wrote.get(asset)?.find((t) => t >= t1);
+      const t3 = t2 === undefined ? undefined : got.get(asset)?.find((t) => t >= t2);
+      if (t1 === undefined || t2 === undefined || t3 === undefined || t3 - t0 > 1e6) continue;
+      const parts = [t1 - t0, t2 - t1, t3 - t2, t3 - t0];
+      for (let i = 0; i < parts.length; i++) seg[i]?.push(parts[i] as number);
+      // A garbage collection pause of the system between the read and the stop.
+      const paused = sys.gc.filter(([at, d]) => at < t2 && at + d > t1).reduce((a, [, d]) => a + d, 0);
+      rows.push([...parts, paused]);
+    }
+  const slowest = rows
+    .sort((a, b) => (b[3] as number) - (a[3] as number))
+    .slice(0, 8)
+    .map((r) => `${r.slice(0, 3).join('/')}${r[4] ? ` (GC ${r[4]})` : ''}`);
+  const fig = (xs: number[]) => {
+    const a = Float64Array.from(xs).sort();
+    return `p50 ${percentile(a, 50).toFixed(0)} p90 ${percentile(a, 90).toFixed(0)} p99 ${percentile(a, 99).toFixed(0)}`;
+  };
+  const gcMs = (sys.gc.reduce((a, [, d]) => a + d, 0) / 1000).toFixed(0);
+  const gcMax = (Math.max(0, ...sys.gc.map(([, d]) => d)) / 1000).toFixed(1);
+  const names = ['generator → system', 'in the system (read → stop written)', 'system → generator', 'total'];
+  return `trace, ${seg[3]?.length} trips (µs): ${names.map((n, i) => `${n} ${fig(seg[i] ?? [])}`).join('; ')}; the system's event loop busy after a stop ${fig(sys.busyAfterStop)}; the slowest trips' three parts: ${slowest.join(', ')}; the system's GC pauses: ${sys.gc.length}, ${gcMs} ms in all, longest ${gcMax} ms\n`;
 }
 
 interface ProfileNode {
