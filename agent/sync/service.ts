@@ -94,13 +94,26 @@ export class SyncService {
     const send = (m: SyncWorkerRequest) => {
       if (worker.connected) worker.send(m);
     };
-    writer.on('message', (m: WriterToSync) => send({ op: 'writer', m }));
+    writer.on('message', (m: WriterToSync) => {
+      // Stopping: new events wait for the next start; a commit in flight is still passed on.
+      if (this.stopped && m.op === 'appended') return;
+      send({ op: 'writer', m });
+    });
     writer.on('close', () => send({ op: 'writer-closed' }));
     worker.on('message', (m: SyncWorkerReply) => {
       if (m.op === 'writer') writer.postMessage(m.m);
       else this.onMessage(m);
     });
-    worker.on('error', (err) => this.logger.error({ err: err.message }, 'Kafka sync process failed; events stay buffered'));
+    worker.on('error', (err) => {
+      // Stopping, the process may exit before a last message to it is written (its channel is still
+      // open on this side): nothing is lost, a commit it did not get is recovered from Kafka at the next start.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (this.stopped && (code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_IPC_CHANNEL_CLOSED')) {
+        this.logger.debug({ err: err.message }, 'the sync process exited before a message to it was written (shutting down)');
+        return;
+      }
+      this.logger.error({ err: err.message }, 'Kafka sync process failed; events stay buffered');
+    });
     const startedAt = Date.now();
     worker.on('exit', (code, signal) => {
       if (this.stopped || this.worker !== worker) return;
