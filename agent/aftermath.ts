@@ -9,8 +9,8 @@
  * longer from the agent's socket to the machine than a bare relay's; with the records held, both were
  * the relay's (README, "Plant scale").
  *
- * Order is kept: while records are held or being run, every new one queues behind them, so the journal
- * still has a trip before its release and before the store hears of it. State changes are not held
+ * Order is kept: while records are held, every new one queues behind them (one made by a record as it
+ * runs runs inside it), so the journal still has a trip before its release and before the store hears of it. State changes are not held
  * (the latch is tripped at once); only their records are. The cost is a wider window in which a crash
  * loses the journal line of a trip whose stop already left (docs/safety.md, hazard 3).
  */
@@ -24,14 +24,11 @@ export class Aftermath {
   private running = false;
 
   /** @param onError told of a record that threw; the records after it still run. */
-  constructor(
-    private readonly onError: (err: unknown) => void,
-    private readonly holdMs = HOLD_MS,
-  ) {}
+  constructor(private readonly onError: (err: unknown) => void) {}
 
-  /** Records made from now on wait until `holdMs` after the first hold since the queue last ran. */
+  /** Records made from now on wait until `HOLD_MS` after the first hold since the queue last ran. */
   hold(): void {
-    this.timer ??= setTimeout(() => this.flush(), this.holdMs);
+    this.timer ??= setTimeout(() => this.flush(), HOLD_MS);
   }
 
   /**

@@ -115,6 +115,7 @@ export class Agent {
       this.logger.error({ err: (err as Error).message }, 'recording what followed a command failed'),
     );
     this.aftermath = aftermath;
+    // The interlocks are given `deliver` and the aftermath: they hold their own records.
     const emit = (ev: AgentEvent): void => aftermath.run(() => deliver(ev));
     this.emit = emit;
     this.store.alarmSink = emit;
@@ -129,7 +130,7 @@ export class Agent {
     this.interlocks = new Interlocks(
       config.interlocks,
       this.actuators,
-      emit,
+      deliver,
       logger.child({ component: 'interlock' }),
       this.now,
       config.detectors,

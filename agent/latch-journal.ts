@@ -18,18 +18,7 @@
  * to a temporary file, fsync'd, renamed over, directory fsync'd) and opens it for appending. `close()`
  * syncs and closes; idempotent.
  */
-import {
-  closeSync,
-  fdatasync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  type Stats,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** What the journal remembers of a latched asset: enough to re-latch it and to re-record the trip. */
@@ -79,12 +68,7 @@ export class LatchJournal {
     let text = '';
     // Compaction replaces the file by rename: a device or pipe named here (`latch_journal: /dev/null`)
     // would be replaced by a plain file, which as root breaks the whole machine's /dev/null.
-    let st: Stats | undefined;
-    try {
-      st = statSync(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const st = statSync(this.path, { throwIfNoEntry: false });
     if (st && !st.isFile())
       throw new Error(`${this.path} is not a regular file: store.latch_journal must name a file the agent owns`);
     try {
