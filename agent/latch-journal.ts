@@ -53,6 +53,8 @@ export class LatchJournal {
   /** The deferred flush of a release record (see RELEASE_SYNC_MS). */
   private releaseSync: NodeJS.Timeout | undefined;
   readonly stats: JournalStats = { records: 0, syncs: 0, errors: 0, lastError: undefined };
+  /** Called with each fdatasync's seconds, from the call to its callback on the main thread (telemetry). */
+  onSynced: ((seconds: number) => void) | undefined;
   /** Called (with the error) when a record could not be written or synced; the trip itself stands. */
   onError: ((err: Error) => void) | undefined;
 
@@ -175,10 +177,14 @@ export class LatchJournal {
     this.again = false;
     const waiting = this.waiters;
     this.waiters = [];
+    const started = performance.now();
     fdatasync(fd, (err) => {
       this.syncing = false;
       if (err) this.fail(err);
-      else this.stats.syncs++;
+      else {
+        this.stats.syncs++;
+        this.onSynced?.((performance.now() - started) / 1000);
+      }
       if (this.again && this.fd !== undefined) {
         // Records written while this sync ran: their waiters wait for the next one.
         this.sync();

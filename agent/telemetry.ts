@@ -271,6 +271,12 @@ export class Telemetry {
     labelNames: ['op'],
     registers: this.r,
   });
+  readonly journalSyncLatency = new Histogram({
+    name: 'edge_agent_latch_journal_sync_seconds',
+    help: "Latch journal fdatasync, from the call to its callback on the agent's main thread (a trip is durable then)",
+    buckets: LATENCY_BUCKETS,
+    registers: this.r,
+  });
   readonly detectorSkipped = new Counter({
     name: 'edge_agent_detector_inputs_skipped_total',
     help: 'Inputs detectors skipped because they were older than the last one each judged (order-sensitive detectors: z-score, rate of change, flatline, adaptive, multivariate rows)',

@@ -114,6 +114,7 @@ describe('local API', () => {
       edge_agent_readings_rejected_total: 'COUNTER',
       edge_agent_detector_inputs_skipped_total: 'COUNTER',
       edge_agent_latch_journal_records_total: 'COUNTER',
+      edge_agent_latch_journal_sync_seconds: 'HISTOGRAM',
       // Per-device series (labelled by configured source and device ids) are checked with a Modbus PLC
       // in test/dashboard.browser.test.ts; the simulator has none, the families are still declared.
       edge_agent_device_requests_total: 'COUNTER',
@@ -129,6 +130,8 @@ describe('local API', () => {
     expect(
       Number(by.get('edge_agent_latch_journal_records_total')?.metrics.find((m) => m.labels?.op === 'record')?.value),
     ).toBeGreaterThan(0);
+    // The trip's journal line was made durable, and how long that took is measured.
+    expect(Number(by.get('edge_agent_latch_journal_sync_seconds')?.metrics[0]?.count)).toBeGreaterThan(0);
     const latency = by.get('edge_agent_action_latency_seconds')?.metrics[0];
     expect(Number(latency?.count)).toBe(1);
     // Bounded labels only: no asset, sensor or detector ids anywhere.

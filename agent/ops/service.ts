@@ -25,6 +25,7 @@ import { activeTrips } from '../store/queries.js';
 import { Telemetry, type TelemetrySnapshot } from '../telemetry.js';
 import { type ApiBackend, ApiServer } from './api.js';
 import { AssetEventLog } from './events.js';
+import { HelperThreads } from './helper-threads.js';
 import { Liveness } from './liveness.js';
 import { loadConfigIsolated } from './load-config.js';
 import { createNotifier, type Notifier, watchdogTimeoutMs } from './sd-notify.js';
@@ -60,7 +61,12 @@ export function resolveToken(
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-const withoutOps = (c: AgentConfig) => ({ ...c, api: undefined, log: undefined });
+const withoutOps = (c: AgentConfig) => ({
+  ...c,
+  api: undefined,
+  log: undefined,
+  gateway: { ...c.gateway, helper_nice: undefined },
+});
 
 export class Service {
   private gen: Generation | undefined;
@@ -80,6 +86,7 @@ export class Service {
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private readonly startedAt = Date.now();
+  private readonly helpers: HelperThreads;
 
   constructor(
     private config: AgentConfig,
@@ -88,6 +95,7 @@ export class Service {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.notifier = createNotifier(logger.child({ component: 'systemd' }), env);
+    this.helpers = new HelperThreads(config.gateway.helper_nice, logger.child({ component: 'threads' }));
     const watchdog = watchdogTimeoutMs(env);
     const budget = watchdog ?? 30_000;
     this.liveness = new Liveness({
@@ -116,6 +124,7 @@ export class Service {
     });
     const events = new AssetEventLog(config);
     agent.model?.onInference((seconds) => this.telemetry.inferenceLatency.observe(seconds));
+    if (agent.journal) agent.journal.onSynced = (seconds) => this.telemetry.journalSyncLatency.observe(seconds);
     agent.control.listeners.push((id) => twin.settingsChanged(id));
     agent.sensorTaps.push({ batch: (b) => twin.onReadings(b), one: (slot, r) => twin.onReading(slot, r) });
     agent.eventTaps.push(
@@ -176,6 +185,7 @@ export class Service {
 
   async start(): Promise<void> {
     this.gen = await this.startGeneration(this.config);
+    await this.helpers.start();
     this.auditConfig('config_loaded', this.config);
     await this.startApi(this.config.api);
     this.telemetry.startSampler(() => this.snapshot());
@@ -266,6 +276,8 @@ export class Service {
     const old = this.config;
     try {
       if (!sameJson(withoutOps(next), withoutOps(old))) await this.swapAgent(next);
+      // After a swap: the new generation's worker threads are lowered now, not at the next sweep.
+      await this.helpers.configure(next.gateway.helper_nice);
       this.config = next;
       this.logger.level = next.log.level;
       if (!sameJson(next.api, old.api)) {
@@ -310,6 +322,7 @@ export class Service {
       await this.reloading;
       await this.api?.stop();
       this.telemetry.stopSampler();
+      this.helpers.stop();
       if (this.gen) await this.stopGeneration(this.gen);
       this.liveness.stop();
       this.notifier.close();

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { build } from '../build.js';
-import { generate, latencyFigures, procStat, startAgent, startRelay } from './scale.js';
+import { agentSide, generate, latencyFigures, procStat, sideText, startAgent, startRelay } from './scale.js';
 import { percentile } from './types.js';
 
 const rate = Number(process.argv[2] ?? 20_000);
@@ -90,6 +90,7 @@ try {
   const res = await gen.result;
   clearInterval(timer);
   clearInterval(thTimer);
+  const side = sys.metrics ? agentSide(await sys.metrics()) : undefined;
   const el = (t1 - t0) / 1000;
   const l = latencyFigures(res);
   const cpu = Object.fromEntries(
@@ -101,7 +102,7 @@ try {
   // /proc/stat order: user nice system idle iowait irq softirq steal
   const share = (i: number) => `${(((dt[i] ?? 0) / all) * 100).toFixed(1)}%`;
   process.stdout.write(
-    `${who} ${rate}/s ${seconds}s: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} max ${s.at(-1)?.toFixed(1)} ms, ${res.stops}/${res.trips} stops, lost ${res.lost}, sent ${res.sent_per_s}/s, lag max ${res.lag_max_ms} ms; CPU of one core over ${el.toFixed(1)} s: ${JSON.stringify(cpu)}; loadavg ${load0} → ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; machine idle ${share(3)}, steal ${share(7)}\n`,
+    `${who} ${rate}/s ${seconds}s: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} max ${s.at(-1)?.toFixed(1)} ms, ${res.stops}/${res.trips} stops, lost ${res.lost}, sent ${res.sent_per_s}/s, lag max ${res.lag_max_ms} ms; CPU of one core over ${el.toFixed(1)} s: ${JSON.stringify(cpu)}; loadavg ${load0} → ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; machine idle ${share(3)}, steal ${share(7)}${sideText(side)}\n`,
   );
   const busy = Object.entries(th1)
     .map(([k, v]) => [k, ((v - (th0[k] ?? 0)) / el) * 100] as const)

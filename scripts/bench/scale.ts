@@ -78,7 +78,8 @@ export function scaleConfig(opts: {
 }): string {
   const url = `mqtt://127.0.0.1:${opts.mqttPort}`;
   const lines = [
-    'gateway: { id: scale-gw }',
+    // SCALE_HELPER_NICE: gateway.helper_nice for an A/B inside one build (default: the agent's default).
+    `gateway: { id: scale-gw${process.env.SCALE_HELPER_NICE ? `, helper_nice: ${process.env.SCALE_HELPER_NICE}` : ''} }`,
     `store: { path: ${opts.dbPath}, synchronous: FULL }`,
     `api: { listen: 127.0.0.1:${opts.apiPort} }`,
     'log: { level: warn }',
@@ -128,7 +129,44 @@ export interface System {
   readonly name: string;
   readonly prefix: string;
   readonly proc: ChildProcess;
+  /** The agent's /metrics text (undefined for the relay). */
+  metrics?(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** What the agent's own metrics say about its helpers once the load ends (agents only). */
+export interface AgentSide {
+  /** Latch journal fdatasyncs in the run (all its trips) and their mean, from call to callback. */
+  readonly journalSyncs: number;
+  readonly journalSyncMeanMs: number;
+  /** The bucket bound (ms) under which 99 % of them returned. */
+  readonly journalSyncP99LeMs: number;
+  /** Events accepted but not committed when the load stopped: a writer thread falling behind shows here. */
+  readonly storeBacklog: number;
+}
+
+/** The agent side as a clause of a progress line ('' for the relay). */
+export function sideText(side: AgentSide | undefined): string {
+  if (!side) return '';
+  return `; journal fdatasync ${side.journalSyncs}×, mean ${side.journalSyncMeanMs.toFixed(2)} ms, p99 ≤ ${side.journalSyncP99LeMs} ms; store backlog at the end ${side.storeBacklog}`;
+}
+
+/** Reads {@link AgentSide} from Prometheus text. */
+export function agentSide(text: string): AgentSide {
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const h = 'edge_agent_latch_journal_sync_seconds';
+  const count = value(`${h}_count`);
+  const buckets = [...text.matchAll(new RegExp(`^${h}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => ({
+    le: Number(m[1]),
+    n: Number(m[2]),
+  }));
+  const p99 = buckets.find((b) => b.n >= 0.99 * count)?.le ?? Number.NaN;
+  return {
+    journalSyncs: count,
+    journalSyncMeanMs: count > 0 ? (value(`${h}_sum`) / count) * 1000 : Number.NaN,
+    journalSyncP99LeMs: p99 * 1000,
+    storeBacklog: value('edge_agent_store_backlog_events'),
+  };
 }
 
 const exited = (p: ChildProcess) =>
@@ -188,6 +226,7 @@ export async function startAgent(
     prefix,
     proc,
     apiPort,
+    metrics: () => fetch(`http://127.0.0.1:${apiPort}/metrics`, { signal: AbortSignal.timeout(5000) }).then((r) => r.text()),
     stop: () => stopProc(proc),
   };
 }
@@ -248,7 +287,7 @@ export async function drive(
   rate: number,
   seconds: number,
   sensors = Math.max(1, Math.round(rate / HZ)),
-): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number }> {
+): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number; agentSide?: AgentSide }> {
   const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: DRIVE_WARMUP_S };
   const pid = sys.proc.pid as number;
   const gen = generate(broker, sys, o);
@@ -257,8 +296,15 @@ export async function drive(
   const before = procStat(pid);
   const res = await gen.result;
   const after = procStat(pid);
+  // After the CPU figure, so that rendering the metrics is not counted against the readings.
+  const side = sys.metrics ? agentSide(await sys.metrics()) : undefined;
   const measured = res.readings * (seconds / (seconds + o.warmup_s));
-  return { ...res, cpuUsPerReading: ((after.cpu - before.cpu) * 1e6) / measured, rssMb: after.rssMb };
+  return {
+    ...res,
+    cpuUsPerReading: ((after.cpu - before.cpu) * 1e6) / measured,
+    rssMb: after.rssMb,
+    ...(side ? { agentSide: side } : {}),
+  };
 }
 
 export function latencyFigures(r: LoadResult): { p50: number; p99: number; p999: number } {
@@ -375,7 +421,7 @@ export const scale: BenchSection = {
             (runs[sys.name] ??= []).push(r);
             const l = latencyFigures(r);
             process.stderr.write(
-              `  ${rate}/s ${sys.name}${rounds > 1 ? ` (round ${n + 1}/${rounds})` : ''}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB\n`,
+              `  ${rate}/s ${sys.name}${rounds > 1 ? ` (round ${n + 1}/${rounds})` : ''}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB${sideText(r.agentSide)}\n`,
             );
           }
         }
@@ -456,7 +502,7 @@ export const scale: BenchSection = {
               const l = latencyFigures(r);
               const ok = sustained(r, rate);
               process.stderr.write(
-                `  ramp ${rate}/s ${sys.name}: p99 ${l.p99.toFixed(1)} ms, lost ${r.lost}, sent ${r.sent_per_s}/s → ${ok ? 'sustained' : 'not sustained'}\n`,
+                `  ramp ${rate}/s ${sys.name}: p99 ${l.p99.toFixed(1)} ms, lost ${r.lost}, sent ${r.sent_per_s}/s → ${ok ? 'sustained' : 'not sustained'}${sideText(r.agentSide)}\n`,
               );
               if (!ok) break;
               top = rate;

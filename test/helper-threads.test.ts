@@ -1,0 +1,113 @@
+/**
+ * The real agent process lowers its helper threads (store writer, libuv pool, V8's helpers) to
+ * `gateway.helper_nice` and leaves its main thread (readings → stops) at the process's priority; a reload
+ * that raises the value applies without restarting the agent; 0 leaves every thread as it started.
+ * Thread priorities are read from /proc/<pid>/task/<tid>/stat, as `top -H` shows them (Linux only, as
+ * the feature is).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
+
+const yaml = (db: string, nice: number) => `
+gateway: { id: gw-threads, helper_nice: ${nice} }
+store: { path: ${db}, flush_interval: 50ms }
+log: { level: info }
+api: { enabled: false }
+aggregation: { window: 1s }
+sources:
+  - { id: sim, type: simulator, seed: 3, rate: 50, tick: 20ms }
+assets:
+  - id: pump-1
+    sensors:
+      - { id: temperature, metric: temperature, unit: degC, source: sim }
+`;
+
+const children: ChildProcess[] = [];
+const dirs: Array<{ remove(): void }> = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) d.remove();
+});
+
+function newDir(prefix: string): string {
+  const d = tempDir(prefix);
+  dirs.push(d);
+  return d.path;
+}
+
+/** Nice value of every thread of `pid`, by thread id (field 19 of stat, after the command in parentheses). */
+function threadNices(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+function start(cfg: string) {
+  const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  return { child, log: () => out };
+}
+
+describe.runIf(process.platform === 'linux')('helper threads', () => {
+  const parentNice = getPriority();
+
+  it('are lowered to helper_nice while the main thread keeps its priority, and a reload raises the value in place', async () => {
+    const dir = newDir('threads-');
+    const cfg = join(dir, 'agent.yaml');
+    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 15));
+    const { child, log } = start(cfg);
+    const pid = child.pid as number;
+    await waitFor(() => log().includes('service ready'), { what: 'the agent to start', timeoutMs: 30_000 });
+    const want = Math.max(15, parentNice);
+    const lowered = await waitFor(
+      () => {
+        const n = threadNices(pid);
+        const helpers = [...n].filter(([tid]) => tid !== pid);
+        return helpers.length > 0 && helpers.every(([, v]) => v === want) ? n : undefined;
+      },
+      { what: `every helper thread of ${pid} at nice ${want}` },
+    );
+    expect(lowered.get(pid)).toBe(parentNice);
+    // The store writer, libuv's pool (4) and V8's platform threads at least.
+    expect(lowered.size).toBeGreaterThanOrEqual(6);
+
+    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 19));
+    child.kill('SIGHUP');
+    await waitFor(() => log().includes('config reloaded'), { what: 'the reload' });
+    const raised = threadNices(pid);
+    for (const [tid, v] of raised) expect(v, `thread ${tid}`).toBe(tid === pid ? parentNice : Math.max(19, parentNice));
+    // In place: the agent was not restarted for it.
+    expect(log()).not.toContain('agent stopped');
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+  });
+
+  it('0 leaves every thread at the priority it started with', async () => {
+    const dir = newDir('threads0-');
+    const cfg = join(dir, 'agent.yaml');
+    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 0));
+    const { child, log } = start(cfg);
+    const pid = child.pid as number;
+    await waitFor(() => log().includes('service ready'), { what: 'the agent to start', timeoutMs: 30_000 });
+    const nices = threadNices(pid);
+    expect(nices.size).toBeGreaterThanOrEqual(6);
+    for (const [tid, v] of nices) expect(v, `thread ${tid}`).toBe(parentNice);
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+  });
+});
