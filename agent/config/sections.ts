@@ -14,7 +14,7 @@ export const gatewaySchema = z
     site: z.string().optional().meta({ description: 'Free text: plant, line or cell' }),
     helper_nice: z.int().min(0).max(19).default(19).meta({
       description:
-        "Nice value of the agent's helper threads: the store writer, libuv's pool (the latch journal's fdatasync), V8's garbage-collection helpers, worker threads. The main thread (readings → stops) keeps the process's priority, so under CPU contention a helper waking does not take its core mid-reading (Linux; a thread is only lowered, never raised; 0: leave them). A higher value applies on reload without restarting the agent, a lower one at the next start",
+        "Nice value of the agent's helper threads: the store writer, libuv's pool (the latch journal's fdatasync), worker threads. The main thread (readings → stops) and V8's platform threads (the main thread waits for them in garbage collection) keep the process's priority, so under CPU contention a helper waking does not take a core from a reading (Linux; a thread is only lowered, never raised; 0: leave them). A higher value applies on reload without restarting the agent, a lower one at the next start",
     }),
   })
   .prefault({});

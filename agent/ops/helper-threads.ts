@@ -1,23 +1,27 @@
 /**
  * The agent's helper threads give way to its main thread (issue 20). Readings become stops on the main
  * thread; beside it the process runs helpers: the store's writer thread (SQLite), libuv's thread pool
- * (the latch journal's fdatasync, file reads), V8's platform threads (garbage-collection helpers, the
- * compiler) and any worker thread (the model runner, a config reload). Each wakes many times a second
- * under load, and on a two-core gateway a woken helper takes the core from the main thread in the middle
- * of a reading. Measured at 5k readings/s: the main thread was switched out involuntarily about 170 times
- * a second, about 80 with the helpers at nice 19, and the p99 of reading → stop fell with it (README,
- * "Plant scale").
+ * (the latch journal's fdatasync, file reads) and any worker thread (the model runner, a config reload).
+ * Each wakes many times a second under load, and on a two-core gateway a woken helper takes the core from
+ * the main thread in the middle of a reading. Measured at 5k readings/s: the main thread was switched out
+ * involuntarily about 170 times a second, about 90 with the helpers at nice 19, and the p99 of reading →
+ * stop fell with it (README, "Plant scale").
  *
- * On Linux a thread has its own nice value (`setpriority(PRIO_PROCESS, tid)` acts on one thread), so
- * every thread of the process except the main thread is set to the configured value. A thread is only
- * ever lowered, never raised: one already at that value or lower in priority (the whole agent started
- * with `nice`, or `Nice=` in the unit at a higher value) is left as it is. Threads made later (the pool
- * starts on its first task, workers start on reload) are found by {@link HelperThreads.lower}, which the
- * service calls at start, after a reload and every {@link SWEEP_MS}. Elsewhere (no /proc/self/task) it
- * does nothing and says so once.
+ * V8's platform threads (started with the process, before any of the agent's code) are not lowered: the
+ * main thread waits for them at the end of each garbage collection it shares with them, so a preempted
+ * low-priority helper would hold the main thread (measured at 50k readings/s with them lowered: a single
+ * 82 ms scavenge). They are told apart from libuv's pool, which Node's module loader has already started
+ * by then, by a probe: one short key derivation per pool thread (crypto.pbkdf2 runs on the pool), and the
+ * threads that ran it are the pool.
+ *
+ * On Linux a thread has its own nice value (`setpriority(PRIO_PROCESS, tid)` acts on one thread). A thread
+ * is only ever lowered, never raised: one already at the value or lower in priority (the whole agent
+ * started with `nice`, or `Nice=` in the unit at a higher value) is left as it is. Threads made later
+ * (workers start on reload) are found by {@link HelperThreads.lower}, which runs at start, after a reload
+ * and every {@link SWEEP_MS}. Elsewhere (no /proc/self/task) it does nothing and says so once.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { pbkdf2 } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import type { Logger } from '../log.js';
 
@@ -40,6 +44,33 @@ export function ownThreadId(): number | undefined {
   }
 }
 
+/** A thread's time on a CPU in ns (first field of its schedstat), or 0 once it is gone. */
+function cpuNs(tid: number): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Key-derivation rounds of one probe job: about 4 ms of CPU on a 2020s x86 core, more on a gateway's ARM. */
+const PROBE_ROUNDS = 10_000;
+/** A thread that ran this long during the probe took a probe job: it is in libuv's pool. */
+const PROBE_MIN_NS = 1_000_000;
+
+/**
+ * Which of `candidates` are libuv's pool threads: as many key derivations as the pool has threads
+ * (UV_THREADPOOL_SIZE, default 4) are queued at once, so each idle pool thread takes one.
+ */
+export async function findPoolThreads(candidates: readonly number[]): Promise<number[]> {
+  const size = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+  const before = new Map(candidates.map((t) => [t, cpuNs(t)]));
+  await Promise.all(
+    Array.from({ length: size }, () => new Promise((resolve) => pbkdf2('probe', 'pool', PROBE_ROUNDS, 32, 'sha256', resolve))),
+  );
+  return candidates.filter((t) => cpuNs(t) - (before.get(t) ?? 0) >= PROBE_MIN_NS);
+}
+
 /** Ids of this process's threads, or undefined where /proc/self/task does not exist. */
 export function threadIds(): number[] | undefined {
   try {
@@ -54,23 +85,36 @@ export class HelperThreads {
   private timer: NodeJS.Timeout | undefined;
   private warned = false;
   private readonly main: number | undefined;
+  /** Threads there before the agent's code ran (V8's platform threads, libuv's pool once started). */
+  private readonly early: ReadonlySet<number>;
+  /** Threads left at the process's priority: the main thread and V8's; known after the first start. */
+  private kept: ReadonlySet<number> | undefined;
 
-  /** Must be made on the thread that stays at full priority (the main thread). */
+  /** Must be made on the thread that stays at full priority (the main thread), before the agent starts threads. */
   constructor(
     private nice: number,
     private readonly logger: Logger,
   ) {
     this.main = ownThreadId();
+    this.early = new Set(threadIds() ?? []);
   }
 
   /**
-   * Starts libuv's thread pool (all its threads start with its first task) so that it is lowered now, not
-   * at the first trip's journal flush, then lowers every helper and sweeps every {@link SWEEP_MS}.
+   * Finds libuv's pool among the threads that were there early (and starts it if it was not), then lowers
+   * every helper and sweeps every {@link SWEEP_MS}.
    */
   async start(): Promise<void> {
     if (this.nice <= 0) return;
-    await stat('.').catch(() => {});
-    this.lower();
+    if (!this.kept && this.main !== undefined) {
+      const early = [...this.early].filter((t) => t !== this.main);
+      const pool = new Set(await findPoolThreads(early));
+      this.kept = new Set([this.main, ...early.filter((t) => !pool.has(t))]);
+      const lowered = this.lower();
+      this.logger.info(
+        { nice: this.nice, lowered, kept: [...this.kept].sort((a, b) => a - b) },
+        "helper threads lowered; the main thread and V8's keep the process's priority",
+      );
+    } else this.lower();
     this.timer ??= setInterval(() => this.lower(), SWEEP_MS);
     this.timer.unref();
   }
@@ -92,7 +136,7 @@ export class HelperThreads {
     }
     let n = 0;
     for (const tid of ids) {
-      if (tid === this.main) continue;
+      if (tid === this.main || this.kept?.has(tid)) continue;
       try {
         if (getPriority(tid) >= this.nice) continue;
         setPriority(tid, this.nice);

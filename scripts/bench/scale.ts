@@ -148,7 +148,10 @@ export interface AgentSide {
 /** The agent side as a clause of a progress line ('' for the relay). */
 export function sideText(side: AgentSide | undefined): string {
   if (!side) return '';
-  return `; journal fdatasync ${side.journalSyncs}×, mean ${side.journalSyncMeanMs.toFixed(2)} ms, p99 ≤ ${side.journalSyncP99LeMs} ms; store backlog at the end ${side.storeBacklog}`;
+  const backlog = `; store backlog at the end ${side.storeBacklog}`;
+  // A build without the journal's sync histogram (an older baseline) has the backlog only.
+  if (Number.isNaN(side.journalSyncs)) return backlog;
+  return `; journal fdatasync ${side.journalSyncs}×, mean ${side.journalSyncMeanMs.toFixed(2)} ms, p99 ≤ ${side.journalSyncP99LeMs} ms${backlog}`;
 }
 
 /** Reads {@link AgentSide} from Prometheus text. */
