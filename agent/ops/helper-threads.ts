@@ -20,20 +20,13 @@
  * (workers start on reload) are found by {@link HelperThreads.lower}, which runs at start, after a reload
  * and every {@link SWEEP_MS}. Elsewhere (no /proc/self/task) it does nothing and says so once.
  */
-import { pbkdf2 } from 'node:crypto';
+import { pbkdf2, pbkdf2Sync } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import type { Logger } from '../log.js';
 
 /** How often threads started since the last sweep are found (a sweep is one readdir and a syscall per thread). */
 export const SWEEP_MS = 10_000;
-
-export interface HelperThreadStats {
-  /** Threads set to the configured nice value, in all sweeps. */
-  lowered: number;
-  /** Threads that could not be set (not permitted); the first error is logged. */
-  failed: number;
-}
 
 /** The calling thread's id: `/proc/thread-self` links to `<pid>/task/<tid>`. */
 export function ownThreadId(): number | undefined {
@@ -53,22 +46,43 @@ function cpuNs(tid: number): number {
   }
 }
 
-/** Key-derivation rounds of one probe job: about 4 ms of CPU on a 2020s x86 core, more on a gateway's ARM. */
-const PROBE_ROUNDS = 10_000;
-/** A thread that ran this long during the probe took a probe job: it is in libuv's pool. */
-const PROBE_MIN_NS = 1_000_000;
+/** Key-derivation iterations of one probe job: about 4 ms of CPU on a 2020s x86 core, more on a gateway's ARM. */
+const PROBE_ITERATIONS = 10_000;
+/** Probe rounds at most: a pool thread that got no CPU in one round (a busy machine) takes a job in the next. */
+const PROBE_ROUNDS = 10;
+
+/** CPU time of one probe job, run on the calling thread. */
+function probeJobNs(): number {
+  const t = process.cpuUsage();
+  pbkdf2Sync('probe', 'pool', PROBE_ITERATIONS, 32, 'sha256');
+  const d = process.cpuUsage(t);
+  return (d.user + d.system) * 1000;
+}
 
 /**
- * Which of `candidates` are libuv's pool threads: as many key derivations as the pool has threads
- * (UV_THREADPOOL_SIZE, default 4) are queued at once, so each idle pool thread takes one.
+ * Which of `candidates` (the calling thread aside) are libuv's pool threads. As many key derivations as the pool has threads
+ * (UV_THREADPOOL_SIZE, default 4) are queued at once, and a thread that spent at least half a job's CPU
+ * time meanwhile took one; rounds repeat until every pool thread was seen or {@link PROBE_ROUNDS}. A
+ * thread starved in every round stays unfound (it keeps its priority); one of V8's would be taken for the
+ * pool only if it worked half a job's time in a round.
  */
 export async function findPoolThreads(candidates: readonly number[]): Promise<number[]> {
   const size = Math.min(1024, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
-  const before = new Map(candidates.map((t) => [t, cpuNs(t)]));
-  await Promise.all(
-    Array.from({ length: size }, () => new Promise((resolve) => pbkdf2('probe', 'pool', PROBE_ROUNDS, 32, 'sha256', resolve))),
-  );
-  return candidates.filter((t) => cpuNs(t) - (before.get(t) ?? 0) >= PROBE_MIN_NS);
+  const self = ownThreadId();
+  const others = candidates.filter((t) => t !== self);
+  const found = new Set<number>();
+  for (let round = 0; round < PROBE_ROUNDS && found.size < size; round++) {
+    const min = probeJobNs() / 2;
+    const before = new Map(others.map((t) => [t, cpuNs(t)]));
+    await Promise.all(
+      Array.from(
+        { length: size },
+        () => new Promise((resolve) => pbkdf2('probe', 'pool', PROBE_ITERATIONS, 32, 'sha256', resolve)),
+      ),
+    );
+    for (const t of others) if (cpuNs(t) - (before.get(t) ?? 0) >= min) found.add(t);
+  }
+  return others.filter((t) => found.has(t));
 }
 
 /** Ids of this process's threads, or undefined where /proc/self/task does not exist. */
@@ -81,7 +95,6 @@ export function threadIds(): number[] | undefined {
 }
 
 export class HelperThreads {
-  readonly stats: HelperThreadStats = { lowered: 0, failed: 0 };
   private timer: NodeJS.Timeout | undefined;
   private warned = false;
   private readonly main: number | undefined;
@@ -126,7 +139,7 @@ export class HelperThreads {
     else await this.start();
   }
 
-  /** Sets every thread but the main one whose nice value is below the configured one. Returns how many. */
+  /** Sets every thread but the kept ones whose nice value is below the configured one. Returns how many. */
   lower(): number {
     const ids = threadIds();
     if (ids === undefined || this.main === undefined) {
@@ -142,14 +155,12 @@ export class HelperThreads {
         setPriority(tid, this.nice);
         n++;
       } catch (err) {
-        // ESRCH: the thread ended between the listing and the call; anything else is a refusal.
+        // ESRCH: the thread ended between the listing and the call; anything else is a refusal (logged once).
         if ((err as { info?: { code?: string } }).info?.code === 'ESRCH') continue;
-        this.stats.failed++;
         if (!this.warned) this.logger.warn({ tid, err: (err as Error).message }, 'cannot lower a helper thread');
         this.warned = true;
       }
     }
-    this.stats.lowered += n;
     return n;
   }
 
