@@ -68,24 +68,31 @@ function logLine(out: string, msg: string): Record<string, unknown> | undefined 
   return undefined;
 }
 
-function start(cfg: string) {
+/** The agent on its own config with `helper_nice: nice`; `configure` rewrites that file for a reload. */
+function start(nice: number) {
+  const dir = newDir('threads-');
+  const cfg = join(dir, 'agent.yaml');
+  const configure = (n: number) => writeFileSync(cfg, yaml(join(dir, 'agent.db'), n));
+  configure(nice);
   const child = spawn(process.execPath, ['bin/edge-agent.js', 'run', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));
-  return { child, log: () => out };
+  return { child, pid: child.pid as number, log: () => out, configure };
+}
+
+/** SIGTERM, and the exit code. */
+function stop(child: ChildProcess): Promise<unknown> {
+  child.kill('SIGTERM');
+  return new Promise((r) => child.once('exit', r));
 }
 
 describe.runIf(process.platform === 'linux')('helper threads', () => {
   const parentNice = getPriority();
 
   it('are lowered to helper_nice while the main thread and the V8 platform threads keep their priority, and a reload raises the value in place', async () => {
-    const dir = newDir('threads-');
-    const cfg = join(dir, 'agent.yaml');
-    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 15));
-    const { child, log } = start(cfg);
-    const pid = child.pid as number;
+    const { child, pid, log, configure } = start(15);
     const report = await waitFor(() => logLine(log(), 'helper threads lowered'), {
       what: 'the agent to lower its helper threads',
       timeoutMs: 30_000,
@@ -101,28 +108,22 @@ describe.runIf(process.platform === 'linux')('helper threads', () => {
     for (const [tid, v] of nices) expect(v, `thread ${tid}`).toBe(kept.has(tid) ? parentNice : want);
     expect([...nices.values()].filter((v) => v === want).length).toBeGreaterThanOrEqual(5);
 
-    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 19));
+    configure(19);
     child.kill('SIGHUP');
     await waitFor(() => log().includes('config reloaded'), { what: 'the reload' });
     for (const [tid, v] of threadNices(pid))
       expect(v, `thread ${tid}`).toBe(kept.has(tid) ? parentNice : Math.max(19, parentNice));
     // In place: the agent was not restarted for it.
     expect(log()).not.toContain('agent stopped');
-    child.kill('SIGTERM');
-    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+    expect(await stop(child)).toBe(0);
   });
 
   it('0 leaves every thread at the priority it started with', async () => {
-    const dir = newDir('threads0-');
-    const cfg = join(dir, 'agent.yaml');
-    writeFileSync(cfg, yaml(join(dir, 'agent.db'), 0));
-    const { child, log } = start(cfg);
-    const pid = child.pid as number;
+    const { child, pid, log } = start(0);
     await waitFor(() => log().includes('service ready'), { what: 'the agent to start', timeoutMs: 30_000 });
     const nices = threadNices(pid);
     expect(nices.size).toBeGreaterThanOrEqual(6);
     for (const [tid, v] of nices) expect(v, `thread ${tid}`).toBe(parentNice);
-    child.kill('SIGTERM');
-    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+    expect(await stop(child)).toBe(0);
   });
 });
