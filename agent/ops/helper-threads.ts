@@ -119,9 +119,9 @@ export class HelperThreads {
   async start(): Promise<void> {
     if (this.nice <= 0) return;
     if (!this.kept && this.main !== undefined) {
-      const early = [...this.early].filter((t) => t !== this.main);
-      const pool = new Set(await findPoolThreads(early));
-      this.kept = new Set([this.main, ...early.filter((t) => !pool.has(t))]);
+      // The early threads but the pool: the main thread (never taken for the pool) and V8's.
+      const pool = new Set(await findPoolThreads([...this.early]));
+      this.kept = new Set([...this.early].filter((t) => !pool.has(t)));
       const lowered = this.lower();
       this.logger.info(
         { nice: this.nice, lowered, kept: [...this.kept].sort((a, b) => a - b) },

@@ -22,6 +22,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import parsePrometheus from 'parse-prometheus-text-format';
 import { freePort } from '../../test/helpers/free-port.js';
 import { type Mosquitto, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
@@ -156,19 +157,18 @@ export function sideText(side: AgentSide | undefined): string {
 
 /** Reads {@link AgentSide} from Prometheus text. */
 export function agentSide(text: string): AgentSide {
-  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  const h = 'edge_agent_latch_journal_sync_seconds';
-  const count = value(`${h}_count`);
-  const buckets = [...text.matchAll(new RegExp(`^${h}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => ({
-    le: Number(m[1]),
-    n: Number(m[2]),
-  }));
-  const p99 = buckets.find((b) => b.n >= 0.99 * count)?.le ?? Number.NaN;
+  const by = new Map(parsePrometheus(text).map((f) => [f.name, f.metrics[0]]));
+  const journal = by.get('edge_agent_latch_journal_sync_seconds');
+  const count = Number(journal?.count ?? Number.NaN);
+  const p99 = Object.entries(journal?.buckets ?? {})
+    .map(([le, n]) => ({ le: Number(le), n: Number(n) }))
+    .sort((a, b) => a.le - b.le)
+    .find((b) => b.n >= 0.99 * count)?.le;
   return {
     journalSyncs: count,
-    journalSyncMeanMs: count > 0 ? (value(`${h}_sum`) / count) * 1000 : Number.NaN,
-    journalSyncP99LeMs: p99 * 1000,
-    storeBacklog: value('edge_agent_store_backlog_events'),
+    journalSyncMeanMs: count > 0 ? (Number(journal?.sum) / count) * 1000 : Number.NaN,
+    journalSyncP99LeMs: (p99 ?? Number.NaN) * 1000,
+    storeBacklog: Number(by.get('edge_agent_store_backlog_events')?.value ?? Number.NaN),
   };
 }
 
