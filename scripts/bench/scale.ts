@@ -81,7 +81,8 @@ export function scaleConfig(opts: {
   const lines = [
     // SCALE_HELPER_NICE: gateway.helper_nice for an A/B inside one build (default: the agent's default).
     `gateway: { id: scale-gw${process.env.SCALE_HELPER_NICE ? `, helper_nice: ${process.env.SCALE_HELPER_NICE}` : ''} }`,
-    `store: { path: ${opts.dbPath}, synchronous: FULL }`,
+    // SCALE_STORE: the store line instead (diagnosis, e.g. `store: { path: ":memory:" }`: no file, no journal, no fsync).
+    process.env.SCALE_STORE ?? `store: { path: ${opts.dbPath}, synchronous: FULL }`,
     `api: { listen: 127.0.0.1:${opts.apiPort} }`,
     'log: { level: warn }',
     'sources:',
