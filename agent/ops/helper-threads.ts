@@ -120,8 +120,9 @@ export class HelperThreads {
     if (this.nice <= 0) return;
     if (!this.kept && this.main !== undefined) {
       // The early threads but the pool: the main thread (never taken for the pool) and V8's.
-      const pool = new Set(await findPoolThreads([...this.early]));
-      this.kept = new Set([...this.early].filter((t) => !pool.has(t)));
+      const early = [...this.early];
+      const pool = new Set(await findPoolThreads(early));
+      this.kept = new Set(early.filter((t) => !pool.has(t)));
       const lowered = this.lower();
       this.logger.info(
         { nice: this.nice, lowered, kept: [...this.kept].sort((a, b) => a - b) },
