@@ -12,7 +12,10 @@
  *
  * Figures: p50/p99/p99.9 latency, CPU-µs per reading, RSS at the end of each load, the agent's idle RSS
  * with 2,000 sensors against the budget 100 MB + 20 KB per sensor, and the max sustained rate (the
- * highest rate of a ramp with p99 ≤ 100 ms, no stop lost and the generator keeping up).
+ * highest rate of a ramp with p99 ≤ 100 ms, no stop lost and the generator keeping up). Each figure is
+ * the median over SCALE_ROUNDS rounds (default 3); the p99 is also given over all rounds' trips together,
+ * with a bootstrap interval of its ratio to the relay's (scripts/bench/ratio.ts). SCALE_AA=1 adds a second
+ * relay, judged against the first like the agent: how far the ratio moves when nothing differs.
  *
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
@@ -27,6 +30,7 @@ import { freePort } from '../../test/helpers/free-port.js';
 import { type Mosquitto, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { build } from '../build.js';
+import { quantileRatio } from './ratio.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -235,7 +239,11 @@ export async function startAgent(
   };
 }
 
-export async function startRelay(broker: Mosquitto): Promise<System> {
+const RELAY_NAME = 'bare mqtt.js relay';
+/** SCALE_AA=1: a second relay in every round, judged against the first like the agent is: the ratio's noise floor. */
+const AA_NAME = 'second bare relay (A/A control)';
+
+export async function startRelay(broker: Mosquitto, name = RELAY_NAME): Promise<System> {
   const prefix = `relay${Math.floor(Math.random() * 1e6)}`;
   const o = {
     url: `mqtt://127.0.0.1:${broker.port}`,
@@ -250,7 +258,7 @@ export async function startRelay(broker: Mosquitto): Promise<System> {
     proc.stdout?.once('data', () => res());
     proc.once('exit', (c) => rej(new Error(`relay exited with ${c}`)));
   });
-  return { name: 'bare mqtt.js relay', prefix, proc, stop: () => stopProc(proc) };
+  return { name, prefix, proc, stop: () => stopProc(proc) };
 }
 
 /** Starts the load generator against a system (see load.mjs); its result arrives when it exits. */
@@ -328,6 +336,8 @@ interface RoundsResult {
   readonly first: { p99: number; n: number };
   /** Each round's latency figures, in run order. */
   readonly rounds: ReadonlyArray<{ p50: number; p99: number; p999: number }>;
+  /** Each round's latencies (ms), in run order: the pooled figures and their interval. */
+  readonly latencies: ReadonlyArray<readonly number[]>;
 }
 
 /** One system's rounds at one load: the median of each figure, the stops and losses summed. */
@@ -346,6 +356,7 @@ function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; 
       n: runs.reduce((a, r) => a + r.first_latencies_ms.length, 0),
     },
     rounds: lat,
+    latencies: runs.map((r) => r.latencies_ms),
   };
 }
 
@@ -405,6 +416,7 @@ export const scale: BenchSection = {
         const runs: Record<string, Run[]> = {};
         const starts = [
           startRelay,
+          ...(process.env.SCALE_AA ? [(b: Mosquitto) => startRelay(b, AA_NAME)] : []),
           ...agents.map(
             ({ bin, options }) =>
               (b: Mosquitto) =>
@@ -430,7 +442,7 @@ export const scale: BenchSection = {
           }
         }
         const results = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, overRounds(v)]));
-        const relay = results['bare mqtt.js relay'] as RoundsResult;
+        const relay = results[RELAY_NAME] as RoundsResult;
         const agent = results['agent as shipped'] as RoundsResult;
         const rl = relay.latency;
         const al = agent.latency;
@@ -455,6 +467,27 @@ export const scale: BenchSection = {
             note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${perRound(p === 'p99.9' ? 'p999' : p)}`,
             ...vs('bare relay', a, b),
           });
+        // The p99 over every round's trips together, and how far the sampling of trips alone could move
+        // the ratio (scripts/bench/ratio.ts); with SCALE_AA, a relay judged against the relay too.
+        for (const [who, res] of [
+          ['agent as shipped', agent],
+          [AA_NAME, results[AA_NAME]],
+        ] as const) {
+          if (!res) continue;
+          const q = quantileRatio(res.latencies, relay.latencies, 99);
+          const ci = `${Math.round(q.level * 100)} % bootstrap interval of the ratio ${round(q.lo)}–${round(q.hi)} (${q.resamples} resamples of the trips; not the drift between rounds)`;
+          rows.push({
+            section: S,
+            name: `${label}: reading → stop p99 over all ${rounds} rounds' trips together, ${who}`,
+            value: round(q.a),
+            unit: 'ms',
+            note: `${res.latencies.reduce((n, r) => n + r.length, 0)} trips against the relay's ${relay.latencies.reduce((n, r) => n + r.length, 0)}; ${ci}${who === AA_NAME ? `; median of rounds ${round(res.latency.p99)} ms, ratio ${round(res.latency.p99 / rl.p99)}` : ''}`,
+            baseline: { name: 'bare relay', value: round(q.b), ratio: round(q.ratio) },
+          });
+          process.stderr.write(
+            `  ${rate}/s pooled p99, ${who} / relay: ${q.a.toFixed(2)} / ${q.b.toFixed(2)} ms = ${q.ratio.toFixed(2)}, ${ci}\n`,
+          );
+        }
         rows.push({
           section: S,
           name: `${label}: reading → stop p99 of the first trips after start (the warm-up's, not counted above), agent as shipped`,
@@ -516,7 +549,7 @@ export const scale: BenchSection = {
           }
           best[sysName] = top;
         }
-        const relayTop = best['bare mqtt.js relay'] ?? 0;
+        const relayTop = best[RELAY_NAME] ?? 0;
         const agentTop = best['agent as shipped'] ?? 0;
         rows.push({
           section: S,
