@@ -13,9 +13,11 @@ import { percentile } from './types.js';
 export interface QuantileRatio {
   /** p-th percentile of all of a's trips over that of all of b's. */
   readonly ratio: number;
-  /** The pooled percentiles themselves, ms. */
+  /** The pooled percentiles themselves, ms, and how many trips each pools. */
   readonly a: number;
   readonly b: number;
+  readonly na: number;
+  readonly nb: number;
   /** The bootstrap interval of the ratio (`level`, e.g. 0.95). */
   readonly lo: number;
   readonly hi: number;
@@ -42,19 +44,23 @@ export function quantileRatio(
 ): QuantileRatio {
   const resamples = opts.resamples ?? 2000;
   const level = opts.level ?? 0.95;
-  const qa = percentile(pooled(a), p);
-  const qb = percentile(pooled(b), p);
+  const pa = pooled(a);
+  const pb = pooled(b);
   const u = rng(opts.seed ?? 20);
-  const bufA = new Float64Array(a.reduce((n, r) => n + r.length, 0));
-  const bufB = new Float64Array(b.reduce((n, r) => n + r.length, 0));
+  const bufA = new Float64Array(pa.length);
+  const bufB = new Float64Array(pb.length);
   const ratios = new Float64Array(resamples);
   for (let i = 0; i < resamples; i++) ratios[i] = percentile(resample(a, u, bufA), p) / percentile(resample(b, u, bufB), p);
   ratios.sort();
   const tail = ((1 - level) / 2) * 100;
+  const qa = percentile(pa, p);
+  const qb = percentile(pb, p);
   return {
     ratio: qa / qb,
     a: qa,
     b: qb,
+    na: pa.length,
+    nb: pb.length,
     lo: percentile(ratios, tail),
     hi: percentile(ratios, 100 - tail),
     level,

@@ -34,6 +34,11 @@ import { quantileRatio } from './ratio.js';
 import { type BenchRow, type BenchSection, percentile, round } from './types.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
+/** How the systems are named in the results: the agent as shipped, the relay, the A/A control. */
+const SHIPPED_NAME = 'agent as shipped';
+const RELAY_NAME = 'bare mqtt.js relay';
+/** SCALE_AA=1: a second relay in every round, judged against the first like the agent is: the ratio's noise floor. */
+const AA_NAME = 'second bare relay (A/A control)';
 const LOAD = join(import.meta.dirname, 'scale', 'load.mjs');
 const RELAY = join(import.meta.dirname, 'scale', 'relay.mjs');
 const SETPOINT = 100;
@@ -126,7 +131,7 @@ export function defaultNodeOptions(): string {
  * SCALE_UNIT_NODE_OPTIONS=off empties), or a baseline (another build, or other NODE_OPTIONS).
  */
 export function agentName(bin: string, nodeOptions: string): string {
-  if (bin === DEFAULT_BIN && nodeOptions === defaultNodeOptions()) return 'agent as shipped';
+  if (bin === DEFAULT_BIN && nodeOptions === defaultNodeOptions()) return SHIPPED_NAME;
   return `baseline agent (${bin}, NODE_OPTIONS '${nodeOptions}')`;
 }
 
@@ -238,10 +243,6 @@ export async function startAgent(
     stop: () => stopProc(proc),
   };
 }
-
-const RELAY_NAME = 'bare mqtt.js relay';
-/** SCALE_AA=1: a second relay in every round, judged against the first like the agent is: the ratio's noise floor. */
-const AA_NAME = 'second bare relay (A/A control)';
 
 export async function startRelay(broker: Mosquitto, name = RELAY_NAME): Promise<System> {
   const prefix = `relay${Math.floor(Math.random() * 1e6)}`;
@@ -400,7 +401,7 @@ export const scale: BenchSection = {
         const budget = 100 + (20 * idleSensors) / 1024;
         rows.push({
           section: S,
-          name: `idle RSS, ${agent.name === 'agent as shipped' ? 'compiled agent' : agent.name} with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
+          name: `idle RSS, ${agent.name === SHIPPED_NAME ? 'compiled agent' : agent.name} with ${idleSensors} sensors (budget 100 MB + 20 KB/sensor = ${round(budget, 0)} MB)`,
           value: round(rss, 1),
           unit: 'MB',
           baseline: { name: 'budget', value: round(budget, 1), ratio: round(rss / budget) },
@@ -443,7 +444,7 @@ export const scale: BenchSection = {
         }
         const results = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, overRounds(v)]));
         const relay = results[RELAY_NAME] as RoundsResult;
-        const agent = results['agent as shipped'] as RoundsResult;
+        const agent = results[SHIPPED_NAME] as RoundsResult;
         const rl = relay.latency;
         const al = agent.latency;
         const perRound = (k: 'p50' | 'p99' | 'p999') =>
@@ -470,7 +471,7 @@ export const scale: BenchSection = {
         // The p99 over every round's trips together, and how far the sampling of trips alone could move
         // the ratio (scripts/bench/ratio.ts); with SCALE_AA, a relay judged against the relay too.
         for (const [who, res] of [
-          ['agent as shipped', agent],
+          [SHIPPED_NAME, agent],
           [AA_NAME, results[AA_NAME]],
         ] as const) {
           if (!res) continue;
@@ -481,7 +482,7 @@ export const scale: BenchSection = {
             name: `${label}: reading → stop p99 over all ${rounds} rounds' trips together, ${who}`,
             value: round(q.a),
             unit: 'ms',
-            note: `${res.latencies.reduce((n, r) => n + r.length, 0)} trips against the relay's ${relay.latencies.reduce((n, r) => n + r.length, 0)}; ${ci}${who === AA_NAME ? `; median of rounds ${round(res.latency.p99)} ms, ratio ${round(res.latency.p99 / rl.p99)}` : ''}`,
+            note: `${q.na} trips against the relay's ${q.nb}; ${ci}${who === AA_NAME ? `; median of rounds ${round(res.latency.p99)} ms, ratio ${round(res.latency.p99 / rl.p99)}` : ''}`,
             baseline: { name: 'bare relay', value: round(q.b), ratio: round(q.ratio) },
           });
           process.stderr.write(
@@ -550,7 +551,7 @@ export const scale: BenchSection = {
           best[sysName] = top;
         }
         const relayTop = best[RELAY_NAME] ?? 0;
-        const agentTop = best['agent as shipped'] ?? 0;
+        const agentTop = best[SHIPPED_NAME] ?? 0;
         rows.push({
           section: S,
           name: `max sustained rate (p99 ≤ 100 ms, no loss; ramp ${ramp.join('/')}), agent as shipped`,
