@@ -5,7 +5,7 @@
  * error logging. Each caller keeps its own session settings, subscriptions and handlers.
  */
 import { readFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { type IClientOptions, type IConnackPacket, MqttClient } from 'mqtt';
 import { Backoff } from './backoff.js';
@@ -74,6 +74,8 @@ export interface MqttConnectOptions {
   readonly onConnect?: (connack: IConnackPacket) => void;
   /** Each unexpected close, with the delay before the next attempt. */
   readonly onReconnect?: (delayMs: number) => void;
+  /** Each new connection's socket (TCP or TLS), before MQTT.js reads from it. */
+  readonly onSocket?: (socket: Socket) => void;
 }
 
 const noLog = (): void => {};
@@ -100,6 +102,7 @@ export function connectMqtt(o: MqttConnectOptions): MqttClient {
       : netConnect({ host, port });
     // Field notes: Nagle's algorithm dominates MQTT latency on loopback and LANs.
     socket.setNoDelay(true);
+    o.onSocket?.(socket);
     return socket;
   };
   const client = new MqttClient(streamBuilder, opts);

@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../agent/config/load.js';
 import type { BoundSensor, SourceContext } from '../agent/driver.js';
 import { rng } from '../agent/prng.js';
 import type { Reading } from '../agent/types.js';
+import { PublishFraming } from '../drivers/mqtt/framing.js';
 import { type MqttConfig, mqttSchema } from '../drivers/mqtt/schema.js';
 import { clientOptions, MqttSource } from '../drivers/mqtt/source.js';
 import { mosquittoUnavailable, startMosquitto } from './helpers/mosquitto.js';
@@ -296,6 +297,91 @@ ${assets}
     await waitFor(() => readings.length === 1, { what: 'a reading over TLS' });
     expect(readings[0]).toMatchObject({ asset: 'pump-1', sensor: 'temperature', value: 63.5, quality: 'good', unit: 'degC' });
     expect(src.broker.view()).toMatchObject({ status: 'ok', connects: 1, requests: 1 });
+  });
+
+  it.each([4, 5] as const)(
+    'MQTT %i: reads QoS 0, 1 and 2, payloads larger than a socket read and bursts; QoS 0 and 1 framed by the source under 3.1.1',
+    async (protocol_version) => {
+      const broker = await startMosquitto();
+      cleanups.push(() => broker.stop());
+      const prefix = `fr-${randomUUID().slice(0, 8)}`;
+      const { src, readings } = source(
+        {
+          url: `mqtt://127.0.0.1:${broker.port}`,
+          client_id: `agent-${prefix}`,
+          protocol_version,
+          max_payload_bytes: 300_000,
+          subscriptions: [{ topic: `${prefix}/+/+`, qos: 2, asset_segment: 1, sensor_segment: 2, value_path: 'v' }],
+        },
+        [sensor],
+      );
+      await src.start();
+      // The messages MQTT.js itself delivers: under 3.1.1 only QoS 2 (the rest is framed by the source).
+      const viaMqttJs: number[] = [];
+      (src as unknown as { client: MqttClient }).client.on('message', (_t, p) => viaMqttJs.push(JSON.parse(p.toString()).v));
+      const pub = await publisher(`mqtt://127.0.0.1:${broker.port}`, { protocolVersion: protocol_version });
+      const topic = `${prefix}/pump-1/temperature`;
+      const n = 6000;
+      const qosOf = (i: number) => (i % 3) as 0 | 1 | 2;
+      // Every 500th message is padded past 64 KB (more than one socket read); one is over the limit.
+      const body = (i: number) => JSON.stringify(i % 500 === 7 ? { v: i, pad: 'x'.repeat(200_000) } : { v: i });
+      // In groups of 20: the broker's in-flight window for QoS 1 and 2 from one publisher.
+      for (let i = 0; i < n; i += 20) {
+        const group = Array.from({ length: Math.min(20, n - i) }, (_, k) => i + k);
+        await Promise.all(group.map((j) => pub.publishAsync(topic, body(j), { qos: qosOf(j) })));
+      }
+      await pub.publishAsync(topic, JSON.stringify({ v: -1, pad: 'x'.repeat(400_000) }), { qos: 1 });
+      // A sentinel after everything, at each QoS: when all three arrived, nothing else is on its way.
+      for (const q of [0, 1, 2] as const) await pub.publishAsync(topic, JSON.stringify({ v: n + q }), { qos: q });
+      await waitFor(() => [0, 1, 2].every((q) => readings.some((r) => r.value === n + q)), {
+        what: `the sentinels (have ${readings.length} readings)`,
+        timeoutMs: 30_000,
+      });
+      const values = readings.map((r) => r.value).filter((v) => v < n);
+      expect(values).toHaveLength(n);
+      for (const q of [0, 1, 2]) {
+        const got = values.filter((v) => qosOf(v) === q);
+        // In publish order within each QoS (MQTT orders messages of one QoS from one publisher).
+        expect(got).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => qosOf(i) === q));
+      }
+      expect(src.stats.malformed.oversize).toBe(1);
+      expect(src.broker.view()).toMatchObject({ connects: 1, requests: n + 4 });
+      const viaMqttJsAtQos01 = viaMqttJs.filter((v) => v >= 0 && v < n && qosOf(v) < 2).length;
+      if (protocol_version === 4) expect(viaMqttJsAtQos01).toBe(0);
+      else expect(viaMqttJsAtQos01).toBe(4000);
+    },
+  );
+
+  it('drops the connection and reconnects when its own framing throws, and the QoS 1 message comes again', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const prefix = `fx-${randomUUID().slice(0, 8)}`;
+    const { src, readings } = source(
+      {
+        url: `mqtt://127.0.0.1:${broker.port}`,
+        client_id: `agent-${prefix}`,
+        reconnect_min: '100ms',
+        subscriptions: [{ topic: `${prefix}/+/+`, format: 'number', asset_segment: 1, sensor_segment: 2 }],
+      },
+      [sensor],
+    );
+    await src.start();
+    const feed = PublishFraming.prototype.feed;
+    let fail = true;
+    const spy = vi.spyOn(PublishFraming.prototype, 'feed').mockImplementation(function (this: PublishFraming, chunk, sink) {
+      if (fail && chunk.includes(Buffer.from('41.5'))) {
+        fail = false;
+        throw new Error('framing bug');
+      }
+      feed.call(this, chunk, sink);
+    });
+    cleanups.push(() => spy.mockRestore());
+    const pub = await publisher(`mqtt://127.0.0.1:${broker.port}`);
+    await pub.publishAsync(`${prefix}/pump-1/temperature`, '41.5', { qos: 1 });
+    await waitFor(() => readings.length === 1, { what: 'the message after the reconnect' });
+    expect(fail).toBe(false);
+    expect(readings[0]?.value).toBe(41.5);
+    expect(src.broker.connects).toBe(2);
   });
 
   it('does not connect over TLS without the client certificate, and does not throw either', async () => {

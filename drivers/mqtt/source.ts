@@ -3,12 +3,15 @@
  * the broker accepted while the agent was away arrives when it is back. TLS, credentials, reconnect
  * backoff with jitter and TCP_NODELAY come from the agent's MQTT client (agent/mqtt-client.ts).
  *
- * A message is acknowledged (PUBACK) only after its readings went through the pipeline: MQTT.js
- * emits 'message' synchronously before it acks, and `ctx.emit` is synchronous.
+ * A message is acknowledged (PUBACK) only after its readings went through the pipeline: with MQTT 3.1.1
+ * the source frames PUBLISH packets at QoS 0 and 1 itself and acknowledges a socket read's messages
+ * after judging them (`frameReads`); otherwise MQTT.js emits 'message' synchronously before it acks.
+ * `ctx.emit` is synchronous either way.
  *
  * Malformed input is counted per reason and logged at most once a minute per reason. Nothing a
  * publisher sends can throw out of the message handler, so no payload can cause a reconnect loop.
  */
+import type { Socket } from 'node:net';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { BoundSensor, SourceContext, SourceDriver } from '../../agent/driver.js';
 import { DeviceHealth } from '../../agent/health.js';
@@ -16,6 +19,7 @@ import { RateLimitedLog } from '../../agent/log.js';
 import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
 import { makeReading } from '../../agent/reading.js';
 import type { Reading } from '../../agent/types.js';
+import { type FramingSink, PublishFraming, pubacks } from './framing.js';
 import {
   type CompiledSubscription,
   compileSubscription,
@@ -57,6 +61,9 @@ export function clientOptions(config: MqttConfig & { id: string }, env: NodeJS.P
   if (config.protocol_version === 5) opts.properties = { sessionExpiryInterval: Math.round(config.session_expiry / 1000) };
   return opts;
 }
+
+/** What a PUBLISH carries besides its payload, at most: topic length, topic, packet id (bytes). */
+const PUBLISH_OVERHEAD = 2 + 65_535 + 2;
 
 /** A topic's mapping: its subscription (none: unmatched) and, when the topic alone names a known sensor, that sensor. */
 interface Route {
@@ -156,6 +163,8 @@ export class MqttSource implements SourceDriver {
         this.keepaliveTimedOut = false;
         this.ctx.count('reconnects');
       },
+      // MQTT 5 PUBLISHes carry properties (topic aliases among them): MQTT.js reads those.
+      ...(this.config.protocol_version === 4 ? { onSocket: (socket: Socket) => this.frameReads(socket) } : {}),
     });
     this.client = client;
     // MQTT.js closes the connection when no packet arrived within 1.5 × keepalive: a silent broker.
@@ -188,6 +197,52 @@ export class MqttSource implements SourceDriver {
         resolve();
       });
     });
+  }
+
+  /**
+   * MQTT 3.1.1: the connection's PUBLISH packets at QoS 0 and 1 are read here (drivers/mqtt/framing.ts)
+   * before MQTT.js sees the bytes. A socket read is framed where it arrives, its readings go through
+   * the pipeline in this tick, and then its QoS 1 messages are acknowledged in one write (a PUBACK
+   * still follows its reading's judgement). Every other packet goes on to MQTT.js as it came.
+   */
+  private frameReads(socket: Socket): void {
+    const framing = new PublishFraming(this.maxPayload + PUBLISH_OVERHEAD);
+    const push = socket.push;
+    const acks: number[] = [];
+    let more = true;
+    const sink: FramingSink = {
+      publish: (topic, payload, id) => {
+        this.onMessage(topic, payload);
+        if (id >= 0) acks.push(id);
+      },
+      forward: (bytes) => {
+        more = push.call(socket, bytes);
+      },
+    };
+    // Node hands each read of a TCP or TLS socket to its `push` (the Readable implementer's call).
+    socket.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+      if (!Buffer.isBuffer(chunk)) {
+        framing.reset();
+        return push.call(socket, chunk, encoding);
+      }
+      more = true;
+      try {
+        framing.feed(chunk, sink);
+      } catch (err) {
+        // A bug in the framing (each message's own errors are caught in onMessage): the stream's place is
+        // lost, so the connection is dropped and MQTT.js reconnects with a new framing; unacknowledged
+        // QoS 1 messages come again.
+        this.ctx.logger.error({ err: (err as Error).message }, 'mqtt stream could not be read; reconnecting');
+        acks.length = 0;
+        socket.destroy(err as Error);
+        return false;
+      }
+      if (acks.length > 0) {
+        socket.write(pubacks(acks));
+        acks.length = 0;
+      }
+      return more;
+    };
   }
 
   private onMessage(topic: string, payload: Buffer): void {
