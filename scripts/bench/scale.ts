@@ -20,7 +20,8 @@
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
  * SCALE_BASELINE_BIN: the bin/edge-agent.js of another compiled build (e.g. main's, `npm run build -- --out
- * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run.
+ * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run: the
+ * pooled p99's ratio with its bootstrap interval, and the CPU per reading round by round.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -332,6 +333,8 @@ interface RoundsResult {
   readonly trips: number;
   readonly lost: number;
   readonly cpuUsPerReading: number;
+  /** Each round's CPU per reading (µs), in run order. */
+  readonly cpuRounds: readonly number[];
   readonly rssMb: number;
   /** The warm-up's trips (the cold path): the median over rounds of their p99, and how many there were in all. */
   readonly first: { p99: number; n: number };
@@ -351,6 +354,7 @@ function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; 
     trips: runs.reduce((a, r) => a + r.trips, 0),
     lost: runs.reduce((a, r) => a + r.lost, 0),
     cpuUsPerReading: med(runs.map((r) => r.cpuUsPerReading)),
+    cpuRounds: runs.map((r) => r.cpuUsPerReading),
     rssMb: med(runs.map((r) => r.rssMb)),
     first: {
       p99: med(runs.map((r) => percentile(Float64Array.from(r.first_latencies_ms).sort(), 99))),
@@ -500,14 +504,29 @@ export const scale: BenchSection = {
         const base = baselineName ? results[baselineName] : undefined;
         if (base) {
           const bl = base.latency;
+          // An A/B of two builds: the pooled p99's ratio with its interval, and the CPU round by round.
+          const q = quantileRatio(agent.latencies, base.latencies, 99);
+          const pooled = `pooled p99 ${round(q.a)} / ${round(q.b)} ms = ${round(q.ratio)}, ${Math.round(q.level * 100)} % bootstrap interval ${round(q.lo)}–${round(q.hi)}`;
           rows.push({
             section: S,
             name: `${label}: reading → stop p99, agent as shipped vs the baseline build`,
             value: round(al.p99),
             unit: 'ms',
-            note: `baseline ${base.stops}/${base.trips} stops, lost ${base.lost}, ${round(base.cpuUsPerReading, 1)} µs CPU/reading, RSS ${round(base.rssMb, 0)} MB`,
+            note: `median of rounds; ${pooled}; baseline ${base.stops}/${base.trips} stops, lost ${base.lost}, RSS ${round(base.rssMb, 0)} MB`,
             ...vs('baseline build', al.p99, bl.p99),
           });
+          const cpuPerRound = agent.cpuRounds.map((c, i) => `${round(c, 1)} / ${round(base.cpuRounds[i] ?? Number.NaN, 1)}`);
+          rows.push({
+            section: S,
+            name: `${label}: CPU per reading, agent as shipped vs the baseline build`,
+            value: round(agent.cpuUsPerReading, 1),
+            unit: 'µs',
+            note: `median of rounds; per round, agent / baseline: ${cpuPerRound.join(', ')}`,
+            ...vs('baseline build', agent.cpuUsPerReading, base.cpuUsPerReading),
+          });
+          process.stderr.write(
+            `  ${rate}/s agent / baseline build: ${pooled}; CPU per reading per round ${cpuPerRound.join(', ')} µs\n`,
+          );
         }
         rows.push({
           section: S,
