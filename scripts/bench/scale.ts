@@ -348,13 +348,14 @@ interface RoundsResult {
 function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; rssMb: number }>): RoundsResult {
   const med = (xs: number[]) => percentile(Float64Array.from(xs).sort(), 50);
   const lat = runs.map(latencyFigures);
+  const cpu = runs.map((r) => r.cpuUsPerReading);
   return {
     latency: { p50: med(lat.map((l) => l.p50)), p99: med(lat.map((l) => l.p99)), p999: med(lat.map((l) => l.p999)) },
     stops: runs.reduce((a, r) => a + r.stops, 0),
     trips: runs.reduce((a, r) => a + r.trips, 0),
     lost: runs.reduce((a, r) => a + r.lost, 0),
-    cpuUsPerReading: med(runs.map((r) => r.cpuUsPerReading)),
-    cpuRounds: runs.map((r) => r.cpuUsPerReading),
+    cpuUsPerReading: med(cpu),
+    cpuRounds: cpu,
     rssMb: med(runs.map((r) => r.rssMb)),
     first: {
       p99: med(runs.map((r) => percentile(Float64Array.from(r.first_latencies_ms).sort(), 99))),
@@ -363,6 +364,11 @@ function overRounds(runs: ReadonlyArray<LoadResult & { cpuUsPerReading: number; 
     rounds: lat,
     latencies: runs.map((r) => r.latencies_ms),
   };
+}
+
+/** A ratio's bootstrap interval as the rows and stderr give it. */
+function intervalText(q: { level: number; lo: number; hi: number }): string {
+  return `${Math.round(q.level * 100)} % bootstrap interval of the ratio ${round(q.lo)}–${round(q.hi)}`;
 }
 
 /** A load the system sustains: p99 ≤ 100 ms, no stop lost, and the generator kept up (so the rate was real). */
@@ -480,7 +486,7 @@ export const scale: BenchSection = {
         ] as const) {
           if (!res) continue;
           const q = quantileRatio(res.latencies, relay.latencies, 99);
-          const ci = `${Math.round(q.level * 100)} % bootstrap interval of the ratio ${round(q.lo)}–${round(q.hi)} (${q.resamples} resamples of the trips; not the drift between rounds)`;
+          const ci = `${intervalText(q)} (${q.resamples} resamples of the trips; not the drift between rounds)`;
           rows.push({
             section: S,
             name: `${label}: reading → stop p99 over all ${rounds} rounds' trips together, ${who}`,
@@ -506,7 +512,7 @@ export const scale: BenchSection = {
           const bl = base.latency;
           // An A/B of two builds: the pooled p99's ratio with its interval, and the CPU round by round.
           const q = quantileRatio(agent.latencies, base.latencies, 99);
-          const pooled = `pooled p99 ${round(q.a)} / ${round(q.b)} ms = ${round(q.ratio)}, ${Math.round(q.level * 100)} % bootstrap interval ${round(q.lo)}–${round(q.hi)}`;
+          const pooled = `pooled p99 ${round(q.a)} / ${round(q.b)} ms = ${round(q.ratio)}, ${intervalText(q)}`;
           rows.push({
             section: S,
             name: `${label}: reading → stop p99, agent as shipped vs the baseline build`,
