@@ -34,10 +34,26 @@ function scan(s, dirn) {
 
 const text = (c) => (Buffer.isBuffer(c) ? c.latin1Slice(0, c.length) : String(c));
 if (dir) {
-  const push = Readable.prototype.push;
+  // A consumer that reads the socket itself (the agent's MQTT source frames its own PUBLISHes) sets its own
+  // `push` on the socket, in front of Readable's: wrap whatever is set there so that its reads are seen too.
+  Object.defineProperty(net.Socket.prototype, 'push', {
+    configurable: true,
+    get() {
+      return this.__tracePush ?? Readable.prototype.push;
+    },
+    set(fn) {
+      this.__tracePush = function (chunk, enc) {
+        if (chunk?.length) scan(text(chunk), 'in');
+        return fn.call(this, chunk, enc);
+      };
+    },
+  });
+  const pushOf = Readable.prototype.push;
   Readable.prototype.push = function (chunk, enc) {
+    // Reads that went through a wrapped push were seen there already.
+    if (this.__tracePush) return pushOf.call(this, chunk, enc);
     if (this instanceof net.Socket && chunk?.length) scan(text(chunk), 'in');
-    return push.call(this, chunk, enc);
+    return pushOf.call(this, chunk, enc);
   };
   for (const name of ['_writev', '_write']) {
     const write = net.Socket.prototype[name];
