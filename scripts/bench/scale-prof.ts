@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { build } from '../build.js';
-import { agentSide, generate, latencyFigures, procStat, sideText, startAgent, startRelay } from './scale.js';
+import { agentSide, DRIVE_SETTLE_S, generate, latencyFigures, procStat, sideText, startAgent, startRelay } from './scale.js';
 import { percentile } from './types.js';
 
 const rate = Number(process.argv[2] ?? 20_000);
@@ -41,16 +41,18 @@ try {
       ? await startRelay(broker)
       : await startAgent(dir.path, broker, sensors, process.env.SCALE_BIN ? resolve(process.env.SCALE_BIN) : undefined);
   // SCALE_TRIPS (trips/s) and SCALE_WARMUP (s) change the load's defaults, for diagnosis only: the bench keeps its own.
+  // SCALE_SETTLE (s) is the bench's: load, not measured, between the warm-up and the measured seconds.
   const o = {
     rate,
     seconds,
     sensors,
     trips_per_s: Number(process.env.SCALE_TRIPS ?? Math.min(50, Math.max(1, sensors / 4))),
     warmup_s: Number(process.env.SCALE_WARMUP ?? 3),
+    settle_s: DRIVE_SETTLE_S,
     slow_ms: Number(process.env.SCALE_SLOW_MS ?? 20),
   };
   const gen = generate(broker, sys, o);
-  await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
+  await new Promise((r) => setTimeout(r, (o.warmup_s + o.settle_s) * 1000));
   const pids = { system: sys.proc.pid as number, broker: brokerPid, generator: gen.proc.pid as number };
   const threads = (pid: number) =>
     Object.fromEntries(

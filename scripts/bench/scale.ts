@@ -19,6 +19,12 @@
  *
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
+ * SCALE_SETTLE (seconds, default 0): each system runs under the same load this long after the warm-up
+ * before the measured seconds, its trips counted nowhere. Every system starts afresh for each round,
+ * and the agent's JIT is still compiling well after the 3 s warm-up (V8's --trace-opt at 5k/s: about
+ * 1.5 s of background compilation in the first 10 s of load, 0.1–0.15 s per 10 s at 17–47 s, 0.02–0.03 s
+ * per 10 s after 57 s), so without it the agent is measured while it warms up; the relay's little code
+ * is compiled within the warm-up. The warm-up's trips stay the cold-path row.
  * SCALE_BASELINE_BIN: the bin/edge-agent.js of another compiled build (e.g. main's, `npm run build -- --out
  * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run: the
  * pooled p99's ratio with its bootstrap interval, and the CPU per reading round by round.
@@ -267,7 +273,15 @@ export async function startRelay(broker: Mosquitto, name = RELAY_NAME): Promise<
 export function generate(
   broker: Mosquitto,
   sys: Pick<System, 'prefix'>,
-  o: { rate: number; seconds: number; sensors: number; trips_per_s: number; warmup_s: number; slow_ms?: number },
+  o: {
+    rate: number;
+    seconds: number;
+    sensors: number;
+    trips_per_s: number;
+    warmup_s: number;
+    settle_s?: number;
+    slow_ms?: number;
+  },
 ): { proc: ChildProcess; result: Promise<LoadResult> } {
   const args = {
     url: `mqtt://127.0.0.1:${broker.port}`,
@@ -293,6 +307,8 @@ export function generate(
 
 /** Seconds of load (with trips) before the measured seconds of {@link drive}. */
 const DRIVE_WARMUP_S = 3;
+/** Seconds of the same load after the warm-up and before the measured seconds, counted nowhere (SCALE_SETTLE). */
+export const DRIVE_SETTLE_S = Number(process.env.SCALE_SETTLE ?? 0);
 
 /** Runs the generator against a system for `seconds` at `rate` readings/s; returns its result and the system's CPU/RSS. */
 export async function drive(
@@ -302,17 +318,24 @@ export async function drive(
   seconds: number,
   sensors = Math.max(1, Math.round(rate / HZ)),
 ): Promise<LoadResult & { cpuUsPerReading: number; rssMb: number; agentSide?: AgentSide }> {
-  const o = { rate, seconds, sensors, trips_per_s: Math.min(50, Math.max(1, sensors / 4)), warmup_s: DRIVE_WARMUP_S };
+  const o = {
+    rate,
+    seconds,
+    sensors,
+    trips_per_s: Math.min(50, Math.max(1, sensors / 4)),
+    warmup_s: DRIVE_WARMUP_S,
+    settle_s: DRIVE_SETTLE_S,
+  };
   const pid = sys.proc.pid as number;
   const gen = generate(broker, sys, o);
-  // CPU is counted from the end of the generator's warm-up to the end of its run.
-  await new Promise((r) => setTimeout(r, o.warmup_s * 1000));
+  // CPU is counted from the end of the generator's warm-up and settling to the end of its run.
+  await new Promise((r) => setTimeout(r, (o.warmup_s + o.settle_s) * 1000));
   const before = procStat(pid);
   const res = await gen.result;
   const after = procStat(pid);
   // After the CPU figure, so that rendering the metrics is not counted against the readings.
   const side = sys.metrics ? agentSide(await sys.metrics()) : undefined;
-  const measured = res.readings * (seconds / (seconds + o.warmup_s));
+  const measured = res.readings * (seconds / (seconds + o.warmup_s + o.settle_s));
   return {
     ...res,
     cpuUsPerReading: ((after.cpu - before.cpu) * 1e6) / measured,
@@ -465,6 +488,8 @@ export const scale: BenchSection = {
           baseline: { name, value: round(base), ratio: round(v / base) },
         });
         const label = `${rate.toLocaleString('en-US')} readings/s, ${sensors} sensors`;
+        const settled =
+          DRIVE_SETTLE_S > 0 ? `; measured after ${DRIVE_WARMUP_S} s of warm-up and ${DRIVE_SETTLE_S} s of settling` : '';
         for (const [p, a, b] of [
           ['p50', al.p50, rl.p50],
           ['p99', al.p99, rl.p99],
@@ -475,7 +500,7 @@ export const scale: BenchSection = {
             name: `${label}: reading → stop ${p}, agent as shipped`,
             value: round(a),
             unit: 'ms',
-            note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${perRound(p === 'p99.9' ? 'p999' : p)}`,
+            note: `${agent.stops}/${agent.trips} stops, lost ${agent.lost}${rounds > 1 ? `, median of ${rounds} rounds` : ''}${settled}${perRound(p === 'p99.9' ? 'p999' : p)}`,
             ...vs('bare relay', a, b),
           });
         // The p99 over every round's trips together, and how far the sampling of trips alone could move

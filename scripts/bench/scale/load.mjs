@@ -5,10 +5,12 @@
 // topic and waits for the re-arm (reply ok: true) before that sensor may burst again.
 //
 // Input: one JSON object in argv[2]:
-//   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s }
+//   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s,
+//     settle_s }
 // Output on stdout, one JSON line when done:
 //   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms,
-//     first_latencies_ms: [...] of the trips sent during the warm-up,
+//     first_latencies_ms: [...] of the trips sent during the warm-up (the trips sent during the settle_s seconds
+//     that follow it, default 0, are in neither list: the system runs under the same load until it is steady),
 //     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above slow_ms (default 20) }
 import mqtt from 'mqtt';
 
@@ -42,7 +44,8 @@ const index = new Map(assets.map((a, i) => [a, i]));
 const state = new Uint8Array(n);
 const sentAt = new Float64Array(n);
 const stoppedAt = new Float64Array(n);
-/** 1: this sensor's current trip was sent after the warm-up, so it is counted. */
+/** This sensor's current trip was sent: 0 during the warm-up (the cold path), 2 while the system settles
+ * (counted nowhere), 1 while measuring (counted). */
 const counted = new Uint8Array(n);
 const latencies = [];
 /** Latencies of the trips sent during the warm-up: the first trips after the system started. */
@@ -77,8 +80,8 @@ client.on('message', (topic, payload) => {
   const asset = topic.slice(o.prefix.length + 1, topic.lastIndexOf('/'));
   const i = index.get(asset);
   if (i === undefined || state[i] !== 2) return; // re-asserted stops and stops for lost trips
-  if (!counted[i]) firstLatencies.push(now - sentAt[i]);
-  else {
+  if (counted[i] === 0) firstLatencies.push(now - sentAt[i]);
+  else if (counted[i] === 1) {
     latencies.push(now - sentAt[i]);
     stops++;
     // The slow ones with their send time on the monotonic clock (µs, as CPU profiles stamp samples).
@@ -91,7 +94,9 @@ client.on('message', (topic, payload) => {
 
 const t0 = performance.now();
 const warmupMs = (o.warmup_s ?? 2) * 1000;
-const endMs = warmupMs + o.seconds * 1000;
+const settleMs = (o.settle_s ?? 0) * 1000;
+const measureFromMs = warmupMs + settleMs;
+const endMs = measureFromMs + o.seconds * 1000;
 let cursor = 0;
 let lagMax = 0;
 // Trips start with the load, so that the warm-up runs the whole trip → stop → ack → re-arm path too: its
@@ -104,7 +109,7 @@ await new Promise((resolve) => {
     const now = performance.now();
     const el = now - t0;
     if (el >= endMs) return resolve();
-    measuring = el >= warmupMs;
+    measuring = el >= measureFromMs;
     const due = Math.floor((el * o.rate) / 1000);
     lagMax = Math.max(lagMax, (due - readings) / (o.rate / 1000));
     // Choose bursting sensors at the trip rate among those at rest.
@@ -129,10 +134,10 @@ await new Promise((resolve) => {
         value = o.burst;
         state[i] = 2;
         sentAt[i] = performance.now();
-        counted[i] = measuring ? 1 : 0;
+        counted[i] = measuring ? 1 : el < warmupMs ? 0 : 2;
         if (measuring) trips++;
       } else if (state[i] === 2 && performance.now() - sentAt[i] > lost_after_ms) {
-        if (counted[i]) lost++;
+        if (counted[i] === 1) lost++;
         state[i] = 3;
       } else if (state[i] === 3) {
         state[i] = 4;
@@ -151,9 +156,9 @@ await new Promise((resolve) => {
 // Trips still waiting for their stop get a grace period, then count as lost.
 const graceEnd = performance.now() + 2_000;
 while (performance.now() < graceEnd && state.some((s) => s === 2)) await new Promise((r) => setTimeout(r, 20));
-for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i]) lost++;
-const seconds = (performance.now() - t0 - warmupMs) / 1000;
+for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i] === 1) lost++;
+const seconds = (performance.now() - t0 - measureFromMs) / 1000;
 await client.endAsync();
 process.stdout.write(
-  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + warmupMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies, first_latencies_ms: firstLatencies, slow })}\n`,
+  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + measureFromMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies, first_latencies_ms: firstLatencies, slow })}\n`,
 );
