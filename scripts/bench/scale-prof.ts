@@ -8,7 +8,7 @@
  * system (socket read → stop written), system → generator, and how long the system's event loop stayed busy
  * after each stop.
  */
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startMosquitto } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
@@ -129,6 +129,7 @@ try {
   if (process.env.SCALE_PROF_DIR) tail(process.env.SCALE_PROF_DIR, res.slow ?? []);
 } finally {
   await broker.stop();
+  if (process.env.SCALE_KEEP_TRACE && traceDir) cpSync(traceDir, process.env.SCALE_KEEP_TRACE, { recursive: true });
   dir.remove();
 }
 
