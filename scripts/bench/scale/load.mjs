@@ -44,8 +44,11 @@ const index = new Map(assets.map((a, i) => [a, i]));
 const state = new Uint8Array(n);
 const sentAt = new Float64Array(n);
 const stoppedAt = new Float64Array(n);
-/** This sensor's current trip was sent: 0 during the warm-up (the cold path), 2 while the system settles
- * (counted nowhere), 1 while measuring (counted). */
+/** When this sensor's current trip was sent: during the warm-up (the cold path), while the system settles
+ * (counted nowhere), or while measuring (counted). */
+const WARMUP = 0;
+const MEASURED = 1;
+const SETTLING = 2;
 const counted = new Uint8Array(n);
 const latencies = [];
 /** Latencies of the trips sent during the warm-up: the first trips after the system started. */
@@ -80,8 +83,8 @@ client.on('message', (topic, payload) => {
   const asset = topic.slice(o.prefix.length + 1, topic.lastIndexOf('/'));
   const i = index.get(asset);
   if (i === undefined || state[i] !== 2) return; // re-asserted stops and stops for lost trips
-  if (counted[i] === 0) firstLatencies.push(now - sentAt[i]);
-  else if (counted[i] === 1) {
+  if (counted[i] === WARMUP) firstLatencies.push(now - sentAt[i]);
+  else if (counted[i] === MEASURED) {
     latencies.push(now - sentAt[i]);
     stops++;
     // The slow ones with their send time on the monotonic clock (µs, as CPU profiles stamp samples).
@@ -134,10 +137,10 @@ await new Promise((resolve) => {
         value = o.burst;
         state[i] = 2;
         sentAt[i] = performance.now();
-        counted[i] = measuring ? 1 : el < warmupMs ? 0 : 2;
+        counted[i] = measuring ? MEASURED : el < warmupMs ? WARMUP : SETTLING;
         if (measuring) trips++;
       } else if (state[i] === 2 && performance.now() - sentAt[i] > lost_after_ms) {
-        if (counted[i] === 1) lost++;
+        if (counted[i] === MEASURED) lost++;
         state[i] = 3;
       } else if (state[i] === 3) {
         state[i] = 4;
@@ -156,7 +159,7 @@ await new Promise((resolve) => {
 // Trips still waiting for their stop get a grace period, then count as lost.
 const graceEnd = performance.now() + 2_000;
 while (performance.now() < graceEnd && state.some((s) => s === 2)) await new Promise((r) => setTimeout(r, 20));
-for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i] === 1) lost++;
+for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i] === MEASURED) lost++;
 const seconds = (performance.now() - t0 - measureFromMs) / 1000;
 await client.endAsync();
 process.stdout.write(

@@ -51,8 +51,7 @@ if (dir) {
   const pushOf = Readable.prototype.push;
   Readable.prototype.push = function (chunk, enc) {
     // Reads that went through a wrapped push were seen there already.
-    if (this.__tracePush) return pushOf.call(this, chunk, enc);
-    if (this instanceof net.Socket && chunk?.length) scan(text(chunk), 'in');
+    if (this instanceof net.Socket && !this.__tracePush && chunk?.length) scan(text(chunk), 'in');
     return pushOf.call(this, chunk, enc);
   };
   for (const name of ['_writev', '_write']) {
