@@ -28,6 +28,8 @@
  * SCALE_BASELINE_BIN: the bin/edge-agent.js of another compiled build (e.g. main's, `npm run build -- --out
  * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run: the
  * pooled p99's ratio with its bootstrap interval, and the CPU per reading round by round.
+ * SCALE_GEN=mqttjs: the generator publishes its readings through mqtt.js one packet at a time, as it did
+ * before it encoded them itself (scale/load.mjs); for comparison with runs before that change.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -64,6 +66,8 @@ export interface LoadResult {
   readonly lost: number;
   readonly refused: number;
   readonly lag_max_ms: number;
+  /** The generator's own CPU per reading over the measured seconds (µs). */
+  readonly gen_cpu_us_per_reading: number;
   readonly latencies_ms: number[];
   /** Latencies of the trips sent during the warm-up (the first trips after the system started: the cold path). */
   readonly first_latencies_ms: number[];
@@ -291,6 +295,7 @@ export function generate(
     burst: 150,
     ack_topic: `${sys.prefix}-ack`,
     reply_topic: `${sys.prefix}-ack/reply`,
+    mqttjs: process.env.SCALE_GEN === 'mqttjs',
     ...o,
   };
   const proc = spawn(process.execPath, [LOAD, JSON.stringify(args)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -471,7 +476,7 @@ export const scale: BenchSection = {
             (runs[sys.name] ??= []).push(r);
             const l = latencyFigures(r);
             process.stderr.write(
-              `  ${rate}/s ${sys.name}${rounds > 1 ? ` (round ${n + 1}/${rounds})` : ''}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading, RSS ${r.rssMb.toFixed(0)} MB${sideText(r.agentSide)}\n`,
+              `  ${rate}/s ${sys.name}${rounds > 1 ? ` (round ${n + 1}/${rounds})` : ''}: p50 ${l.p50.toFixed(2)} p99 ${l.p99.toFixed(2)} p99.9 ${l.p999.toFixed(2)} ms, ${r.stops}/${r.trips} stops, lost ${r.lost}, sent ${r.sent_per_s}/s, ${r.cpuUsPerReading.toFixed(1)} µs CPU/reading (generator ${r.gen_cpu_us_per_reading.toFixed(1)}), RSS ${r.rssMb.toFixed(0)} MB${sideText(r.agentSide)}\n`,
             );
           }
         }
@@ -590,7 +595,7 @@ export const scale: BenchSection = {
               const l = latencyFigures(r);
               const ok = sustained(r, rate);
               process.stderr.write(
-                `  ramp ${rate}/s ${sys.name}: p99 ${l.p99.toFixed(1)} ms, lost ${r.lost}, sent ${r.sent_per_s}/s → ${ok ? 'sustained' : 'not sustained'}${sideText(r.agentSide)}\n`,
+                `  ramp ${rate}/s ${sys.name}: p99 ${l.p99.toFixed(1)} ms, lost ${r.lost}, sent ${r.sent_per_s}/s (generator ${r.gen_cpu_us_per_reading.toFixed(1)} µs CPU/reading) → ${ok ? 'sustained' : 'not sustained'}${sideText(r.agentSide)}\n`,
               );
               if (!ok) break;
               top = rate;

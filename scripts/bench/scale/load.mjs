@@ -6,9 +6,10 @@
 //
 // Input: one JSON object in argv[2]:
 //   { url, prefix, rate, seconds, sensors, trips_per_s, setpoint, normal, burst, ack_topic, reply_topic, warmup_s,
-//     settle_s }
+//     settle_s, mqttjs }
 // Output on stdout, one JSON line when done:
 //   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms,
+//     gen_cpu_us_per_reading (the generator's own CPU per reading over the measured seconds),
 //     first_latencies_ms: [...] of the trips sent during the warm-up (the trips sent during the settle_s seconds
 //     that follow it, default 0, are in neither list: the system runs under the same load until it is steady),
 //     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above slow_ms (default 20) }
@@ -38,6 +39,43 @@ await client.subscribeAsync([`${o.prefix}/+/command`, o.reply_topic], { qos: 1 }
 const n = o.sensors;
 const assets = Array.from({ length: n }, (_, i) => `a${i}`);
 const topics = assets.map((a) => `${o.prefix}/${a}/temperature`);
+const topicBytes = topics.map((t) => Buffer.from(t));
+
+// The readings' PUBLISH packets (QoS 0, MQTT 5, no properties) are encoded here, a tick's worth in one
+// buffer and one write, rather than by mqtt.js one packet object at a time, so that the generator's CPU
+// per reading is a fraction of the system's and more of a 2-core machine is left to the broker and the
+// system under test. MQTT.js still owns the session (connect, subscribe, keepalive, the acks at QoS 1):
+// a QoS 0 PUBLISH has no packet id, and each write is a whole packet or whole packets, so the two never
+// interleave inside a packet. `mqttjs: true` in the options publishes the readings through mqtt.js, as
+// the generator did before.
+let batch = Buffer.allocUnsafe(1 << 16);
+let batchLen = 0;
+function addReading(i, payload) {
+  const topic = topicBytes[i];
+  const body = 2 + topic.length + 1 + payload.length; // topic, property length (0), payload (ASCII)
+  if (batchLen + 5 + body > batch.length) {
+    const bigger = Buffer.allocUnsafe(Math.max(batch.length * 2, batchLen + 5 + body));
+    batch.copy(bigger, 0, 0, batchLen);
+    batch = bigger;
+  }
+  batch[batchLen++] = 0x30;
+  for (let x = body; ; ) {
+    const b = x & 0x7f;
+    x >>>= 7;
+    batch[batchLen++] = x > 0 ? b | 0x80 : b;
+    if (x === 0) break;
+  }
+  batch.writeUInt16BE(topic.length, batchLen);
+  batchLen += 2;
+  batchLen += topic.copy(batch, batchLen);
+  batch[batchLen++] = 0;
+  batchLen += batch.write(payload, batchLen, 'latin1');
+}
+function sendReadings() {
+  if (batchLen === 0) return;
+  client.stream.write(Buffer.from(batch.subarray(0, batchLen)));
+  batchLen = 0;
+}
 const index = new Map(assets.map((a, i) => [a, i]));
 // Per sensor: 0 normal, 1 burst pending (next reading is above), 2 awaiting stop, 3 stopped (ack after next reading),
 // 4 acked, awaiting the re-arm reply.
@@ -61,6 +99,9 @@ let lost = 0;
 let refused = 0;
 let readings = 0;
 let measuring = false;
+/** The generator's own CPU and readings when the measured seconds began: its CPU per reading. */
+let measureCpu = { user: 0, system: 0 };
+let measureReadings = 0;
 
 client.on('message', (topic, payload) => {
   const now = performance.now();
@@ -106,13 +147,22 @@ let lagMax = 0;
 // trips are not counted in the measured latencies but reported apart (first_latencies_ms: the cold path).
 let nextTrip = 0;
 const tripEveryMs = 1000 / o.trips_per_s;
+let genCpuUsPerReading = 0;
 
 await new Promise((resolve) => {
   const tick = () => {
     const now = performance.now();
     const el = now - t0;
-    if (el >= endMs) return resolve();
-    measuring = el >= measureFromMs;
+    if (el >= endMs) {
+      const c = process.cpuUsage(measureCpu);
+      genCpuUsPerReading = (c.user + c.system) / Math.max(1, readings - measureReadings);
+      return resolve();
+    }
+    if (!measuring && el >= measureFromMs) {
+      measuring = true;
+      measureCpu = process.cpuUsage();
+      measureReadings = readings;
+    }
     const due = Math.floor((el * o.rate) / 1000);
     lagMax = Math.max(lagMax, (due - readings) / (o.rate / 1000));
     // Choose bursting sensors at the trip rate among those at rest.
@@ -128,7 +178,7 @@ await new Promise((resolve) => {
     }
     const ts = Date.now();
     while (readings < due) {
-      if (client.stream.writableLength > max_buffered) break;
+      if (client.stream.writableLength + batchLen > max_buffered) break;
       const i = cursor;
       cursor = (cursor + 1) % n;
       readings++;
@@ -149,8 +199,11 @@ await new Promise((resolve) => {
       } else if (state[i] === 4 && performance.now() - stoppedAt[i] > lost_after_ms) {
         state[i] = 3; // no reply: acknowledge again
       }
-      client.publish(topics[i], `{"value":${value.toFixed(3)},"ts":${ts}}`, { qos: 0 });
+      const payload = `{"value":${value.toFixed(3)},"ts":${ts}}`;
+      if (o.mqttjs) client.publish(topics[i], payload, { qos: 0 });
+      else addReading(i, payload);
     }
+    sendReadings();
     setTimeout(tick, 2);
   };
   tick();
@@ -163,5 +216,5 @@ for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i] === MEASURED) lost+
 const seconds = (performance.now() - t0 - measureFromMs) / 1000;
 await client.endAsync();
 process.stdout.write(
-  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + measureFromMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), latencies_ms: latencies, first_latencies_ms: firstLatencies, slow })}\n`,
+  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + measureFromMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), gen_cpu_us_per_reading: genCpuUsPerReading, latencies_ms: latencies, first_latencies_ms: firstLatencies, slow })}\n`,
 );
