@@ -45,8 +45,9 @@ const topicBytes = topics.map((t) => Buffer.from(t));
 // buffer and one write, rather than by mqtt.js one packet object at a time, so that the generator's CPU
 // per reading is a fraction of the system's and more of a 2-core machine is left to the broker and the
 // system under test. MQTT.js still owns the session (connect, subscribe, keepalive, the acks at QoS 1):
-// a QoS 0 PUBLISH has no packet id, and each write is a whole packet or whole packets, so the two never
-// interleave inside a packet. `mqttjs: true` in the options publishes the readings through mqtt.js, as
+// a QoS 0 PUBLISH has no packet id, and a tick's readings go out in one write made between mqtt.js's
+// calls (mqtt.js writes each of its packets within one synchronous call), so the two never interleave
+// inside a packet. `mqttjs: true` in the options publishes the readings through mqtt.js, as
 // the generator did before.
 let batch = Buffer.allocUnsafe(1 << 16);
 let batchLen = 0;
