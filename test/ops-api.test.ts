@@ -83,10 +83,18 @@ describe('local API', () => {
     const dir = tempDir();
     cleanups.push(dir.remove);
     const { base } = await startService(apiConfigYaml(join(dir.path, 'agent.db')));
-    await waitFor(async () => (await (await fetch(`${base}/metrics`)).text()).includes('edge_agent_trips_total 1'), {
-      what: 'a trip in the metrics',
-      timeoutMs: 30_000,
-    });
+    // The trip's journal line is written a moment after the stop (agent/aftermath.ts) and made durable on libuv's
+    // pool after that: wait for its sync too, or a scrape right after the trip can come before it.
+    await waitFor(
+      async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return (
+          text.includes('edge_agent_trips_total 1') &&
+          /^edge_agent_latch_journal_sync_seconds_count(\{[^}]*\})? [1-9]/m.test(text)
+        );
+      },
+      { what: 'a trip and its journal sync in the metrics', timeoutMs: 30_000 },
+    );
     const res = await fetch(`${base}/metrics`);
     expect(res.headers.get('content-type')).toContain('text/plain');
     const families = parsePrometheus(await res.text());
