@@ -88,10 +88,8 @@ describe('local API', () => {
     await waitFor(
       async () => {
         const text = await (await fetch(`${base}/metrics`)).text();
-        return (
-          text.includes('edge_agent_trips_total 1') &&
-          /^edge_agent_latch_journal_sync_seconds_count(\{[^}]*\})? [1-9]/m.test(text)
-        );
+        const sync = parsePrometheus(text).find((f) => f.name === 'edge_agent_latch_journal_sync_seconds')?.metrics[0];
+        return text.includes('edge_agent_trips_total 1') && sync !== undefined && 'count' in sync && Number(sync.count) >= 1;
       },
       { what: 'a trip and its journal sync in the metrics', timeoutMs: 30_000 },
     );
