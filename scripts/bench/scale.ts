@@ -16,6 +16,8 @@
  * the median over SCALE_ROUNDS rounds (default 3); the p99 is also given over all rounds' trips together,
  * with a bootstrap interval of its ratio to the relay's (scripts/bench/ratio.ts). SCALE_AA=1 adds a second
  * relay, judged against the first like the agent: how far the ratio moves when nothing differs.
+ * SCALE_AA_RELAY (JSON, diagnosis, with SCALE_AA=1) makes that second relay like the agent in one respect
+ * (scale/relay.mjs: `burn_us` of main-thread work after each stop, `burn_after_ms` later; `two_connections`).
  *
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).
@@ -264,6 +266,8 @@ export async function startRelay(broker: Mosquitto, name = RELAY_NAME): Promise<
     delta_down: DELTA_DOWN,
     ack_topic: `${prefix}-ack`,
     reply_topic: `${prefix}-ack/reply`,
+    // SCALE_AA_RELAY (JSON, diagnosis): the A/A relay made like the agent in one respect (scale/relay.mjs).
+    ...(name === AA_NAME && process.env.SCALE_AA_RELAY ? JSON.parse(process.env.SCALE_AA_RELAY) : {}),
   };
   const proc = spawn(process.execPath, [RELAY, JSON.stringify(o)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((res, rej) => {

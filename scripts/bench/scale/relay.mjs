@@ -3,21 +3,34 @@
 // the latch only when the latest reading is back below the setpoint minus the hysteresis, and is answered
 // like the agent answers it ({"ok":true,"state":"running"} or {"ok":false}).
 //
-// Input: one JSON object in argv[2]: { url, prefix, setpoint, delta_down, ack_topic, reply_topic }.
+// Input: one JSON object in argv[2]: { url, prefix, setpoint, delta_down, ack_topic, reply_topic }, and for
+// diagnosis (SCALE_AA_RELAY: the A/A relay made like the agent in one respect, to see what moves the tail):
+// `burn_us`, main-thread work after each stop is written (as the agent's records and events around a trip),
+// `burn_after_ms` later if given (else as soon as the stop is written),
+// and `two_connections`, the stops and acks on a second connection (as the agent's actuator has its own).
 // Prints "ready" on stdout once subscribed.
 import mqtt from 'mqtt';
 
 const o = JSON.parse(process.argv[2]);
-const client = mqtt.connect(o.url, { clientId: `scale-relay-${process.pid}`, protocolVersion: 5, reconnectPeriod: 0 });
-await new Promise((resolve, reject) => {
-  client.once('connect', resolve);
-  client.once('error', reject);
-});
-client.stream.setNoDelay?.(true);
+const open = async (suffix) => {
+  const c = mqtt.connect(o.url, { clientId: `scale-relay-${process.pid}${suffix}`, protocolVersion: 5, reconnectPeriod: 0 });
+  await new Promise((resolve, reject) => {
+    c.once('connect', resolve);
+    c.once('error', reject);
+  });
+  c.stream.setNoDelay?.(true);
+  return c;
+};
+const client = await open('');
+const commands = o.two_connections ? await open('-cmd') : client;
+const burn = (us) => {
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end);
+};
 const tripped = new Set();
 const last = new Map();
 const clear = o.setpoint - o.delta_down;
-client.on('message', (topic, payload) => {
+const onMessage = (topic, payload) => {
   if (topic === o.ack_topic) {
     let m;
     try {
@@ -27,7 +40,7 @@ client.on('message', (topic, payload) => {
     }
     const ok = tripped.has(m.asset) && (last.get(m.asset) ?? Number.POSITIVE_INFINITY) < clear;
     if (ok) tripped.delete(m.asset);
-    client.publish(
+    commands.publish(
       o.reply_topic,
       JSON.stringify(ok ? { ok, asset: m.asset, by: m.by, state: 'running' } : { ok, asset: m.asset }),
       { qos: 1 },
@@ -39,9 +52,18 @@ client.on('message', (topic, payload) => {
   last.set(asset, value);
   if (value > o.setpoint && !tripped.has(asset)) {
     tripped.add(asset);
-    client.publish(`${o.prefix}/${asset}/command`, JSON.stringify({ asset, command: 'stop', sent_at: Date.now() }), { qos: 1 });
+    commands.publish(`${o.prefix}/${asset}/command`, JSON.stringify({ asset, command: 'stop', sent_at: Date.now() }), { qos: 1 });
+    // mqtt.js writes the stop on the next tick; the burn starts after it.
+    if (o.burn_us && o.burn_after_ms !== undefined) setTimeout(() => burn(o.burn_us), o.burn_after_ms);
+    else if (o.burn_us) setImmediate(() => burn(o.burn_us));
   }
-});
-await client.subscribeAsync([`${o.prefix}/+/temperature`, o.ack_topic], { qos: 0 });
+};
+client.on('message', onMessage);
+if (commands !== client) commands.on('message', onMessage);
+await client.subscribeAsync(`${o.prefix}/+/temperature`, { qos: 0 });
+await commands.subscribeAsync(o.ack_topic, { qos: 0 });
 process.stdout.write('ready\n');
-process.on('SIGTERM', () => client.end(true, () => process.exit(0)));
+process.on('SIGTERM', () => {
+  if (commands !== client) commands.end(true);
+  client.end(true, () => process.exit(0));
+});
