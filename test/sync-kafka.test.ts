@@ -328,9 +328,18 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
       await store.close();
       await sync.stop();
     });
-    await waitFor(() => (store.stats.keeper?.cursor ?? 0) > n / 5, { what: '20% drained', timeoutMs: 60_000 });
+    // Not yet: the cursor and the syncer's status, so that a timeout says where the drain stood.
+    const drainedPast = (to: number) => () => {
+      const cursor = store.stats.keeper?.cursor ?? 0;
+      if (cursor > to) return true;
+      const st = sync.status;
+      throw new Error(
+        `cursor ${cursor} of ${n}; syncer ${st?.state ?? 'no status'}, ${st?.failures ?? 0} failures, last error ${st?.lastError ?? 'none'}, process ${sync.snapshot().process}`,
+      );
+    };
+    await waitFor(drainedPast(n / 5), { what: '20% drained', timeoutMs: 60_000 });
     await broker.restart();
-    await waitFor(() => (store.stats.keeper?.cursor ?? 0) > n / 2, { what: '50% drained', timeoutMs: 120_000 });
+    await waitFor(drainedPast(n / 2), { what: '50% drained after the broker restart', timeoutMs: 120_000 });
     // Cut every connection at random moments, sometimes refusing new ones for a while.
     const flapper = startFlapper(proxy, { minIntervalMs: 100, maxIntervalMs: 700, downMs: 150, durationMs: 60_000, seed: 7 });
     await waitFor(() => (store.stats.keeper?.cursor ?? 0) === n || flapper.cuts >= 40, {
