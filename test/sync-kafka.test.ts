@@ -8,6 +8,7 @@
  * chaos 30), SYNC_KILL_BACKLOG (default 40,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
@@ -312,6 +313,52 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(alarms.some((a) => a.state === 'raised')).toBe(true);
     expect(alarms.at(-1)?.state).toBe('cleared');
   }, 600_000);
+
+  it('a stuck Kafka client (a librdkafka call that never returns) restarts the sync process, raises an alarm naming the call, and the drain finishes exactly once', async () => {
+    const { brokers } = b();
+    const dir = tempDir();
+    cleanups.push(dir.remove);
+    const path = join(dir.path, 'agent.db');
+    const prefix = newPrefix();
+    const n = 20_000;
+    const store = openStore(path);
+    await store.open();
+    await appendMany(store, n, Date.now() - n);
+    // The third commit's result never comes back, as with librdkafka issues 3779 and 5511 (agent/sync/producer.ts).
+    const flag = join(dir.path, 'hung');
+    process.env.EDGE_AGENT_TEST_KAFKA_HANG = `commit:3:${flag}`;
+    cleanups.push(async () => {
+      delete process.env.EDGE_AGENT_TEST_KAFKA_HANG;
+    });
+    const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000, request_timeout: '2s' }));
+    cleanups.push(async () => {
+      await sync.stop();
+      await store.close();
+    });
+    await waitFor(() => sync.snapshot().restarts === 1, { what: 'the stuck process restarted', timeoutMs: 60_000 });
+    expect(existsSync(flag)).toBe(true);
+    await waitFor(() => store.stats.keeper?.unsentEvents === 0 && sync.status?.state === 'idle', {
+      what: 'backlog drained after the restart',
+      timeoutMs: 120_000,
+      intervalMs: 200,
+    });
+    const snap = sync.snapshot();
+    expect(snap.restarts).toBe(1);
+    expect(snap.process).toBe('running');
+    // The hung commit went through at the broker: the new process adopts it from Kafka's cursor, not resending it.
+    expect(snap.status?.recovered).toBeGreaterThan(0);
+    const total = unsentIn(path).last;
+    const res = await kcatCheck(brokers, topicsOf(prefix), total);
+    expect(res.missing).toEqual([]);
+    expect(res.duplicates).toBe(0);
+    expect(res.orderViolations).toBe(0);
+    const alarms = (await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000 }))
+      .map((r) => JSON.parse(r.value ?? '{}').payload)
+      .filter((p) => p?.code === 'sync_process_exited');
+    const raised = alarms.find((a) => a.state === 'raised');
+    expect(raised?.message).toMatch(/Kafka client was stuck \(librdkafka's commit did not return within 14000 ms/);
+    expect(alarms.at(-1)?.state).toBe('cleared');
+  }, 300_000);
 
   it('a broker restart mid-drain and a flapping link: exactly once, and the sender always resumes (field notes 2, 7)', async () => {
     const { broker, proxy, brokers } = b();

@@ -10,6 +10,7 @@
  * offset-commit metadata, sent exactly as given), commitTransaction → where each topic-partition's
  * records went (the store's sequence ↔ offset map).
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { KafkaSyncConfig } from './kafka.js';
@@ -183,14 +184,82 @@ export interface KafkaTxnError extends Error {
   readonly fatal?: boolean;
 }
 
+/**
+ * How long a librdkafka call may run past the timeout it was given before the syncer stops waiting.
+ * Some transactional calls can outlive their timeout (librdkafka issues 3779 and 5511: an abort or a
+ * send-offsets that waits for a coordinator that never comes back). Such a call holds a thread of the
+ * process's pool and the client's handle, so a new client in the same process is no way out: the sync
+ * process exits and the agent starts a new one (SyncService, docs/sync.md "A stuck Kafka client").
+ */
+export const STUCK_GRACE_MS = 10_000;
+
+/** A librdkafka call that did not return by its deadline: the client is stuck. */
+export class KafkaStuckError extends Error {
+  constructor(
+    readonly call: string,
+    readonly afterMs: number,
+    timeouts: number,
+  ) {
+    const budget = timeouts === 1 ? 'its timeout' : `${timeouts} times its timeout`;
+    super(`librdkafka's ${call} did not return within ${afterMs} ms (${budget} plus ${STUCK_GRACE_MS} ms)`);
+    this.name = 'KafkaStuckError';
+  }
+}
+
+/**
+ * Test only: `EDGE_AGENT_TEST_KAFKA_HANG=<call>:<n>:<file>` (call: init, send_offsets, commit, abort)
+ * makes the n-th such call of a sync process hang as a stuck librdkafka would: the call is made, its
+ * result is never delivered. Only while `file` does not exist; the hang creates it, so the next process
+ * runs normally (test/sync-kafka.test.ts "a stuck Kafka client …"). Unset in production.
+ */
+function hangPlan(env: NodeJS.ProcessEnv): { call: string; nth: number; file: string } | undefined {
+  const m = /^(init|send_offsets|commit|abort):([1-9]\d*):(.+)$/.exec(env.EDGE_AGENT_TEST_KAFKA_HANG ?? '');
+  return m ? { call: m[1] as string, nth: Number(m[2]), file: m[3] as string } : undefined;
+}
+const callCounts = new Map<string, number>();
+
 export class TxnProducer {
   private closed: Promise<void> | undefined;
+  private readonly hang: ReturnType<typeof hangPlan>;
 
   private constructor(
     private readonly native: Addon,
     private readonly handle: Handle,
     private readonly timeout: number,
-  ) {}
+    env: NodeJS.ProcessEnv,
+  ) {
+    this.hang = hangPlan(env);
+  }
+
+  /**
+   * The native call's promise, rejected with KafkaStuckError if it has not settled `timeouts` × the
+   * request timeout plus STUCK_GRACE_MS after the call (commit waits twice: the commit, then the
+   * delivery reports).
+   */
+  private guard<T>(call: string, timeouts: number, start: () => Promise<T>): Promise<T> {
+    const n = (callCounts.get(call) ?? 0) + 1;
+    callCounts.set(call, n);
+    let p = start();
+    if (this.hang?.call === call && this.hang.nth === n && !existsSync(this.hang.file)) {
+      writeFileSync(this.hang.file, `${call} ${n}\n`);
+      p.catch(() => {});
+      p = new Promise<T>(() => {});
+    }
+    const afterMs = timeouts * this.timeout + STUCK_GRACE_MS;
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new KafkaStuckError(call, afterMs, timeouts)), afterMs);
+      p.then(
+        (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(t);
+          reject(err);
+        },
+      );
+    });
+  }
 
   /** Creates the librdkafka producer, then InitProducerId: fences any earlier session with the same transactional.id. */
   static async connect(o: ProducerOptions): Promise<TxnProducer> {
@@ -231,12 +300,13 @@ export class TxnProducer {
       headers: o.headers ? [...o.headers] : null,
       group: o.cursorGroup,
     });
-    const p = new TxnProducer(native, handle, timeout);
+    const p = new TxnProducer(native, handle, timeout, o.env ?? process.env);
     try {
       // Finds the coordinator, fences the previous session, completes or aborts its open transaction.
-      await native.init(handle, timeout);
+      await p.guard('init', 1, () => native.init(handle, timeout));
     } catch (err) {
-      await p.close();
+      // A stuck init holds the handle: closing would wait for it.
+      if (!(err instanceof KafkaStuckError)) await p.close();
       throw err;
     }
     return p;
@@ -266,12 +336,12 @@ export class TxnProducer {
 
   /** Adds the cursor commit (group offset with metadata, sent byte for byte) to the open transaction. */
   sendCursor(topic: string, offset: number, metadata: string): Promise<void> {
-    return this.native.sendOffsets(this.handle, topic, offset, metadata, this.timeout);
+    return this.guard('send_offsets', 1, () => this.native.sendOffsets(this.handle, topic, offset, metadata, this.timeout));
   }
 
   /** Commits (flushing every record first); resolves with where each topic-partition's records went. */
   async commit(): Promise<Delivered[]> {
-    const runs = await this.native.commit(this.handle, this.timeout);
+    const runs = await this.guard('commit', 2, () => this.native.commit(this.handle, this.timeout));
     return runs.map((r) => {
       if (r.delivered !== r.count)
         throw new Error(`${r.topic}[${r.partition}]: ${r.delivered} delivery reports for ${r.count} records`);
@@ -287,7 +357,7 @@ export class TxnProducer {
   }
 
   abort(): Promise<void> {
-    return this.native.abort(this.handle, this.timeout);
+    return this.guard('abort', 1, () => this.native.abort(this.handle, this.timeout));
   }
 
   /** Destroys the client (after any operation in flight); never throws, never waits longer than the request timeout. */

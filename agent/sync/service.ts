@@ -49,6 +49,8 @@ export class SyncService {
   private restartTimer: NodeJS.Timeout | undefined;
   /** When the last crash happened (0: none since the last clear); its alarm is cleared by the next committed page. */
   private crashedAt = 0;
+  /** Why the running process is about to exit, when it said so (a stuck Kafka client). */
+  private exitReason: string | undefined;
   /** `sync.kafka.yield_to_detection`: the sampler of this thread's event-loop delay (agent/sync/pacer.ts). */
   private pacerTimer: NodeJS.Timeout | undefined;
   private pacerStop: (() => void) | undefined;
@@ -142,9 +144,13 @@ export class SyncService {
     const delay = this.restartBackoff.fail();
     this.restarts++;
     const now = Date.now();
+    const reason = this.exitReason;
+    this.exitReason = undefined;
     this.logger.error(
-      { code, signal, restarts: this.restarts, restart_in_ms: delay },
-      'Kafka sync process exited unexpectedly; events stay buffered, restarting it',
+      { code, signal, restarts: this.restarts, restart_in_ms: delay, ...(reason ? { reason } : {}) },
+      reason
+        ? 'Kafka sync process exited: its Kafka client was stuck; events stay buffered, restarting it'
+        : 'Kafka sync process exited unexpectedly; events stay buffered, restarting it',
     );
     // One raised alarm per outage: a process that keeps dying without committing raises no more.
     if (this.crashedAt === 0)
@@ -156,7 +162,9 @@ export class SyncService {
           type: 'sync',
           state: 'raised',
           code: 'sync_process_exited',
-          message: `the Kafka sync process exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`,
+          message: reason
+            ? `the Kafka sync process exited because its Kafka client was stuck (${reason}); restarting it in ${delay} ms`
+            : `the Kafka sync process exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`,
           restarts: this.restarts,
           at: now,
         },
@@ -211,6 +219,7 @@ export class SyncService {
       }
       this.showProgress();
     } else if (m.op === 'log') this.logger[m.level](m.obj, m.msg);
+    else if (m.op === 'stuck') this.exitReason = m.message;
     else if (m.op === 'refused') {
       // Never sent: one record larger than the topics accept. The event stays in the local store.
       const e = m.event;

@@ -33,7 +33,7 @@ import {
   topicFor,
   transactionalId,
 } from './kafka.js';
-import { type Delivered, type RefusedRow, TxnProducer } from './producer.js';
+import { type Delivered, KafkaStuckError, type RefusedRow, TxnProducer } from './producer.js';
 
 // Not a named export kafkajs's CommonJS build exposes to ESM.
 const { ConfigResourceTypes } = kafkajs;
@@ -82,6 +82,11 @@ export interface SyncerDeps {
   report(status: SyncStatus): void;
   /** An event skipped because it can never fit a Kafka record batch (the service raises an alarm). */
   refused?(ev: RefusedEvent): void;
+  /**
+   * A librdkafka call did not return by its deadline (KafkaStuckError): the loop has stopped, and only
+   * a new process gets a working client (the worker exits; the agent starts a new one).
+   */
+  stuck(err: KafkaStuckError): void;
   env?: NodeJS.ProcessEnv;
   now?: () => number;
 }
@@ -466,8 +471,12 @@ export class Syncer {
           delivered = await committing;
         } catch (err) {
           next = undefined;
-          await producer.abort().catch(() => {});
-          throw err;
+          if (err instanceof KafkaStuckError) throw err;
+          const aborted = await producer.abort().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          throw aborted instanceof KafkaStuckError ? aborted : err;
         }
         sent = last;
         const at = this.now();
@@ -509,6 +518,17 @@ export class Syncer {
           }
         }
       } catch (err) {
+        if (err instanceof KafkaStuckError) {
+          // The client holds a thread that may never come back: no new one in this process.
+          this.running = false;
+          this.status.failures++;
+          this.status.state = 'retrying';
+          this.status.lastError = err.message;
+          this.deps.log('error', { err: err.message, call: err.call }, 'Kafka client stuck; the sync process restarts');
+          this.deps.report(this.status);
+          this.deps.stuck(err);
+          return;
+        }
         if (!this.running) break;
         const delay = retry.fail();
         const attempt = retry.failures;

@@ -32,7 +32,12 @@ export type SyncWorkerReply =
   | { readonly op: 'refused'; readonly event: RefusedEvent }
   | { readonly op: 'writer'; readonly m: SyncToWriter }
   | { readonly op: 'stopped' }
+  /** A librdkafka call outlived its deadline: this process exits right after, to be started anew. */
+  | { readonly op: 'stuck'; readonly message: string }
   | { readonly op: 'failed'; readonly message: string };
+
+/** Exit code of a sync process that gave up on a stuck Kafka client (EX_SOFTWARE). */
+export const STUCK_EXIT_CODE = 70;
 
 const send = (m: SyncWorkerReply) => process.send?.(m);
 if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
@@ -102,6 +107,14 @@ try {
     log: (level, obj, msg) => send({ op: 'log', level, obj, msg }),
     report: (status) => send({ op: 'status', status: { ...status } }),
     refused: (event) => send({ op: 'refused', event }),
+    // The stuck call holds a pool thread and the client: exit once the agent has the reason, and it
+    // starts a new process (the backlog stays in the store; Kafka's cursor says what was committed).
+    stuck: (err) => {
+      const exit = () => process.exit(STUCK_EXIT_CODE);
+      setTimeout(exit, 2000).unref();
+      if (process.send) process.send({ op: 'stuck', message: err.message } satisfies SyncWorkerReply, undefined, {}, exit);
+      else exit();
+    },
   });
   syncer.start();
   process.on('message', (m: SyncWorkerRequest) => {

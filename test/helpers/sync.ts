@@ -11,6 +11,8 @@ import { SyncService } from '../../agent/sync/service.js';
 import type { AgentEvent, EventKind } from '../../agent/types.js';
 
 export const silent: Logger = createLogger('silent');
+/** The sync's own log lines in a test: silent unless SYNC_TEST_LOG=debug|info|warn|error is set (to see why a drain stalls). */
+const syncLog: Logger = process.env.SYNC_TEST_LOG ? createLogger(process.env.SYNC_TEST_LOG) : silent;
 
 export function syncConfig(brokers: string, prefix: string, over: Record<string, unknown> = {}): KafkaSyncConfig {
   const c = configSchema.parse({
@@ -38,7 +40,7 @@ export function startSync(
   path: string,
   cfg: KafkaSyncConfig,
   gatewayId = 'gw-test',
-  logger = silent,
+  logger = syncLog,
 ): SyncService {
   const s = new SyncService(store, path, gatewayId, cfg, logger);
   s.start();
