@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../agent/config/load.js';
+import { createLogger } from '../agent/log.js';
 import { openDb } from '../agent/store/db.js';
 import { replay, syncStatus } from '../agent/sync/replay.js';
 import { EVENT_KINDS } from '../agent/types.js';
@@ -370,18 +371,22 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     const store = openStore(path);
     await store.open();
     await appendMany(store, n, Date.now() - n);
-    const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000 }));
+    // The sync's log lines, kept for a timeout's message.
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (line: string) => void lines.push(line.trim()) });
+    const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000 }), 'gw-test', logger);
     cleanups.push(async () => {
       await store.close();
       await sync.stop();
     });
-    // Not yet: the cursor and the syncer's status, so that a timeout says where the drain stood.
+    // Not yet: the cursor, the syncer's status and its last log lines, so that a timeout says where the drain stood.
     const drainedPast = (to: number) => () => {
       const cursor = store.stats.keeper?.cursor ?? 0;
       if (cursor > to) return true;
       const st = sync.status;
+      const snap = sync.snapshot();
       throw new Error(
-        `cursor ${cursor} of ${n}; syncer ${st?.state ?? 'no status'}, ${st?.failures ?? 0} failures, last error ${st?.lastError ?? 'none'}, process ${sync.snapshot().process}`,
+        `cursor ${cursor} of ${n}; syncer ${st?.state ?? 'no status'}, ${st?.failures ?? 0} failures, last error ${st?.lastError ?? 'none'}, process ${snap.process}, ${snap.restarts} restarts; last log lines: ${lines.slice(-4).join(' | ') || 'none'}`,
       );
     };
     await waitFor(drainedPast(n / 5), { what: '20% drained', timeoutMs: 60_000 });
