@@ -60,6 +60,41 @@ function unsentIn(path: string): { cursor: number; last: number } {
   }
 }
 
+/** A fresh store file with `n` events appended (removed after the test), and a topic prefix of its own. */
+async function backlogOf(n: number): Promise<{ dir: string; path: string; prefix: string; store: ReturnType<typeof openStore> }> {
+  const dir = tempDir();
+  cleanups.push(dir.remove);
+  const path = join(dir.path, 'agent.db');
+  const store = openStore(path);
+  await store.open();
+  await appendMany(store, n, Date.now() - n);
+  return { dir: dir.path, path, prefix: newPrefix(), store };
+}
+
+/**
+ * After restarts of the sync process: every event of the store, its own alarms included, exactly once
+ * and in order at an independent consumer, and the process's alarm raised and then cleared. Returns
+ * the check and the raised alarm.
+ */
+async function expectDrainedAcrossRestarts(
+  brokers: string,
+  path: string,
+  prefix: string,
+): Promise<{ total: number; res: Awaited<ReturnType<typeof kcatCheck>>; raised: Record<string, unknown> | undefined }> {
+  const total = unsentIn(path).last;
+  const res = await kcatCheck(brokers, topicsOf(prefix), total);
+  expect(res.missing).toEqual([]);
+  expect(res.duplicates).toBe(0);
+  expect(res.orderViolations).toBe(0);
+  const alarms = (await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000 }))
+    .map((r) => JSON.parse(r.value ?? '{}').payload)
+    .filter((p) => p?.code === 'sync_process_exited');
+  const raised = alarms.find((a) => a.state === 'raised');
+  expect(raised).toBeDefined();
+  expect(alarms.at(-1)?.state).toBe('cleared');
+  return { total, res, raised };
+}
+
 describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
   let broker: KafkaBroker | undefined;
   let proxy: TcpProxy | undefined;
@@ -261,14 +296,8 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
 
   it('a sync process killed -9 mid-drain is restarted with backoff, raises and clears an alarm, and the drain finishes exactly once', async () => {
     const { brokers } = b();
-    const dir = tempDir();
-    cleanups.push(dir.remove);
-    const path = join(dir.path, 'agent.db');
-    const prefix = newPrefix();
     const n = 60_000;
-    const store = openStore(path);
-    await store.open();
-    await appendMany(store, n, Date.now() - n);
+    const { path, prefix, store } = await backlogOf(n);
     // Small pages: many transactions, so every kill lands mid-drain.
     const sync = startSync(store, path, syncConfig(brokers, prefix, { batch_max_events: 1000 }));
     cleanups.push(async () => {
@@ -300,33 +329,16 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     const snap = sync.snapshot();
     expect(snap.restarts).toBe(kills);
     expect(snap.process).toBe('running');
-    // Every event, the sync's own alarms included, exactly once at an independent consumer.
-    const total = unsentIn(path).last;
+    const { total, res } = await expectDrainedAcrossRestarts(brokers, path, prefix);
     expect(total).toBeGreaterThan(n);
-    const res = await kcatCheck(brokers, topicsOf(prefix), total);
     console.info(`sync: ${n} events, ${kills} kills of the sync process: ${res.unique} unique, ${res.duplicates} duplicates`);
-    expect(res.missing).toEqual([]);
-    expect(res.duplicates).toBe(0);
-    expect(res.orderViolations).toBe(0);
-    const alarms = (await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000 }))
-      .map((r) => JSON.parse(r.value ?? '{}').payload)
-      .filter((p) => p?.code === 'sync_process_exited');
-    expect(alarms.some((a) => a.state === 'raised')).toBe(true);
-    expect(alarms.at(-1)?.state).toBe('cleared');
   }, 600_000);
 
   it('a stuck Kafka client (a librdkafka call that never returns) restarts the sync process, raises an alarm naming the call, and the drain finishes exactly once', async () => {
     const { brokers } = b();
-    const dir = tempDir();
-    cleanups.push(dir.remove);
-    const path = join(dir.path, 'agent.db');
-    const prefix = newPrefix();
-    const n = 20_000;
-    const store = openStore(path);
-    await store.open();
-    await appendMany(store, n, Date.now() - n);
+    const { dir, path, prefix, store } = await backlogOf(20_000);
     // The third commit's result never comes back, as with librdkafka issues 3779 and 5511 (agent/sync/producer.ts).
-    const flag = join(dir.path, 'hung');
+    const flag = join(dir, 'hung');
     process.env.EDGE_AGENT_TEST_KAFKA_HANG = `commit:3:${flag}`;
     cleanups.push(async () => {
       delete process.env.EDGE_AGENT_TEST_KAFKA_HANG;
@@ -348,29 +360,14 @@ describe.skipIf(!haveKcat)('Kafka sync with a real broker', () => {
     expect(snap.process).toBe('running');
     // The hung commit went through at the broker: the new process adopts it from Kafka's cursor, not resending it.
     expect(snap.status?.recovered).toBeGreaterThan(0);
-    const total = unsentIn(path).last;
-    const res = await kcatCheck(brokers, topicsOf(prefix), total);
-    expect(res.missing).toEqual([]);
-    expect(res.duplicates).toBe(0);
-    expect(res.orderViolations).toBe(0);
-    const alarms = (await consumeWithKcat(brokers, `${prefix}alarm`, { timeoutMs: 60_000 }))
-      .map((r) => JSON.parse(r.value ?? '{}').payload)
-      .filter((p) => p?.code === 'sync_process_exited');
-    const raised = alarms.find((a) => a.state === 'raised');
+    const { raised } = await expectDrainedAcrossRestarts(brokers, path, prefix);
     expect(raised?.message).toMatch(/Kafka client was stuck \(librdkafka's commit did not return within 14000 ms/);
-    expect(alarms.at(-1)?.state).toBe('cleared');
   }, 300_000);
 
   it('a broker restart mid-drain and a flapping link: exactly once, and the sender always resumes (field notes 2, 7)', async () => {
     const { broker, proxy, brokers } = b();
-    const dir = tempDir();
-    cleanups.push(dir.remove);
-    const path = join(dir.path, 'agent.db');
-    const prefix = newPrefix();
     const n = Math.min(BACKLOG, 60_000);
-    const store = openStore(path);
-    await store.open();
-    await appendMany(store, n, Date.now() - n);
+    const { path, prefix, store } = await backlogOf(n);
     // The sync's log lines, kept for a timeout's message.
     const lines: string[] = [];
     const logger = createLogger('info', { write: (line: string) => void lines.push(line.trim()) });
