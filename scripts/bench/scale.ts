@@ -17,7 +17,8 @@
  * with a bootstrap interval of its ratio to the relay's (scripts/bench/ratio.ts). SCALE_AA=1 adds a second
  * relay, judged against the first like the agent: how far the ratio moves when nothing differs.
  * SCALE_AA_RELAY (JSON, diagnosis, with SCALE_AA=1) makes that second relay like the agent in one respect
- * (scale/relay.mjs: `burn_us` of main-thread work after each stop, `burn_after_ms` later; `two_connections`).
+ * (scale/relay.mjs: `burn_us` of main-thread work after each stop, `burn_after_ms` later; `two_connections`;
+ * `reading_us` of work on every reading).
  *
  * SCALE_RATES (default 1000,5000,20000,50000), SCALE_SECONDS (default 20), SCALE_RAMP (default
  * 20000,35000,50000,65000,80000,95000; empty disables the ramp), SCALE_IDLE_SENSORS (default 2000).

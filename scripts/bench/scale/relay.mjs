@@ -7,7 +7,8 @@
 // diagnosis (SCALE_AA_RELAY: the A/A relay made like the agent in one respect, to see what moves the tail):
 // `burn_us`, main-thread work after each stop is written (as the agent's records and events around a trip),
 // `burn_after_ms` later if given (else as soon as the stop is written),
-// and `two_connections`, the stops and acks on a second connection (as the agent's actuator has its own).
+// `two_connections`, the stops and acks on a second connection (as the agent's actuator has its own),
+// and `reading_us`, main-thread work on every reading before the rule (as the agent's source, windows and judge).
 // Prints "ready" on stdout once subscribed.
 import mqtt from 'mqtt';
 
@@ -47,6 +48,7 @@ const onMessage = (topic, payload) => {
     );
     return;
   }
+  if (o.reading_us) burn(o.reading_us);
   const asset = topic.slice(o.prefix.length + 1, topic.lastIndexOf('/'));
   const value = JSON.parse(payload.toString()).value;
   last.set(asset, value);
