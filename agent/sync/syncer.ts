@@ -518,27 +518,24 @@ export class Syncer {
           }
         }
       } catch (err) {
-        if (err instanceof KafkaStuckError) {
-          // The client holds a thread that may never come back: no new one in this process.
-          this.running = false;
-          this.status.failures++;
-          this.status.state = 'retrying';
-          this.status.lastError = err.message;
-          this.deps.log('error', { err: err.message, call: err.call }, 'Kafka client stuck; the sync process restarts');
-          this.deps.report(this.status);
-          this.deps.stuck(err);
-          return;
-        }
-        if (!this.running) break;
+        const stuck = err instanceof KafkaStuckError ? err : undefined;
+        if (!this.running && !stuck) break;
         const delay = retry.fail();
         const attempt = retry.failures;
         this.status.failures++;
         this.status.state = 'retrying';
         const message = (err as Error).message;
-        if (this.status.lastError !== message || attempt === 1)
+        if (stuck) this.deps.log('error', { err: message, call: stuck.call }, 'Kafka client stuck; the sync process restarts');
+        else if (this.status.lastError !== message || attempt === 1)
           this.deps.log('warn', { err: message, attempt }, 'Kafka send failed; events stay buffered and are retried');
         this.status.lastError = message;
         this.deps.report(this.status);
+        if (stuck) {
+          // The client holds a thread that may never come back: no new one in this process.
+          this.running = false;
+          this.deps.stuck(stuck);
+          return;
+        }
         // Whatever happened to the transaction, the next session finds out from Kafka.
         producer = undefined;
         await this.disconnect();

@@ -37,7 +37,7 @@ export type SyncWorkerReply =
   | { readonly op: 'failed'; readonly message: string };
 
 /** Exit code of a sync process that gave up on a stuck Kafka client (EX_SOFTWARE). */
-export const STUCK_EXIT_CODE = 70;
+const STUCK_EXIT_CODE = 70;
 
 const send = (m: SyncWorkerReply) => process.send?.(m);
 if (!process.send) throw new Error('the sync process must be started by the agent (child_process.fork)');
