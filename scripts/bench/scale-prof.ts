@@ -111,6 +111,18 @@ try {
     .filter(([, v]) => v >= 1)
     .sort((a, b) => b[1] - a[1]);
   process.stdout.write(`system threads, % of one core: ${busy.map(([k, v]) => `${k} ${v.toFixed(0)}%`).join(', ')}\n`);
+  // The trips by what else the generator sent around their reading: an ack for another sensor in the same
+  // 2 ms tick (after the readings), one in the tick before, or neither (LoadResult.ack_flags).
+  const flags = res.ack_flags ?? [];
+  const groups = ['no ack near', 'an ack in its tick', 'an ack in the tick before'];
+  const all99 = percentile(s, 99);
+  for (const [f, name] of groups.entries()) {
+    const xs = Float64Array.from(res.latencies_ms.filter((_, k) => flags[k] === f)).sort();
+    const over = res.latencies_ms.filter((x, k) => x >= all99 && flags[k] === f).length;
+    process.stdout.write(
+      `trips with ${name}: ${xs.length}, p50 ${percentile(xs, 50).toFixed(2)} p90 ${percentile(xs, 90).toFixed(2)} p99 ${percentile(xs, 99).toFixed(2)} ms; ${over} at or over the p99 of all\n`,
+    );
+  }
   const firstTrips = Float64Array.from(res.first_latencies_ms ?? []).sort();
   process.stdout.write(
     `first trips after start (the warm-up's): ${firstTrips.length}, p50 ${percentile(firstTrips, 50).toFixed(2)} max ${firstTrips.at(-1)?.toFixed(1)} ms\n`,

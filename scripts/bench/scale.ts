@@ -72,6 +72,11 @@ export interface LoadResult {
   /** The generator's own CPU per reading over the measured seconds (µs). */
   readonly gen_cpu_us_per_reading: number;
   readonly latencies_ms: number[];
+  /**
+   * For each of `latencies_ms`: 1 when the generator also sent an ack (for another sensor) in the 2 ms tick of
+   * that trip's reading, 2 when it sent one in the tick before and none in it, 0 otherwise.
+   */
+  readonly ack_flags?: number[];
   /** Latencies of the trips sent during the warm-up (the first trips after the system started: the cold path). */
   readonly first_latencies_ms: number[];
   /** Latencies above 20 ms: [sent at (µs, monotonic clock as in CPU profiles), latency ms]. */

@@ -10,6 +10,8 @@
 // Output on stdout, one JSON line when done:
 //   { readings, sent_per_s, trips, stops, lost, refused, latencies_ms: [...], lag_max_ms,
 //     gen_cpu_us_per_reading (the generator's own CPU per reading over the measured seconds),
+//     ack_flags: [...] one per latency: 1 when an ack for another sensor also left in the trip reading's tick (acks go
+//     out right after the tick's readings), 2 when one left in the tick before and none in it, 0 otherwise,
 //     first_latencies_ms: [...] of the trips sent during the warm-up (the trips sent during the settle_s seconds
 //     that follow it, default 0, are in neither list: the system runs under the same load until it is steady),
 //     slow: [[sent at (µs, monotonic clock), latency ms], ...] for latencies above slow_ms (default 20) }
@@ -93,6 +95,12 @@ const latencies = [];
 /** Latencies of the trips sent during the warm-up: the first trips after the system started. */
 const firstLatencies = [];
 const slow = [];
+// What else went out around each trip's reading (ack_flags in the output, one per latency): the acks sent in each
+// tick (a ring by tick number) and the tick of each sensor's pending trip.
+const ackRing = new Uint16Array(1 << 16);
+let tickNo = 0;
+const tripTick = new Uint32Array(n);
+const ackFlags = [];
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 let trips = 0;
 let stops = 0;
@@ -128,6 +136,7 @@ client.on('message', (topic, payload) => {
   if (counted[i] === WARMUP) firstLatencies.push(now - sentAt[i]);
   else if (counted[i] === MEASURED) {
     latencies.push(now - sentAt[i]);
+    ackFlags.push(ackRing[tripTick[i] & 0xffff] > 0 ? 1 : ackRing[(tripTick[i] - 1) & 0xffff] > 0 ? 2 : 0);
     stops++;
     // The slow ones with their send time on the monotonic clock (µs, as CPU profiles stamp samples).
     if (now - sentAt[i] > slow_ms && slow.length < 5000)
@@ -178,6 +187,8 @@ await new Promise((resolve) => {
       }
     }
     const ts = Date.now();
+    tickNo++;
+    ackRing[tickNo & 0xffff] = 0;
     while (readings < due) {
       if (client.stream.writableLength + batchLen > max_buffered) break;
       const i = cursor;
@@ -188,6 +199,7 @@ await new Promise((resolve) => {
         value = o.burst;
         state[i] = 2;
         sentAt[i] = performance.now();
+        tripTick[i] = tickNo;
         counted[i] = measuring ? MEASURED : el < warmupMs ? WARMUP : SETTLING;
         if (measuring) trips++;
       } else if (state[i] === 2 && performance.now() - sentAt[i] > lost_after_ms) {
@@ -196,6 +208,7 @@ await new Promise((resolve) => {
       } else if (state[i] === 3) {
         state[i] = 4;
         stoppedAt[i] = performance.now();
+        ackRing[tickNo & 0xffff]++;
         setImmediate(() => client.publish(o.ack_topic, JSON.stringify({ asset: assets[i], by: 'bench' }), { qos: 1 }));
       } else if (state[i] === 4 && performance.now() - stoppedAt[i] > lost_after_ms) {
         state[i] = 3; // no reply: acknowledge again
@@ -217,5 +230,5 @@ for (let i = 0; i < n; i++) if (state[i] === 2 && counted[i] === MEASURED) lost+
 const seconds = (performance.now() - t0 - measureFromMs) / 1000;
 await client.endAsync();
 process.stdout.write(
-  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + measureFromMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), gen_cpu_us_per_reading: genCpuUsPerReading, latencies_ms: latencies, first_latencies_ms: firstLatencies, slow })}\n`,
+  `${JSON.stringify({ readings, sent_per_s: Math.round(readings / (seconds + measureFromMs / 1000)), trips, stops, lost, refused, lag_max_ms: Math.round(lagMax), gen_cpu_us_per_reading: genCpuUsPerReading, latencies_ms: latencies, ack_flags: ackFlags, first_latencies_ms: firstLatencies, slow })}\n`,
 );
