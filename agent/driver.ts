@@ -123,6 +123,12 @@ export interface ActuatorDriver {
   start(): Promise<void>;
   stop(): Promise<void>;
   execute(cmd: ActuatorCommand): Promise<ActuatorResult>;
+  /**
+   * Called once after the interlock has issued every command of one decision (a trip, a re-assert, a
+   * release), so never between two of them. A driver whose commands go through a broker on this
+   * machine may give that broker the CPU here for a bounded moment (mqtt-publish: `yield_to_broker_us`).
+   */
+  afterCommands?(): void;
 }
 
 interface DriverModuleBase<S extends z.ZodType> {

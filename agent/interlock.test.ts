@@ -340,6 +340,50 @@ describe('interlock', () => {
     expect(calls).toHaveLength(2);
   });
 
+  it('calls afterCommands once per driver, after every command of the decision (trip, re-assert, release)', async () => {
+    const config = await configWith(
+      'reassert_every: 10s',
+      '[{ actuator: stop, command: stop, release: reset }, { actuator: horn, command: sound }, { actuator: stop, command: brake }]',
+    );
+    const seq: string[] = [];
+    const driver = (name: string): ActuatorDriver => ({
+      init() {},
+      async start() {},
+      async stop() {},
+      execute(cmd: ActuatorCommand) {
+        seq.push(`${name}:${cmd.command}`);
+        return Promise.resolve({ ok: true });
+      },
+      afterCommands() {
+        seq.push(`after:${name}`);
+      },
+    });
+    const il = new Interlocks(
+      config.interlocks,
+      new Map([
+        ['stop', driver('stop')],
+        ['horn', driver('horn')],
+      ]),
+      () => {},
+      silent,
+      Date.now,
+      config.detectors,
+    );
+    il.start();
+    const p = new Pipeline(config, il, () => {});
+    const sensor = { ...(config.assets[0]?.sensors[0] as BoundSensor), asset: 'pump' };
+    p.ingest([makeReading(sensor, 120, Date.now(), Date.now())]);
+    expect(seq).toEqual(['stop:stop', 'horn:sound', 'stop:brake', 'after:stop', 'after:horn']);
+    seq.length = 0;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(seq).toEqual(['stop:stop', 'horn:sound', 'stop:brake', 'after:stop', 'after:horn']);
+    seq.length = 0;
+    p.ingest([makeReading(sensor, 50, Date.now(), Date.now())]);
+    expect(il.ack('pump', 'alice', 'api')).toMatchObject({ ok: true });
+    expect(seq).toEqual(['stop:reset', 'after:stop']);
+    il.stop();
+  });
+
   it('a throwing actuator does not stop the other actions', async () => {
     const config = await configWith('', '[{ actuator: stop, command: stop }, { actuator: horn, command: sound }]');
     const calls: Harness['calls'] = [];

@@ -457,6 +457,18 @@ export class Interlocks {
     }
     // The commands are on the wire: what they leave to record waits until they are delivered.
     if (sent.length > 0) this.opts.aftermath?.hold();
+    // Each driver once, after the last command of this decision (a driver may yield the CPU here).
+    const used = new Set<ActuatorDriver>();
+    for (const s of sent) {
+      const driver = this.actuators.get(s.actuator);
+      if (!driver?.afterCommands || used.has(driver)) continue;
+      used.add(driver);
+      try {
+        driver.afterCommands();
+      } catch (err) {
+        this.logger.error({ actuator: s.actuator, err: (err as Error).message }, 'actuator afterCommands failed');
+      }
+    }
     return sent;
   }
 

@@ -9,6 +9,7 @@ import type { ActuatorContext, ActuatorDriver } from '../../agent/driver.js';
 import { type Mosquitto, mosquittoUnavailable, startMosquitto } from '../../test/helpers/mosquitto.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import mqttPublish from './index.js';
+import { brokerIsLoopback, type MqttPublisher } from './publisher.js';
 
 const missing = mosquittoUnavailable({ tls: true });
 if (missing && process.env.CI) throw new Error(`CI needs mosquitto: ${missing}`);
@@ -68,6 +69,63 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
     const state = await waitFor(() => late.got[0], { what: 'the retained state' });
     expect(state.retain).toBe(true);
     expect(JSON.parse(state.payload)).toMatchObject({ asset: 'pump-1', command: 'stop', phase: 'trip' });
+  });
+
+  it('yields to a broker on this machine once per event-loop turn, after a storm of stops has been written, none lost', async () => {
+    const sub = await subscriber(url, 'storm/+/cmd');
+    cleanup.push(() => void sub.client.end(true));
+    const d = (await actuator({ command_topic: 'storm/{asset}/cmd' })) as MqttPublisher;
+    const stream = (d as unknown as { client: { stream: { bytesWritten: number } } }).client.stream;
+    const sleeps: Array<{ us: number; bytesWritten: number }> = [];
+    d.sleep = (us) => sleeps.push({ us, bytesWritten: stream.bytesWritten });
+    d.afterCommands();
+    expect(sleeps).toHaveLength(0); // nothing written yet: no sleep
+
+    // 100 assets trip in one turn: the interlock calls afterCommands after each decision.
+    const before = stream.bytesWritten;
+    const results = [];
+    for (let i = 0; i < 100; i++) {
+      results.push(d.execute({ asset: `p${i}`, command: 'stop', reason: { phase: 'trip' } }));
+      d.afterCommands();
+    }
+    expect(sleeps).toHaveLength(1);
+    expect(sleeps[0]?.us).toBe(200);
+    // The sleep came after the first stop had been handed to the kernel.
+    expect(sleeps[0]?.bytesWritten).toBeGreaterThan(before);
+    expect((await Promise.all(results)).every((r) => r.ok)).toBe(true);
+    await waitFor(() => sub.got.length === 100, { what: 'all 100 stops' });
+    expect(new Set(sub.got.map((m) => m.topic)).size).toBe(100);
+
+    // A later turn may sleep again, once.
+    await new Promise((r) => setImmediate(r));
+    await d.execute({ asset: 'p0', command: 'stop', reason: { phase: 'reassert' } });
+    d.afterCommands();
+    d.afterCommands();
+    expect(sleeps).toHaveLength(2);
+  });
+
+  it('never yields with yield_to_broker_us 0, nor towards a broker on another machine', async () => {
+    const d = (await actuator({ command_topic: 'noyield/{asset}/cmd', yield_to_broker_us: 0 })) as MqttPublisher;
+    let slept = 0;
+    d.sleep = () => void slept++;
+    await d.execute({ asset: 'p', command: 'stop', reason: {} });
+    d.afterCommands();
+    expect(slept).toBe(0);
+    expect(brokerIsLoopback('mqtt://127.0.0.1:1883')).toBe(true);
+    expect(brokerIsLoopback('mqtts://localhost:8883')).toBe(true);
+    expect(brokerIsLoopback('mqtt://[::1]:1883')).toBe(true);
+    expect(brokerIsLoopback('mqtt://127.10.0.3')).toBe(true);
+    expect(brokerIsLoopback('mqtt://10.0.0.5:1883')).toBe(false);
+    expect(brokerIsLoopback('mqtt://broker.plant.local:1883')).toBe(false);
+    expect(brokerIsLoopback('mqtt://127.0.0.1.example.com')).toBe(false);
+    // The driver decides at construction: a remote URL turns the yield off (no connection is made here).
+    const config = mqttPublish.schema.parse({ url: 'mqtt://10.0.0.5:1883', command_topic: 'x' });
+    const remote = (await mqttPublish.create(
+      { ...config, id: 'r' },
+      { id: 'r', logger: silent, now: Date.now },
+    )) as MqttPublisher;
+    expect((remote as unknown as { yieldUs: number }).yieldUs).toBe(0);
+    expect((d as unknown as { yieldUs: number }).yieldUs).toBe(0);
   });
 
   it('text format sends the command name only', async () => {

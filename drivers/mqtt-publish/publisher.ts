@@ -12,18 +12,41 @@ import type { MqttPublishConfig } from './schema.js';
 
 const fill = (template: string, asset: string): string => template.split('{asset}').join(asset);
 
+/** True when the broker URL names this machine: 127.0.0.0/8, ::1 or localhost. */
+export function brokerIsLoopback(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks this thread for `us` microseconds without spinning: the kernel may run another process here. */
+const sleepMicros = (us: number): void => void Atomics.wait(sleepCell, 0, 0, us / 1000);
+
 export class MqttPublisher implements ActuatorDriver {
   private client: MqttClient | undefined;
   private readonly topics = new Map<string, { command: string; state: string | undefined }>();
   private readonly rateLog: RateLimitedLog;
   /** Malformed ack messages, counted not logged one by one. */
   malformedAcks = 0;
+  /** How afterCommands() gives up the CPU (replaced in tests to observe it). */
+  sleep: (us: number) => void = sleepMicros;
+  private readonly yieldUs: number;
+  /** A command was handed to the socket since the last afterCommands(). */
+  private wrote = false;
+  /** afterCommands() already slept in this event-loop turn. */
+  private sleptThisTurn = false;
 
   constructor(
     private readonly config: MqttPublishConfig & { id: string },
     private readonly ctx: ActuatorContext,
   ) {
     this.rateLog = new RateLimitedLog(60_000, ctx.now);
+    this.yieldUs = brokerIsLoopback(config.url) ? config.yield_to_broker_us : 0;
   }
 
   /** Checks the ack wiring, the TLS files and the password variable. No I/O to the broker. */
@@ -115,6 +138,7 @@ export class MqttPublisher implements ActuatorDriver {
     // the rest of this tick's work (the remaining readings of the batch, audit events).
     const stream = client.stream as unknown as Partial<Socket> | undefined;
     if (stream?.writableCorked) stream.uncork?.();
+    if (connected) this.wrote = true;
     if (topics.state)
       client.publish(
         topics.state,
@@ -122,6 +146,24 @@ export class MqttPublisher implements ActuatorDriver {
         { qos: 1, retain: true },
       );
     return result;
+  }
+
+  /**
+   * After the commands of one decision have been written: with the broker on this machine, sleep
+   * `yield_to_broker_us` so the kernel can run the broker here at once. On a two-core gateway the broker
+   * otherwise waits, after the stop has woken it, for the CPU this thread keeps for the rest of its turn
+   * (README, Plant scale). At most once per event-loop turn, and never before a command: in a storm,
+   * the first decision's commands are followed by the one sleep, and the others' by none.
+   */
+  afterCommands(): void {
+    if (!this.wrote || this.yieldUs === 0) return;
+    this.wrote = false;
+    if (this.sleptThisTurn) return;
+    this.sleptThisTurn = true;
+    setImmediate(() => {
+      this.sleptThisTurn = false;
+    });
+    this.sleep(this.yieldUs);
   }
 
   private onAck(topic: string, payload: Buffer, responseTopic: string | undefined): void {
