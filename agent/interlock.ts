@@ -437,6 +437,8 @@ export class Interlocks {
     const cause = latch.cause;
     const reason = cause ? { detector: cause.detector, value: cause.value, event_time: cause.eventTime, phase } : { phase };
     const sent: Array<{ actuator: string; command: string; sent_at: number }> = [];
+    /** Drivers to call once after the last command of this decision (a driver may yield the CPU there). */
+    const after = new Map<ActuatorDriver, string>();
     for (const action of latch.config.actions) {
       const command = phase === 'release' ? action.release : action.command;
       if (command === undefined) continue;
@@ -450,6 +452,7 @@ export class Interlocks {
         result = Promise.resolve({ ok: false, error: (err as Error).message });
       }
       sent.push({ actuator: action.actuator, command, sent_at: sentAt });
+      if (driver.afterCommands && !after.has(driver)) after.set(driver, action.actuator);
       result.then(
         (res) => this.recordResult(asset, phase, action.actuator, command, sentAt, res.ok, res.ack, res.error),
         (err: Error) => this.recordResult(asset, phase, action.actuator, command, sentAt, false, undefined, err.message),
@@ -457,16 +460,11 @@ export class Interlocks {
     }
     // The commands are on the wire: what they leave to record waits until they are delivered.
     if (sent.length > 0) this.opts.aftermath?.hold();
-    // Each driver once, after the last command of this decision (a driver may yield the CPU here).
-    const used = new Set<ActuatorDriver>();
-    for (const s of sent) {
-      const driver = this.actuators.get(s.actuator);
-      if (!driver?.afterCommands || used.has(driver)) continue;
-      used.add(driver);
+    for (const [driver, actuator] of after) {
       try {
-        driver.afterCommands();
+        driver.afterCommands?.();
       } catch (err) {
-        this.logger.error({ actuator: s.actuator, err: (err as Error).message }, 'actuator afterCommands failed');
+        this.logger.error({ actuator, err: (err as Error).message }, 'actuator afterCommands failed');
       }
     }
     return sent;

@@ -8,19 +8,18 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { ActuatorCommand, ActuatorContext, ActuatorDriver, ActuatorResult } from '../../agent/driver.js';
 import { RateLimitedLog } from '../../agent/log.js';
 import { connectMqtt, mqttClientOptions } from '../../agent/mqtt-client.js';
+import { isLoopbackHost } from '../../agent/ops/api.js';
 import type { MqttPublishConfig } from './schema.js';
 
 const fill = (template: string, asset: string): string => template.split('{asset}').join(asset);
 
 /** True when the broker URL names this machine: 127.0.0.0/8, ::1 or localhost. */
 export function brokerIsLoopback(url: string): boolean {
-  let host: string;
   try {
-    host = new URL(url).hostname.toLowerCase();
+    return isLoopbackHost(new URL(url).hostname);
   } catch {
     return false;
   }
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
