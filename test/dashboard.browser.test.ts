@@ -236,15 +236,24 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
       };
       new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true });
     });
-    const tripped = await waitFor(async () => ((await twinOf('pump-1'))?.state === 'tripped' ? twinOf('pump-1') : undefined), {
-      what: 'pump-1 to trip',
-      timeoutMs: 30_000,
-      intervalMs: 50,
-    });
+    // The twin says 'tripped' from the interlock's latch at once, and the trip's cause and time once the
+    // trip event has reached it (a moment later; until then its trip is { detector: null, at: null }).
+    const tripped = await waitFor(
+      async () => {
+        const t = await twinOf('pump-1');
+        return t?.state === 'tripped' && typeof t.trip?.at === 'number' ? t : undefined;
+      },
+      {
+        what: 'pump-1 to trip, with the time of the trip recorded',
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      },
+    );
     const shownAt = await page.waitForFunction(() => (window as unknown as { shownAt?: number }).shownAt, null, {
       timeout: 10_000,
     });
     const tripAt = tripped.trip?.at as number;
+    expect(tripped.trip?.detector).toBe('pump-1-overheat');
     const latency = ((await shownAt.jsonValue()) as number) - tripAt;
     console.log(`trip shown on the dashboard ${latency} ms after the tripping reading`);
     expect(latency).toBeLessThan(2000);
