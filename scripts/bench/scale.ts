@@ -116,7 +116,8 @@ export function scaleConfig(opts: {
     'sources:',
     `  - { id: broker, type: mqtt, url: "${url}", client_id: scale-agent-${opts.apiPort}, subscriptions: [{ topic: "${opts.prefix}/+/temperature", asset_segment: 1, sensor_segment: 2, value_path: value, time_path: ts, time_format: epoch_ms }] }`,
     'actuators:',
-    `  - { id: stop, type: mqtt-publish, url: "${url}", client_id: scale-agent-cmd-${opts.apiPort}, command_topic: "${opts.prefix}/{asset}/command", ack_topic: "${opts.prefix}-ack" }`,
+    // SCALE_YIELD_US: the actuator's yield_to_broker_us, for an A/B inside one build (default: the driver's default).
+    `  - { id: stop, type: mqtt-publish, url: "${url}", client_id: scale-agent-cmd-${opts.apiPort}, command_topic: "${opts.prefix}/{asset}/command", ack_topic: "${opts.prefix}-ack"${process.env.SCALE_YIELD_US ? `, yield_to_broker_us: ${process.env.SCALE_YIELD_US}` : ''} }`,
     'assets:',
   ];
   for (let i = 0; i < opts.sensors; i++)
