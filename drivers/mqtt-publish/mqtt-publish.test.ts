@@ -71,7 +71,7 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
     expect(JSON.parse(state.payload)).toMatchObject({ asset: 'pump-1', command: 'stop', phase: 'trip' });
   });
 
-  it('yields to a broker on this machine once per event-loop turn, after a storm of stops has been written, none lost', async () => {
+  it('yields to a broker on this machine once per event-loop turn, after a storm of stops has been written, none lost; never after a release', async () => {
     const sub = await subscriber(url, 'storm/+/cmd');
     cleanup.push(() => void sub.client.end(true));
     const d = (await actuator({ command_topic: 'storm/{asset}/cmd' })) as MqttPublisher;
@@ -102,6 +102,18 @@ describe.skipIf(!!missing)('mqtt-publish on Mosquitto', () => {
     d.afterCommands();
     d.afterCommands();
     expect(sleeps).toHaveLength(2);
+
+    // A release is written at once, but earns no sleep: nothing waits for a machine to restart.
+    await new Promise((r) => setImmediate(r));
+    const released = stream.bytesWritten;
+    const reset = d.execute({ asset: 'p0', command: 'reset', reason: { phase: 'release' } });
+    expect(stream.bytesWritten).toBeGreaterThan(released);
+    d.afterCommands();
+    expect(sleeps).toHaveLength(2);
+    expect(await reset).toMatchObject({ ok: true });
+    await waitFor(() => sub.got.some((m) => m.topic === 'storm/p0/cmd' && m.payload.includes('"reset"')), {
+      what: 'the release',
+    });
   });
 
   it('never yields with yield_to_broker_us 0, nor towards a broker on another machine', async () => {

@@ -35,7 +35,7 @@ export class MqttPublisher implements ActuatorDriver {
   /** How afterCommands() gives up the CPU (replaced in tests to observe it). */
   sleep: (us: number) => void = sleepMicros;
   private readonly yieldUs: number;
-  /** A command was handed to the socket since the last afterCommands(). */
+  /** A stop (a trip's or a re-assert's command) was handed to the socket since the last afterCommands(). */
   private wrote = false;
   /** afterCommands() already slept in this event-loop turn. */
   private sleptThisTurn = false;
@@ -137,7 +137,9 @@ export class MqttPublisher implements ActuatorDriver {
     // the rest of this tick's work (the remaining readings of the batch, audit events).
     const stream = client.stream as unknown as Partial<Socket> | undefined;
     if (stream?.writableCorked) stream.uncork?.();
-    if (connected) this.wrote = true;
+    // Only a stop earns the sleep: a release restarts a machine, nothing waits for it to be fast, and a
+    // sleep after it would only hold up the readings (and stops) behind it.
+    if (connected && cmd.reason.phase !== 'release') this.wrote = true;
     if (topics.state)
       client.publish(
         topics.state,
@@ -148,7 +150,8 @@ export class MqttPublisher implements ActuatorDriver {
   }
 
   /**
-   * After the commands of one decision have been written: with the broker on this machine, sleep
+   * After the commands of one decision have been written, if they were stops (a trip, a re-assert; not
+   * a release): with the broker on this machine, sleep
    * `yield_to_broker_us` so the kernel can run the broker here at once. On a two-core gateway the broker
    * otherwise waits, after the stop has woken it, for the CPU this thread keeps for the rest of its turn
    * (README, Plant scale). At most once per event-loop turn, and never before a command: in a storm,

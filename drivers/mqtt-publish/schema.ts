@@ -33,7 +33,7 @@ export const mqttPublishSchema = z.strictObject({
   }),
   yield_to_broker_us: z.number().int().min(0).max(1000).default(200).meta({
     description:
-      'Broker on this machine (127.0.0.1, ::1, localhost) only: after the commands of one decision are written, the agent sleeps this many microseconds, at most once per event-loop turn, so the broker gets a CPU to forward them at once. 0 turns it off',
+      'Broker on this machine (127.0.0.1, ::1, localhost) only: after the stop commands of one decision (a trip, a re-assert; not a release) are written, the agent sleeps this many microseconds, at most once per event-loop turn, so the broker gets a CPU to forward them at once. 0 turns it off',
   }),
   ack_timeout: duration.prefault('5s').meta({
     description: 'A command without PUBACK this long is reported as failed (mqtt.js still delivers it after a reconnect)',
