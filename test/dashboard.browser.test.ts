@@ -331,10 +331,10 @@ describe.skipIf(missing)('dashboard in headless Chromium, over HTTPS on a host n
       );
     expect(by.get('edge_agent_device_request_duration_seconds')?.type).toBe('HISTOGRAM');
     expect(Number(of('edge_agent_device_errors_total', 'unit-2', { kind: 'timeout' })?.value)).toBeGreaterThan(0);
-    // Unit 1 answers: far fewer timeouts than requests. (A healthy unit sharing the TCP link with the dead
-    // one has been seen to count one timeout here; not root-caused yet, so this checks it stays the exception.)
-    const unit1Timeouts = Number(of('edge_agent_device_errors_total', 'unit-1', { kind: 'timeout' })?.value);
-    expect(unit1Timeouts).toBeLessThanOrEqual(Number(of('edge_agent_device_requests_total', 'unit-1')?.value) / 10);
+    // Unit 1 answers every request: no timeouts, though it shares the TCP link with the dead unit. (It used to
+    // count one or two: the test slave dropped a request that arrived in the same segment as unit 2's, fixed in
+    // test/fixtures/pymodbus_server.py and checked in test/modbus-codec-pymodbus.test.ts.)
+    expect(Number(of('edge_agent_device_errors_total', 'unit-1', { kind: 'timeout' })?.value)).toBe(0);
     expect(Number(of('edge_agent_device_status', 'unit-1', { status: 'ok' })?.value)).toBe(1);
     expect(Number(of('edge_agent_device_requests_total', 'unit-1')?.value)).toBeGreaterThan(0);
     expect(Number(of('edge_agent_device_status', 'unit-2', { status: 'failing' })?.value)).toBe(1);

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect as connectSocket } from 'node:net';
 import ModbusSerial from 'modbus-serial';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DataType, decode, registerCount, type WordOrder } from '../drivers/modbus/codec.js';
@@ -133,6 +135,39 @@ describe.skipIf(!!missing)('codec against a pymodbus TCP slave (modbus-serial cl
   it('stays silent for a unit that is not in the image', async () => {
     const c = await connect(3, 300);
     await expect(c.readHoldingRegisters(0, 1)).rejects.toMatchObject({ errno: 'ETIMEDOUT' });
+  });
+
+  it('answers a live unit whose request shares a TCP segment with a silent unit’s', async () => {
+    // Two MBAP frames in one write: unit 3 (not in the image) first, then unit 2. pymodbus 3.0's framer
+    // used to clear its whole buffer on the first, so unit 2 went unanswered (a healthy unit timing out
+    // beside a dead one, as in the dashboard test). A real slave answers each frame on its own.
+    const frame = (tid: number, unit: number) => {
+      const b = Buffer.alloc(12);
+      b.writeUInt16BE(tid, 0);
+      b.writeUInt16BE(6, 4);
+      b[6] = unit;
+      b[7] = 3;
+      b.writeUInt16BE(1, 10);
+      return b;
+    };
+    const socket = connectSocket(server.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write(Buffer.concat([frame(1, 3), frame(2, 2)]));
+      const answered = once(socket, 'data') as Promise<[Buffer]>;
+      const silence = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('unit 2 got no answer within 3 s')), 3000).unref(),
+      );
+      const [answer] = await Promise.race([answered, silence]);
+      expect({ tid: answer.readUInt16BE(0), unit: answer[6], fn: answer[7], value: answer.readUInt16BE(9) }).toEqual({
+        tid: 2,
+        unit: 2,
+        fn: 3,
+        value: 0xbeef,
+      });
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('answers exception 02 outside a sparse unit’s addresses', async () => {
