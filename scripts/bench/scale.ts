@@ -31,6 +31,7 @@
  * SCALE_BASELINE_BIN: the bin/edge-agent.js of another compiled build (e.g. main's, `npm run build -- --out
  * DIR` in its checkout) measured beside this one at every load and at idle, for an A/B in the same run: the
  * pooled p99's ratio with its bootstrap interval, and the CPU per reading round by round.
+ * SKIP_BUILD=1: dist/ is measured as it is, not rebuilt from the working tree first.
  * SCALE_GEN=mqttjs: the generator publishes its readings through mqtt.js one packet at a time, as it did
  * before it encoded them itself (scale/load.mjs); for comparison with runs before that change.
  */
@@ -437,7 +438,7 @@ export const scale: BenchSection = {
     const baselineName = baseline ? agentName(baseline, baselineOptions) : undefined;
     const S = 'scale';
     const rows: BenchRow[] = [];
-    build();
+    if (!process.env.SKIP_BUILD) build();
     const dir = tempDir('edge-agent-scale-');
     const broker = await startMosquitto({ persistence: false });
     try {
