@@ -7,7 +7,7 @@
  * broker and the machine's client need a CPU to deliver it. Measured at 1k readings/s, the agent kept
  * its core busy for about 0.23 ms after each stop building those records, and the stop took 0.2 ms
  * longer from the agent's socket to the machine than a bare relay's; with the records held, both were
- * the relay's (README, "Plant scale").
+ * the relay's (docs/plant-scale.md).
  *
  * Order is kept: while records are held, every new one queues behind them (one made by a record as it
  * runs runs inside it), so the journal still has a trip before its release and before the store hears of it. State changes are not held

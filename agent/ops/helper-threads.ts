@@ -5,7 +5,7 @@
  * Each wakes many times a second under load, and on a two-core gateway a woken helper takes the core from
  * the main thread in the middle of a reading. Measured at 5k readings/s: the main thread was switched out
  * involuntarily about 170 times a second, about 90 with the helpers at nice 19, and the p99 of reading →
- * stop fell with it (README, "Plant scale").
+ * stop fell with it (docs/plant-scale.md).
  *
  * V8's platform threads (started with the process, before any of the agent's code) are not lowered: the
  * main thread waits for them at the end of each garbage collection it shares with them, so a preempted

@@ -154,7 +154,7 @@ export class MqttPublisher implements ActuatorDriver {
    * a release): with the broker on this machine, sleep
    * `yield_to_broker_us` so the kernel can run the broker here at once. On a two-core gateway the broker
    * otherwise waits, after the stop has woken it, for the CPU this thread keeps for the rest of its turn
-   * (README, Plant scale). At most once per event-loop turn, and never before a command: in a storm,
+   * (docs/plant-scale.md). At most once per event-loop turn, and never before a command: in a storm,
    * the first decision's commands are followed by the one sleep, and the others' by none.
    */
   afterCommands(): void {
